@@ -1,0 +1,84 @@
+//! `sweep report`: the runs of a stored sweep, or `--best` with its classwise table.
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use super::DbArg;
+use crate::report::{best_json, best_table, runs_json, runs_table, BestRun, SweepReport, TableStyle};
+use crate::store::Store;
+use crate::train::strategy::Monitor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Metric {
+    ValMacroF1,
+    ValAcc,
+    ValWeightedF1,
+    ValLoss,
+    TrainLoss,
+    TrainAcc,
+}
+
+impl From<Metric> for Monitor {
+    fn from(m: Metric) -> Monitor {
+        match m {
+            Metric::ValMacroF1 => Monitor::ValMacroF1,
+            Metric::ValAcc => Monitor::ValAcc,
+            Metric::ValWeightedF1 => Monitor::ValWeightedF1,
+            Metric::ValLoss => Monitor::ValLoss,
+            Metric::TrainLoss => Monitor::TrainLoss,
+            Metric::TrainAcc => Monitor::TrainAcc,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Which sweep (by name); default: the one run most recently.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Show the best run: its config and classwise table.
+    #[arg(long)]
+    pub best: bool,
+    /// The metric that ranks runs and picks each run's best epoch.
+    #[arg(long, value_enum, default_value = "val_macro_f1")]
+    pub metric: Metric,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Width the classwise table wraps at (default: $COLUMNS, else 100).
+    #[arg(long)]
+    pub width: Option<usize>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open_read_only(&args.db.db)?;
+    let report = SweepReport::load(&store, args.sweep.as_deref(), args.metric.into())?;
+    let style = if args.format == Format::Markdown { TableStyle::Markdown } else { TableStyle::Terminal };
+    let out = if args.best {
+        let best = BestRun::load(&store, report)?;
+        match args.format {
+            Format::Json => serde_json::to_string_pretty(&best_json(&best))?,
+            _ => best_table(&best, style, width(args.width)),
+        }
+    } else {
+        match args.format {
+            Format::Json => serde_json::to_string_pretty(&runs_json(&report))?,
+            _ => runs_table(&report, style),
+        }
+    };
+    println!("{}", out.trim_end());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn width(arg: Option<usize>) -> usize {
+    arg.or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok())).unwrap_or(100)
+}

@@ -1,0 +1,208 @@
+//! `ImageSet`: decoded images in one contiguous buffer, and batches of them as tensors.
+
+use candle_core::{Device, Tensor};
+use rand::rngs::StdRng;
+
+use super::Augment;
+
+/// Images of one split, all `channels x height x width`, stored CHW one after another.
+/// `Debug` prints the shape, not the pixels.
+#[derive(Clone, Default, PartialEq)]
+pub struct ImageSet {
+    /// `len() * channels * height * width` bytes; image `i` is the `i`-th CHW block.
+    pub images: Vec<u8>,
+    /// Class index of each image (into `Dataset::classes`).
+    pub labels: Vec<u32>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// One batch: `images` (B, C, H, W) f32 in [0, 1], `labels` (B) u32.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub images: Tensor,
+    pub labels: Tensor,
+}
+
+impl std::fmt::Debug for ImageSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ImageSet({} x {}x{}x{})",
+            self.len(),
+            self.channels,
+            self.height,
+            self.width
+        )
+    }
+}
+
+impl ImageSet {
+    /// An empty set of the given geometry.
+    pub fn empty(channels: usize, height: usize, width: usize) -> Self {
+        ImageSet {
+            images: Vec::new(),
+            labels: Vec::new(),
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// Bytes per image.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The CHW bytes of image `i`, if it exists.
+    pub fn image(&self, i: usize) -> Option<&[u8]> {
+        let n = self.image_len();
+        self.images
+            .get(i * n..(i + 1) * n)
+            .filter(|_| i < self.len())
+    }
+
+    /// Images per class, for labels `0..classes` (labels outside that range are not counted).
+    pub fn class_counts(&self, classes: usize) -> Vec<usize> {
+        let mut counts = vec![0; classes];
+        for &l in &self.labels {
+            if let Some(c) = counts.get_mut(l as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    /// Appends one image (CHW, `image_len()` bytes) with its label.
+    pub(crate) fn push(&mut self, image: &[u8], label: u32) {
+        debug_assert_eq!(image.len(), self.image_len());
+        self.images.extend_from_slice(image);
+        self.labels.push(label);
+    }
+
+    /// One batch as tensors: images (B,C,H,W) f32 scaled to [0,1] (rescale 1/255), labels (B) u32.
+    /// `augment` is applied per image (train only; pass None for val/test), in `indices` order.
+    /// An index out of range is an error naming it.
+    pub fn batch(
+        &self,
+        indices: &[usize],
+        augment: Option<(&Augment, &mut StdRng)>,
+        device: &Device,
+    ) -> candle_core::Result<Batch> {
+        let n = self.image_len();
+        let mut pixels = Vec::with_capacity(indices.len() * n);
+        let mut labels = Vec::with_capacity(indices.len());
+        let mut augment = augment.filter(|(a, _)| !a.is_identity());
+        for &i in indices {
+            let Some(img) = self.image(i) else {
+                candle_core::bail!(
+                    "batch index {i} is out of range: this image set has {} images",
+                    self.len()
+                )
+            };
+            match augment.as_mut() {
+                Some((a, rng)) => {
+                    let out = a.apply(img, self.channels, self.height, self.width, rng);
+                    pixels.extend(out.iter().map(|&v| v as f32 / 255.0));
+                }
+                None => pixels.extend(img.iter().map(|&v| v as f32 / 255.0)),
+            }
+            labels.push(self.labels[i]);
+        }
+        let b = indices.len();
+        Ok(Batch {
+            images: Tensor::from_vec(pixels, (b, self.channels, self.height, self.width), device)?,
+            labels: Tensor::from_vec(labels, b, device)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn set() -> ImageSet {
+        // Three 2-channel 1x2 images: image i has pixels [i*100, 255, 0, 51].
+        let mut s = ImageSet::empty(2, 1, 2);
+        for i in 0..3u8 {
+            s.push(&[i * 100, 255, 0, 51], i as u32 % 2);
+        }
+        s
+    }
+
+    #[test]
+    fn lengths_and_class_counts() {
+        let s = set();
+        assert_eq!((s.len(), s.is_empty()), (3, false));
+        assert_eq!(s.class_counts(2), [2, 1]);
+        assert_eq!(s.class_counts(1), [2]);
+        assert!(ImageSet::empty(1, 2, 2).is_empty());
+        assert_eq!(s.image(2), Some(&[200, 255, 0, 51][..]));
+        assert_eq!(s.image(3), None);
+    }
+
+    #[test]
+    fn batch_shapes_and_rescaled_values() {
+        let s = set();
+        let b = s.batch(&[2, 0], None, &Device::Cpu).unwrap();
+        assert_eq!(b.images.dims(), [2, 2, 1, 2]);
+        assert_eq!(b.labels.dims(), [2]);
+        assert_eq!(b.labels.to_vec1::<u32>().unwrap(), [0, 0]);
+        let v = b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want = [200.0 / 255.0, 1.0, 0.0, 0.2, 0.0, 1.0, 0.0, 0.2];
+        for (a, w) in v.iter().zip(want) {
+            assert!((a - w).abs() < 1e-6, "{v:?}");
+        }
+        assert_eq!(v[1], 1.0, "255 maps to exactly 1.0");
+        let empty = s.batch(&[], None, &Device::Cpu).unwrap();
+        assert_eq!(empty.images.dims(), [0, 2, 1, 2]);
+        let e = s
+            .batch(&[0, 3], None, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("index 3") && e.contains("3 images"), "{e}");
+    }
+
+    #[test]
+    fn batch_applies_augment_only_when_given() {
+        let mut s = ImageSet::empty(1, 1, 4);
+        s.push(&[0, 85, 170, 255], 0);
+        let flip = Augment {
+            hflip: true,
+            ..Augment::default()
+        };
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..20 {
+            let b = s
+                .batch(&[0], Some((&flip, &mut rng)), &Device::Cpu)
+                .unwrap();
+            let v = b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            seen.insert(
+                v.iter()
+                    .map(|x| (x * 255.0).round() as u8)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let want: std::collections::BTreeSet<_> =
+            [vec![0, 85, 170, 255], vec![255, 170, 85, 0]].into();
+        assert_eq!(seen, want, "both orientations appear, nothing else");
+        let id = Augment::default();
+        let b = s.batch(&[0], Some((&id, &mut rng)), &Device::Cpu).unwrap();
+        assert_eq!(
+            b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Building blocks shared by the backbones: convolution (through [`super::ops::conv2d`]),
+//! linear layers and batch norm with explicit initialisers, and seeded dropout.
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
+use candle_nn::{BatchNorm, BatchNormConfig, Init, Linear, VarBuilder};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::ops;
+
+/// How a layer's weights are initialised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InitScheme {
+    /// Keras defaults: Glorot-uniform weights, zero biases.
+    Keras,
+    /// PyTorch defaults: weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming-uniform with
+    /// a = sqrt(5)), biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    Torch,
+    /// torchvision ResNet convolutions: kaiming-normal, fan-out, ReLU gain.
+    TorchvisionConv,
+}
+
+impl InitScheme {
+    fn weight(self, fan_in: usize, fan_out: usize) -> Init {
+        match self {
+            InitScheme::Keras => {
+                let limit = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
+                Init::Uniform {
+                    lo: -limit,
+                    up: limit,
+                }
+            }
+            InitScheme::Torch => {
+                let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                }
+            }
+            InitScheme::TorchvisionConv => Init::Kaiming {
+                dist: NormalOrUniform::Normal,
+                fan: FanInOut::FanOut,
+                non_linearity: NonLinearity::ReLU,
+            },
+        }
+    }
+
+    fn bias(self, fan_in: usize) -> Init {
+        match self {
+            InitScheme::Keras => Init::Const(0.0),
+            InitScheme::Torch | InitScheme::TorchvisionConv => {
+                let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                }
+            }
+        }
+    }
+}
+
+/// A square-kernel 2D convolution whose backward works for every input shape.
+#[derive(Clone, Debug)]
+pub(crate) struct Conv {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: usize,
+    padding: usize,
+}
+
+/// Configuration of a [`Conv`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvCfg {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub bias: bool,
+    pub init: InitScheme,
+}
+
+impl Conv {
+    /// Variables `weight` (out, in, k, k) and, with `cfg.bias`, `bias` (out,) under `vb`.
+    pub(crate) fn new(vb: VarBuilder, in_c: usize, out_c: usize, cfg: ConvCfg) -> Result<Self> {
+        let k = cfg.kernel;
+        let (fan_in, fan_out) = (in_c * k * k, out_c * k * k);
+        let weight = vb.get_with_hints(
+            (out_c, in_c, k, k),
+            "weight",
+            cfg.init.weight(fan_in, fan_out),
+        )?;
+        let bias = if cfg.bias {
+            Some(vb.get_with_hints(out_c, "bias", cfg.init.bias(fan_in))?)
+        } else {
+            None
+        };
+        Ok(Conv {
+            weight,
+            bias,
+            stride: cfg.stride,
+            padding: cfg.padding,
+        })
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::conv2d(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.stride,
+            self.padding,
+        )
+    }
+}
+
+/// A fully connected layer `weight` (out, in) + `bias` (out,) under `vb`.
+pub(crate) fn linear(
+    vb: VarBuilder,
+    in_dim: usize,
+    out_dim: usize,
+    init: InitScheme,
+) -> Result<Linear> {
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init.weight(in_dim, out_dim))?;
+    let bias = vb.get_with_hints(out_dim, "bias", init.bias(in_dim))?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+/// Batch norm with PyTorch's defaults (eps 1e-5, momentum 0.1, affine): `weight` 1, `bias` 0,
+/// `running_mean` 0, `running_var` 1.
+#[derive(Clone, Debug)]
+pub(crate) struct Norm(BatchNorm);
+
+impl Norm {
+    pub(crate) fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
+        let cfg = BatchNormConfig {
+            eps: 1e-5,
+            remove_mean: true,
+            affine: true,
+            momentum: 0.1,
+        };
+        Ok(Norm(candle_nn::batch_norm(channels, cfg, vb)?))
+    }
+
+    /// Batch statistics (and a running-stat update) when `train`, running stats otherwise.
+    /// Like PyTorch, training needs more than one value per channel (candle would otherwise
+    /// divide by zero in the unbiased running variance).
+    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train {
+            let dims = x.dims();
+            let per_channel = dims
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, d)| *d)
+                .product::<usize>();
+            if per_channel < 2 {
+                candle_core::bail!(
+                    "batch norm in training needs more than one value per channel, input {:?}",
+                    x.shape()
+                )
+            }
+        }
+        self.0.forward_t(x, train)
+    }
+}
+
+/// Inverted dropout with a host-side seeded RNG: zeroes each element with probability `p`
+/// and scales the rest by `1 / (1 - p)`. Identity when `p == 0`.
+pub(crate) fn dropout(x: &Tensor, p: f64, rng: &mut StdRng) -> Result<Tensor> {
+    if !(0.0..1.0).contains(&p) {
+        candle_core::bail!("dropout probability must be in [0, 1), got {p}")
+    }
+    if p == 0.0 {
+        return Ok(x.clone());
+    }
+    let keep = (1.0 / (1.0 - p)) as f32;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
+        .collect();
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+    x * mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use rand::SeedableRng;
+
+    #[test]
+    fn dropout_keeps_expectation_and_is_seeded() {
+        let x = Tensor::ones((100, 100), DType::F32, &Device::Cpu).unwrap();
+        let a = dropout(&x, 0.25, &mut StdRng::seed_from_u64(1)).unwrap();
+        let b = dropout(&x, 0.25, &mut StdRng::seed_from_u64(1)).unwrap();
+        let va: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+        let vb: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(va, vb);
+        let zeros = va.iter().filter(|v| **v == 0.0).count() as f64 / va.len() as f64;
+        assert!((zeros - 0.25).abs() < 0.03, "dropped fraction {zeros}");
+        let mean = va.iter().map(|v| *v as f64).sum::<f64>() / va.len() as f64;
+        assert!((mean - 1.0).abs() < 0.05, "mean {mean}");
+        assert!(dropout(&x, 1.0, &mut StdRng::seed_from_u64(1)).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Trainable classifiers written the candle way, and the ops that work around candle defects.
+//!
+//! Backbones ([`Backbone`]):
+//!
+//! * `cnn`: the users' Keras baseline (see [`cnn`]): three 3x3 convolutions, two 2x2
+//!   max-pools, dropout 0.25/0.25/0.5 and a `16w` dense layer; base width 32 by default.
+//! * `resnet18` / `resnet34`: torchvision's BasicBlock ResNets (see [`resnet`]), base width 64
+//!   by default. **Stem:** torchvision's 7x7 stride-2 convolution + BN + ReLU + 3x3 stride-2
+//!   max-pool when `min(height, width) >= 96`; otherwise a CIFAR-style 3x3 stride-1
+//!   convolution + BN + ReLU and no max-pool, so small images (28x28, 32x32) are not reduced
+//!   to 1x1 before the last stage.
+//!
+//! Variables live in a `VarMap` under torchvision-like names (`conv1.weight`, `bn1.running_mean`,
+//! `layer1.0.conv1.weight`, ..., `fc.bias`); these names are the checkpoint (safetensors)
+//! format. Initial values come from host RNGs seeded by the model seed and each variable's
+//! name ([`init`]), so the same seed always gives the same weights on every device.
+//! Dropout (cnn only) draws its masks from a seeded RNG owned by the model, and is active only
+//! when `forward` is called with `train = true`; batch norm then uses batch statistics and
+//! updates its running statistics.
+//!
+//! Convolutions and max-pooling go through [`ops`], which avoids candle 0.11's wrong or
+//! missing gradients for `max_pool2d` and for stride-2 `conv2d` on mixed-parity inputs.
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::VarMap;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+pub mod cnn;
+pub(crate) mod init;
+pub(crate) mod layers;
+pub mod ops;
+pub mod resnet;
+#[cfg(test)]
+mod tests;
+
+/// The architectures a sweep can train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backbone {
+    Cnn,
+    Resnet18,
+    Resnet34,
+}
+
+impl Backbone {
+    pub const ALL: [Backbone; 3] = [Backbone::Cnn, Backbone::Resnet18, Backbone::Resnet34];
+
+    /// The name used in sweep files and checkpoints: "cnn", "resnet18", "resnet34".
+    pub fn name(self) -> &'static str {
+        match self {
+            Backbone::Cnn => "cnn",
+            Backbone::Resnet18 => "resnet18",
+            Backbone::Resnet34 => "resnet34",
+        }
+    }
+
+    /// Inverse of [`Backbone::name`] (ASCII case-insensitive, surrounding spaces ignored).
+    pub fn parse(s: &str) -> Option<Backbone> {
+        let s = s.trim();
+        Backbone::ALL
+            .into_iter()
+            .find(|b| b.name().eq_ignore_ascii_case(s))
+    }
+
+    /// Base width when the sweep does not set one: 32 for the cnn, 64 for the ResNets.
+    pub fn default_width(self) -> usize {
+        match self {
+            Backbone::Cnn => 32,
+            Backbone::Resnet18 | Backbone::Resnet34 => 64,
+        }
+    }
+}
+
+impl std::fmt::Display for Backbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Everything needed to build a model: architecture, input shape, classes, base width.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSpec {
+    pub backbone: Backbone,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub classes: usize,
+    pub base_width: usize,
+}
+
+impl ModelSpec {
+    /// Checks that the spec describes a buildable model.
+    pub fn validate(&self) -> Result<()> {
+        if self.channels == 0 || self.classes == 0 || self.base_width == 0 {
+            candle_core::bail!(
+                "model spec needs positive channels, classes and base width, got {self:?}"
+            )
+        }
+        let min = match self.backbone {
+            Backbone::Cnn => cnn::MIN_SIZE,
+            Backbone::Resnet18 | Backbone::Resnet34 => 1,
+        };
+        if self.height < min || self.width < min {
+            candle_core::bail!(
+                "{} needs images of at least {min}x{min}, got {}x{}",
+                self.backbone.name(),
+                self.height,
+                self.width
+            )
+        }
+        Ok(())
+    }
+}
+
+enum Net {
+    Cnn(cnn::Cnn),
+    ResNet(resnet::ResNet),
+}
+
+/// A trainable classifier: its variables, the network, and the dropout RNG.
+pub struct Model {
+    spec: ModelSpec,
+    device: Device,
+    varmap: VarMap,
+    net: Net,
+    trainable: Vec<Var>,
+    dropout_rng: Mutex<StdRng>,
+}
+
+fn is_running_stat(name: &str) -> bool {
+    name.ends_with(".running_mean") || name.ends_with(".running_var")
+}
+
+fn lock_err() -> candle_core::Error {
+    candle_core::Error::Msg("model lock poisoned".to_string())
+}
+
+impl Model {
+    /// Builds the model on `device` (f32). Deterministic: the same `seed` gives identical
+    /// weights and dropout masks.
+    pub fn new(spec: &ModelSpec, device: &Device, seed: u64) -> Result<Model> {
+        spec.validate()?;
+        let varmap = VarMap::new();
+        let vb = init::SeededVarMap::var_builder(&varmap, seed, DType::F32, device);
+        let (c, h, w, k, bw) = (
+            spec.channels,
+            spec.height,
+            spec.width,
+            spec.classes,
+            spec.base_width,
+        );
+        let net = match spec.backbone {
+            Backbone::Cnn => Net::Cnn(cnn::Cnn::new(vb, c, h, w, k, bw)?),
+            Backbone::Resnet18 => {
+                Net::ResNet(resnet::ResNet::new(vb, [2, 2, 2, 2], c, h, w, k, bw)?)
+            }
+            Backbone::Resnet34 => {
+                Net::ResNet(resnet::ResNet::new(vb, [3, 4, 6, 3], c, h, w, k, bw)?)
+            }
+        };
+        let trainable = {
+            let data = varmap.data().lock().map_err(|_| lock_err())?;
+            let mut named: Vec<(&String, &Var)> =
+                data.iter().filter(|(n, _)| !is_running_stat(n)).collect();
+            named.sort_by(|a, b| a.0.cmp(b.0));
+            named.into_iter().map(|(_, v)| v.clone()).collect()
+        };
+        let dropout_rng = Mutex::new(StdRng::seed_from_u64(init::mix64(
+            seed ^ 0x0D50_0D50_0D50_0D50,
+        )));
+        Ok(Model {
+            spec: spec.clone(),
+            device: device.clone(),
+            varmap,
+            net,
+            trainable,
+            dropout_rng,
+        })
+    }
+
+    /// Logits (B, classes) for images `x` (B, C, H, W) matching the spec. With `train`,
+    /// dropout is active and batch norm uses (and records) batch statistics.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (_b, c, h, w) = x.dims4()?;
+        if (c, h, w) != (self.spec.channels, self.spec.height, self.spec.width) {
+            candle_core::bail!(
+                "model expects images {}x{}x{} (CxHxW), got {c}x{h}x{w}",
+                self.spec.channels,
+                self.spec.height,
+                self.spec.width
+            )
+        }
+        let x = x.to_dtype(DType::F32)?;
+        match &self.net {
+            Net::Cnn(net) => {
+                let mut rng = self.dropout_rng.lock().map_err(|_| lock_err())?;
+                net.forward(&x, train, &mut rng)
+            }
+            Net::ResNet(net) => net.forward_t(&x, train),
+        }
+    }
+
+    /// The variables an optimizer should update (every variable but the batch-norm running
+    /// statistics), sorted by name.
+    pub fn trainable_vars(&self) -> Vec<Var> {
+        self.trainable.clone()
+    }
+
+    /// Number of trainable scalars.
+    pub fn parameter_count(&self) -> usize {
+        self.trainable.iter().map(|v| v.elem_count()).sum()
+    }
+
+    /// The spec the model was built from.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The device holding the variables.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every variable, running statistics included, by name.
+    fn named_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let data = self.varmap.data().lock().map_err(|_| lock_err())?;
+        Ok(data
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_detached_tensor()))
+            .collect())
+    }
+
+    /// Writes every variable (running statistics included) to a safetensors file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        candle_core::safetensors::save(&self.named_tensors()?, path)
+    }
+
+    /// Loads a checkpoint written by [`Model::save`] for the same spec. Checks every name,
+    /// shape and dtype before changing anything, so a mismatching file leaves the model as
+    /// it was.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        let loaded = candle_core::safetensors::load(path, &self.device)?;
+        let data = self.varmap.data().lock().map_err(|_| lock_err())?;
+        for (name, var) in data.iter() {
+            let Some(t) = loaded.get(name) else {
+                candle_core::bail!("checkpoint {path:?} has no variable {name}")
+            };
+            if t.shape() != var.shape() || t.dtype() != var.dtype() {
+                candle_core::bail!(
+                    "checkpoint {path:?}: {name} is {:?} {:?}, the model expects {:?} {:?}",
+                    t.dtype(),
+                    t.shape(),
+                    var.dtype(),
+                    var.shape()
+                )
+            }
+        }
+        if let Some(extra) = loaded.keys().find(|n| !data.contains_key(*n)) {
+            candle_core::bail!("checkpoint {path:?} has variable {extra} the model does not know")
+        }
+        for (name, var) in data.iter() {
+            if let Some(t) = loaded.get(name) {
+                var.set(t)?;
+            }
+        }
+        Ok(())
+    }
+}

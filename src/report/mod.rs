@@ -1,0 +1,137 @@
+//! Reports, made from the database alone: one row per run (best first), or the best run's
+//! config and classwise table, as terminal tables, Markdown, CSV or JSON.
+mod json;
+mod table;
+
+use serde::Serialize;
+
+use crate::store::{EpochRow, RunRow, SplitMetrics, Store, SweepRow};
+use crate::train::strategy::{EpochSummary, Monitor};
+
+pub use json::{best_json, runs_json};
+pub use table::{best_table, runs_table, TableStyle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("no run of sweep \"{0}\" has a finished epoch yet: wait for `sweep run` or check `sweep report` for failures")]
+    NoEpochs(String),
+}
+
+/// One run and its best epoch by the report's metric.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub run: RunRow,
+    pub epochs: Vec<EpochRow>,
+    /// Index into `epochs` of the best epoch by the metric.
+    pub best: Option<usize>,
+    pub test: Option<SplitMetrics>,
+}
+
+impl RunResult {
+    pub fn best_epoch(&self) -> Option<&EpochRow> {
+        self.best.map(|i| &self.epochs[i])
+    }
+
+    pub fn score(&self, metric: Monitor) -> Option<f64> {
+        self.best_epoch().map(|e| metric.value(&summary(e))).filter(|v| !v.is_nan())
+    }
+}
+
+/// The stored epoch as the strategies see it (a missing value is NaN).
+pub fn summary(e: &EpochRow) -> EpochSummary {
+    let nan = f64::NAN;
+    EpochSummary {
+        epoch: e.epoch,
+        lr: e.lr,
+        train_loss: e.train_loss.unwrap_or(nan),
+        train_acc: e.train_acc.unwrap_or(nan),
+        val_loss: e.val_loss.unwrap_or(nan),
+        val_acc: e.val_acc.unwrap_or(nan),
+        val_macro_f1: e.val_macro_f1.unwrap_or(nan),
+        val_weighted_f1: e.val_weighted_f1.unwrap_or(nan),
+    }
+}
+
+/// All runs of a sweep, best first by `metric`; runs without a usable epoch come last.
+#[derive(Clone, Debug)]
+pub struct SweepReport {
+    pub sweep: SweepRow,
+    pub metric: Monitor,
+    pub runs: Vec<RunResult>,
+}
+
+impl SweepReport {
+    pub fn load(store: &Store, sweep: Option<&str>, metric: Monitor) -> Result<SweepReport, ReportError> {
+        let sweep = store.sweep(sweep)?;
+        let mut runs = Vec::new();
+        for run in store.runs(sweep.id)? {
+            let epochs = store.epochs(&run.id)?;
+            let summaries: Vec<EpochSummary> = epochs.iter().map(summary).collect();
+            let best = metric.best_index(&summaries, 0.0);
+            let test = match store.evaluation(&run.id, "test")? {
+                Some((epoch, _)) => store.split_metrics(&run.id, "test", epoch)?,
+                None => None,
+            };
+            runs.push(RunResult { run, epochs, best, test });
+        }
+        runs.sort_by(|a, b| {
+            let (sa, sb) = (a.score(metric), b.score(metric));
+            match (sa, sb) {
+                (Some(x), Some(y)) if metric.lower_is_better() => x.total_cmp(&y),
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => a.run.index.cmp(&b.run.index),
+            }
+        });
+        Ok(SweepReport { sweep, metric, runs })
+    }
+}
+
+/// The best run with the classwise results of its best epoch.
+#[derive(Clone, Debug)]
+pub struct BestRun {
+    pub sweep: SweepRow,
+    pub metric: Monitor,
+    pub result: RunResult,
+    pub val: SplitMetrics,
+    pub skipped: Vec<crate::data::Skipped>,
+}
+
+impl BestRun {
+    pub fn load(store: &Store, report: SweepReport) -> Result<BestRun, ReportError> {
+        let name = report.sweep.name.clone();
+        let result = report.runs.into_iter().find(|r| r.score(report.metric).is_some()).ok_or(ReportError::NoEpochs(name.clone()))?;
+        let epoch = result.best_epoch().map(|e| e.epoch).ok_or(ReportError::NoEpochs(name.clone()))?;
+        let val = store.split_metrics(&result.run.id, "val", epoch)?.ok_or(ReportError::NoEpochs(name))?;
+        let skipped = store.skipped_files(&result.run.id)?;
+        Ok(BestRun { sweep: report.sweep, metric: report.metric, result, val, skipped })
+    }
+}
+
+/// A classwise result as the JSON and table renderers share it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassRow {
+    pub name: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: u64,
+}
+
+pub fn class_rows(m: &SplitMetrics) -> Vec<ClassRow> {
+    m.metrics
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(k, c)| ClassRow {
+            name: m.class_names.get(k).cloned().unwrap_or_else(|| k.to_string()),
+            precision: c.precision,
+            recall: c.recall,
+            f1: c.f1,
+            support: c.support,
+        })
+        .collect()
+}

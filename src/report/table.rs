@@ -1,0 +1,178 @@
+//! Human-readable reports with comfy-table: the runs table and the seeds' classwise table
+//! (one column per class; rows f1 / acc / precision / support; wide class lists wrap).
+use comfy_table::presets::{ASCII_MARKDOWN, UTF8_FULL_CONDENSED};
+use comfy_table::{CellAlignment, Table};
+
+use super::{class_rows, BestRun, SweepReport};
+use crate::store::SplitMetrics;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableStyle {
+    Terminal,
+    Markdown,
+}
+
+fn new_table(style: TableStyle) -> Table {
+    let mut t = Table::new();
+    t.load_preset(match style {
+        TableStyle::Terminal => UTF8_FULL_CONDENSED,
+        TableStyle::Markdown => ASCII_MARKDOWN,
+    });
+    t
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into())
+}
+
+fn right_align_from(t: &mut Table, first: usize) {
+    for i in first..t.column_count() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// One row per run, best first by the report's metric.
+pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
+    let mut t = new_table(style);
+    t.set_header(vec![
+        "rank", "#", "run", "label", "status", "epochs", "best", "val_acc", "val_f1", "val_loss", "test_acc", "seconds",
+    ]);
+    for (rank, r) in report.runs.iter().enumerate() {
+        let e = r.best_epoch();
+        let status = match &r.run.error {
+            Some(err) if r.run.status == "failed" => format!("failed: {}", first_line(err, 60)),
+            _ => r.run.status.clone(),
+        };
+        t.add_row(vec![
+            (rank + 1).to_string(),
+            r.run.index.to_string(),
+            r.run.id.clone(),
+            r.run.label.clone(),
+            status,
+            r.epochs.len().to_string(),
+            e.map(|e| e.epoch.to_string()).unwrap_or_else(|| "-".into()),
+            num(e.and_then(|e| e.val_acc)),
+            num(e.and_then(|e| e.val_macro_f1)),
+            num(e.and_then(|e| e.val_loss)),
+            num(r.test.as_ref().map(|t| t.metrics.accuracy)),
+            format!("{:.1}", r.epochs.iter().map(|e| e.seconds).sum::<f64>()),
+        ]);
+    }
+    right_align_from(&mut t, 5);
+    format!(
+        "sweep {} - {} runs, best first by {} (val_f1 is macro F1 of the best epoch)\n{t}\n",
+        report.sweep.name,
+        report.runs.len(),
+        report.metric.name()
+    )
+}
+
+fn first_line(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() > max {
+        format!("{}...", line.chars().take(max).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+/// The best run: its config, then the classwise tables of validation (and test, if any).
+pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
+    let run = &best.result.run;
+    let mut out = format!(
+        "Best run of sweep {} by {}: {} ({})\n",
+        best.sweep.name,
+        best.metric.name(),
+        run.id,
+        run.label
+    );
+    let mut cfg = new_table(style);
+    cfg.set_header(vec!["setting", "value"]);
+    if let serde_json::Value::Object(map) = &run.config {
+        for (k, v) in map {
+            cfg.add_row(vec![k.clone(), compact(v)]);
+        }
+    }
+    let epochs = best.result.epochs.len();
+    cfg.add_row(vec!["epochs run".into(), format!("{epochs} ({})", run.stop_reason.as_deref().unwrap_or(&run.status))]);
+    if let Some(p) = run.parameters {
+        cfg.add_row(vec!["parameters".into(), p.to_string()]);
+    }
+    if let (Some(path), Some(e)) = (&run.checkpoint, run.checkpoint_epoch) {
+        cfg.add_row(vec!["checkpoint".into(), format!("{path} (epoch {e})")]);
+    }
+    out += &format!("{cfg}\n");
+    out += &classwise(&best.val, "validation", style, width);
+    if let Some(test) = &best.result.test {
+        out += &classwise(test, "test", style, width);
+    }
+    if !best.skipped.is_empty() {
+        out += &format!("\n{} unreadable file(s) were skipped:\n", best.skipped.len());
+        for s in &best.skipped {
+            out += &format!("  {}: {}\n", s.path.display(), s.reason);
+        }
+    }
+    out
+}
+
+fn compact(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The seeds' table: CLASSWISE RESULT then AVG RESULT. Classes are split into chunks so that
+/// each table fits in `width` columns, like pandas wraps wide frames.
+pub fn classwise(m: &SplitMetrics, split: &str, style: TableStyle, width: usize) -> String {
+    let rows = class_rows(m);
+    let mut out = format!(
+        "\n*** CLASSWISE RESULT ({split}, epoch {}, {} images) ***\n",
+        m.epoch, m.metrics.support
+    );
+    let col = |name: &str| name.chars().count().max(6) + 3;
+    let mut chunks: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut used = 13; // the row-name column and borders
+    for (k, r) in rows.iter().enumerate() {
+        let w = col(&r.name);
+        let current = chunks.len() - 1;
+        if !chunks[current].is_empty() && used + w > width {
+            chunks.push(Vec::new());
+            used = 13;
+        }
+        used += w;
+        let current = chunks.len() - 1;
+        chunks[current].push(k);
+    }
+    for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+        let mut t = new_table(style);
+        let mut header = vec![String::new()];
+        header.extend(chunk.iter().map(|&k| rows[k].name.clone()));
+        t.set_header(header);
+        let line = |label: &str, f: &dyn Fn(usize) -> String| {
+            let mut row = vec![label.to_string()];
+            row.extend(chunk.iter().map(|&k| f(k)));
+            row
+        };
+        t.add_row(line("f1", &|k| format!("{:.4}", rows[k].f1)));
+        t.add_row(line("acc", &|k| format!("{:.4}", rows[k].recall)));
+        t.add_row(line("precision", &|k| format!("{:.4}", rows[k].precision)));
+        t.add_row(line("support", &|k| rows[k].support.to_string()));
+        right_align_from(&mut t, 1);
+        out += &format!("{t}\n");
+    }
+    let mut avg = new_table(style);
+    avg.set_header(vec!["*** AVG RESULT ***", "precision", "recall", "f1"]);
+    let mm = &m.metrics;
+    avg.add_row(vec!["macro avg".into(), format!("{:.4}", mm.macro_precision), format!("{:.4}", mm.macro_recall), format!("{:.4}", mm.macro_f1)]);
+    avg.add_row(vec!["weighted avg".into(), format!("{:.4}", mm.weighted_precision), format!("{:.4}", mm.weighted_recall), format!("{:.4}", mm.weighted_f1)]);
+    avg.add_row(vec!["accuracy".into(), String::new(), String::new(), format!("{:.4}", mm.accuracy)]);
+    if let Some(loss) = m.loss {
+        avg.add_row(vec!["loss".into(), String::new(), String::new(), format!("{loss:.4}")]);
+    }
+    right_align_from(&mut avg, 1);
+    out += &format!("{avg}\n");
+    out
+}

@@ -1,0 +1,217 @@
+//! Reading: the rows reports are made of. Nothing here writes.
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{Result, Store, StoreError};
+use crate::data::Skipped;
+use crate::train::metrics::{ClassMetrics, Confusion, Metrics};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepRow {
+    pub id: i64,
+    pub name: String,
+    pub file: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub index: usize,
+    pub label: String,
+    pub config: serde_json::Value,
+    pub status: String,
+    pub error: Option<String>,
+    pub device: Option<String>,
+    pub attempts: usize,
+    pub classes: Vec<String>,
+    pub parameters: Option<usize>,
+    pub train_images: Option<usize>,
+    pub val_images: Option<usize>,
+    pub test_images: Option<usize>,
+    pub stop_reason: Option<String>,
+    pub checkpoint: Option<String>,
+    pub checkpoint_epoch: Option<usize>,
+}
+
+/// One stored epoch. Values a run produced as NaN read back as `None` (SQLite has no NaN).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: Option<f64>,
+    pub train_acc: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub val_acc: Option<f64>,
+    pub val_macro_f1: Option<f64>,
+    pub val_weighted_f1: Option<f64>,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+    pub checkpoint_saved: bool,
+}
+
+/// The classwise result of one split at one epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitMetrics {
+    pub split: String,
+    pub epoch: usize,
+    pub class_names: Vec<String>,
+    pub metrics: Metrics,
+    pub confusion: Confusion,
+    pub loss: Option<f64>,
+}
+
+fn opt_usize(r: &Row, i: usize) -> rusqlite::Result<Option<usize>> {
+    Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as usize))
+}
+
+impl Store {
+    pub fn sweeps(&self) -> Result<Vec<SweepRow>> {
+        let mut stmt = self.conn.prepare("SELECT id, name, file, updated_at FROM sweeps ORDER BY updated_at DESC, id DESC")?;
+        let rows = stmt.query_map([], |r| Ok(SweepRow { id: r.get(0)?, name: r.get(1)?, file: r.get(2)?, updated_at: r.get(3)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The sweep called `name`, or the most recently run one.
+    pub fn sweep(&self, name: Option<&str>) -> Result<SweepRow> {
+        let sweeps = self.sweeps()?;
+        match name {
+            Some(n) => sweeps.iter().find(|s| s.name == n).cloned().ok_or_else(|| {
+                let known: Vec<_> = sweeps.iter().map(|s| s.name.as_str()).collect();
+                StoreError::NotFound(format!("no sweep named \"{n}\" in the database; known sweeps: {}", known.join(", ")))
+            }),
+            None => sweeps.into_iter().next().ok_or_else(|| {
+                StoreError::NotFound("the database holds no sweep yet: run `sweep run FILE` first".into())
+            }),
+        }
+    }
+
+    pub fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, idx, label, config, status, error, device, attempts, classes, parameters,
+                    train_images, val_images, test_images, stop_reason, checkpoint, checkpoint_epoch
+             FROM runs WHERE sweep_id = ?1 ORDER BY idx, id",
+        )?;
+        let rows = stmt.query_map([sweep_id], |r| {
+            Ok((
+                RunRow {
+                    id: r.get(0)?,
+                    index: r.get::<_, i64>(1)? as usize,
+                    label: r.get(2)?,
+                    config: serde_json::Value::Null,
+                    status: r.get(4)?,
+                    error: r.get(5)?,
+                    device: r.get(6)?,
+                    attempts: r.get::<_, i64>(7)? as usize,
+                    classes: Vec::new(),
+                    parameters: opt_usize(r, 9)?,
+                    train_images: opt_usize(r, 10)?,
+                    val_images: opt_usize(r, 11)?,
+                    test_images: opt_usize(r, 12)?,
+                    stop_reason: r.get(13)?,
+                    checkpoint: r.get(14)?,
+                    checkpoint_epoch: opt_usize(r, 15)?,
+                },
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(8)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut run, config, classes) = row?;
+            run.config = serde_json::from_str(&config)?;
+            run.classes = match classes {
+                Some(c) => serde_json::from_str(&c)?,
+                None => Vec::new(),
+            };
+            out.push(run);
+        }
+        Ok(out)
+    }
+
+    pub fn epochs(&self, run_id: &str) -> Result<Vec<EpochRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT epoch, lr, train_loss, train_acc, val_loss, val_acc, val_macro_f1, val_weighted_f1,
+                    seconds, images_per_sec, checkpoint_saved
+             FROM epochs WHERE run_id = ?1 ORDER BY epoch",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(EpochRow {
+                epoch: r.get::<_, i64>(0)? as usize,
+                lr: r.get(1)?,
+                train_loss: r.get(2)?,
+                train_acc: r.get(3)?,
+                val_loss: r.get(4)?,
+                val_acc: r.get(5)?,
+                val_macro_f1: r.get(6)?,
+                val_weighted_f1: r.get(7)?,
+                seconds: r.get(8)?,
+                images_per_sec: r.get(9)?,
+                checkpoint_saved: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn skipped_files(&self, run_id: &str) -> Result<Vec<Skipped>> {
+        let mut stmt = self.conn.prepare("SELECT path, reason FROM skipped_files WHERE run_id = ?1 ORDER BY path")?;
+        let rows = stmt.query_map([run_id], |r| Ok(Skipped { path: r.get::<_, String>(0)?.into(), reason: r.get(1)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The epoch at which a held-out split was evaluated, with its loss.
+    pub fn evaluation(&self, run_id: &str, split: &str) -> Result<Option<(usize, Option<f64>)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT epoch, loss FROM evaluations WHERE run_id = ?1 AND split = ?2 ORDER BY epoch DESC LIMIT 1",
+                params![run_id, split],
+                |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Per-class metrics and the confusion matrix of `split` ("val" or "test") at `epoch`.
+    /// Averages are recomputed from the stored confusion matrix.
+    pub fn split_metrics(&self, run_id: &str, split: &str, epoch: usize) -> Result<Option<SplitMetrics>> {
+        let matrix: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT matrix FROM confusion WHERE run_id = ?1 AND split = ?2 AND epoch = ?3",
+                params![run_id, split, epoch as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(matrix) = matrix else { return Ok(None) };
+        let confusion = Confusion { matrix: serde_json::from_str(&matrix)? };
+        let mut metrics = Metrics::from_confusion(&confusion);
+        let mut stmt = self.conn.prepare(
+            "SELECT class_index, class_name, precision, recall, f1, support FROM class_metrics
+             WHERE run_id = ?1 AND split = ?2 AND epoch = ?3 ORDER BY class_index",
+        )?;
+        let rows = stmt.query_map(params![run_id, split, epoch as i64], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                ClassMetrics { precision: r.get(2)?, recall: r.get(3)?, f1: r.get(4)?, support: r.get::<_, i64>(5)? as u64 },
+            ))
+        })?;
+        let mut class_names = Vec::new();
+        let mut classes = Vec::new();
+        for row in rows {
+            let (name, m) = row?;
+            class_names.push(name);
+            classes.push(m);
+        }
+        if classes.len() == metrics.classes.len() {
+            metrics.classes = classes;
+        }
+        let loss = match split {
+            "val" => self
+                .conn
+                .query_row("SELECT val_loss FROM epochs WHERE run_id = ?1 AND epoch = ?2", params![run_id, epoch as i64], |r| r.get(0))
+                .optional()?
+                .flatten(),
+            _ => self.evaluation(run_id, split)?.and_then(|(_, l)| l),
+        };
+        Ok(Some(SplitMetrics { split: split.into(), epoch, class_names, metrics, confusion, loss }))
+    }
+}

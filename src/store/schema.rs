@@ -1,0 +1,118 @@
+//! Versioned migrations. Each entry moves the schema one version up; never edit a released one.
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: sweeps, runs, epochs, per-class metrics, confusion matrices, evaluations, skipped files.
+    r#"
+    CREATE TABLE sweeps (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        file       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id               TEXT PRIMARY KEY,
+        sweep_id         INTEGER NOT NULL REFERENCES sweeps(id),
+        idx              INTEGER NOT NULL,
+        label            TEXT NOT NULL,
+        config           TEXT NOT NULL,
+        status           TEXT NOT NULL
+                         CHECK (status IN ('queued', 'running', 'done', 'failed', 'stopped')),
+        error            TEXT,
+        device           TEXT,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        classes          TEXT,
+        parameters       INTEGER,
+        train_images     INTEGER,
+        val_images       INTEGER,
+        test_images      INTEGER,
+        stop_reason      TEXT,
+        checkpoint       TEXT,
+        checkpoint_epoch INTEGER,
+        started_at       TEXT,
+        finished_at      TEXT,
+        heartbeat_at     TEXT
+    );
+    CREATE INDEX runs_by_sweep ON runs(sweep_id, idx);
+    CREATE TABLE epochs (
+        run_id           TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        epoch            INTEGER NOT NULL,
+        lr               REAL NOT NULL,
+        train_loss       REAL,
+        train_acc        REAL,
+        val_loss         REAL,
+        val_acc          REAL,
+        val_macro_f1     REAL,
+        val_weighted_f1  REAL,
+        seconds          REAL NOT NULL,
+        images_per_sec   REAL NOT NULL,
+        checkpoint_saved INTEGER NOT NULL,
+        PRIMARY KEY (run_id, epoch)
+    );
+    CREATE TABLE evaluations (
+        run_id      TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        split       TEXT NOT NULL,
+        epoch       INTEGER NOT NULL,
+        loss        REAL,
+        accuracy    REAL NOT NULL,
+        macro_f1    REAL NOT NULL,
+        weighted_f1 REAL NOT NULL,
+        PRIMARY KEY (run_id, split, epoch)
+    );
+    CREATE TABLE class_metrics (
+        run_id      TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        split       TEXT NOT NULL,
+        epoch       INTEGER NOT NULL,
+        class_index INTEGER NOT NULL,
+        class_name  TEXT NOT NULL,
+        precision   REAL NOT NULL,
+        recall      REAL NOT NULL,
+        f1          REAL NOT NULL,
+        support     INTEGER NOT NULL,
+        PRIMARY KEY (run_id, split, epoch, class_index)
+    );
+    CREATE TABLE confusion (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        split  TEXT NOT NULL,
+        epoch  INTEGER NOT NULL,
+        matrix TEXT NOT NULL,
+        PRIMARY KEY (run_id, split, epoch)
+    );
+    CREATE TABLE skipped_files (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        path   TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (run_id, path)
+    );
+    "#,
+];
+
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+pub fn check_version(conn: &Connection, path: &Path) -> Result<i64> {
+    let found = version(conn)?;
+    if found > VERSION {
+        return Err(StoreError::TooNew { path: path.into(), found, known: VERSION });
+    }
+    Ok(found)
+}
+
+pub fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let found = check_version(conn, path)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Store tests on an in-memory database: registering runs, applying events, re-running.
+use super::*;
+use crate::sweep::Sweep;
+use crate::train::metrics::{Confusion, Metrics};
+use crate::train::strategy::EpochSummary;
+use crate::train::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
+
+fn sweep(dir: &std::path::Path) -> Sweep {
+    std::fs::create_dir_all(dir.join("train/a")).unwrap();
+    let text = "name = \"t\"\n[data]\ntrain = \"train\"\nimage_size = [8, 8]\n[grid]\nlr = [0.1, 0.01]\n";
+    Sweep::from_str(text, &dir.join("t.toml")).unwrap()
+}
+
+fn started(run: &str) -> Event {
+    Event::Started {
+        run: run.into(),
+        start: RunStart {
+            device: "cpu".into(),
+            classes: vec!["cat".into(), "dog".into()],
+            parameters: 10,
+            train_images: 8,
+            val_images: 4,
+            test_images: None,
+            skipped: vec![crate::data::Skipped { path: "x/bad.png".into(), reason: "empty file".into() }],
+        },
+    }
+}
+
+fn epoch(run: &str, epoch: usize, val_loss: f64) -> Event {
+    let mut confusion = Confusion::new(2);
+    confusion.add(0, 0);
+    confusion.add(0, 1);
+    confusion.add(1, 1);
+    confusion.add(1, 1);
+    let val = Metrics::from_confusion(&confusion);
+    Event::Epoch {
+        run: run.into(),
+        record: EpochRecord {
+            summary: EpochSummary {
+                epoch,
+                lr: 0.1,
+                train_loss: 0.5,
+                train_acc: 0.7,
+                val_loss,
+                val_acc: val.accuracy,
+                val_macro_f1: val.macro_f1,
+                val_weighted_f1: val.weighted_f1,
+            },
+            seconds: 1.5,
+            images_per_sec: 100.0,
+            val,
+            confusion,
+            checkpoint_saved: true,
+        },
+    }
+}
+
+fn count(store: &Store, sql: &str) -> i64 {
+    store.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn events_become_rows_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sweep(dir.path());
+    let runs = s.runs();
+    let mut store = Store::in_memory().unwrap();
+    let states = store.register(&s, &runs).unwrap();
+    assert!(states.iter().all(|st| !st.done));
+    let id = &runs[0].id;
+    store.apply(&started(id)).unwrap();
+    store.apply(&epoch(id, 1, 0.9)).unwrap();
+    store.apply(&epoch(id, 2, f64::NAN)).unwrap();
+    let mut confusion = Confusion::new(2);
+    confusion.add(1, 1);
+    let evaluation = Evaluation { split: "test".into(), epoch: 1, loss: 0.3, metrics: Metrics::from_confusion(&confusion), confusion };
+    store.apply(&Event::Evaluated { run: id.clone(), evaluation }).unwrap();
+    let end = RunEnd { stop_reason: "completed 2 epochs".into(), checkpoint: Some("c.safetensors".into()), checkpoint_epoch: Some(1) };
+    store.apply(&Event::Finished { run: id.clone(), end }).unwrap();
+    store.apply(&Event::Failed { run: runs[1].id.clone(), error: "boom".into() }).unwrap();
+
+    let sw = store.sweep(None).unwrap();
+    assert_eq!(sw.name, "t");
+    let rows = store.runs(sw.id).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].status.as_str(), rows[0].attempts, rows[0].checkpoint_epoch), ("done", 1, Some(1)));
+    assert_eq!(rows[0].classes, ["cat", "dog"]);
+    assert_eq!(rows[0].config["lr"], 0.1);
+    assert_eq!((rows[1].status.as_str(), rows[1].error.as_deref()), ("failed", Some("boom")));
+    let epochs = store.epochs(id).unwrap();
+    assert_eq!(epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(epochs[1].val_loss, None, "NaN is stored as NULL");
+    let val = store.split_metrics(id, "val", 1).unwrap().unwrap();
+    assert_eq!(val.class_names, ["cat", "dog"]);
+    assert_eq!(val.confusion.matrix, vec![vec![1, 1], vec![0, 2]]);
+    assert_eq!(val.metrics.classes[0].recall, 0.5);
+    assert_eq!(val.loss, Some(0.9));
+    let test = store.split_metrics(id, "test", 1).unwrap().unwrap();
+    assert_eq!((test.metrics.support, test.loss), (1, Some(0.3)));
+    assert_eq!(store.skipped_files(id).unwrap()[0].reason, "empty file");
+    assert!(store.split_metrics(id, "val", 9).unwrap().is_none());
+}
+
+#[test]
+fn registering_again_keeps_done_runs_and_requeues_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sweep(dir.path());
+    let runs = s.runs();
+    let mut store = Store::in_memory().unwrap();
+    store.register(&s, &runs).unwrap();
+    let (done, failed) = (&runs[0].id, &runs[1].id);
+    for id in [done, failed] {
+        store.apply(&started(id)).unwrap();
+        store.apply(&epoch(id, 1, 0.9)).unwrap();
+    }
+    let end = RunEnd { stop_reason: "ok".into(), checkpoint: None, checkpoint_epoch: None };
+    store.apply(&Event::Finished { run: done.clone(), end }).unwrap();
+    store.apply(&Event::Failed { run: failed.clone(), error: "boom".into() }).unwrap();
+
+    let states = store.register(&s, &runs).unwrap();
+    assert_eq!(states.iter().map(|st| st.done).collect::<Vec<_>>(), [true, false]);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM runs"), 2);
+    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{done}'")), 1);
+    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{failed}'")), 0);
+    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM class_metrics WHERE run_id = '{failed}'")), 0);
+    let rows = store.runs(store.sweep(Some("t")).unwrap().id).unwrap();
+    assert_eq!((rows[1].status.as_str(), rows[1].error.as_deref()), ("queued", None));
+}
+
+#[test]
+fn a_database_file_migrates_once_and_reopens_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/sweep.db");
+    drop(Store::open(&path).unwrap());
+    let store = Store::open(&path).unwrap();
+    assert_eq!(count(&store, "PRAGMA user_version"), schema::VERSION);
+    let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    drop(store);
+    let ro = Store::open_read_only(&path).unwrap();
+    assert!(ro.conn.execute("DELETE FROM sweeps", []).is_err());
+    assert!(matches!(Store::open_read_only(&dir.path().join("no.db")), Err(StoreError::Missing(_))));
+    assert!(matches!(ro.sweep(None), Err(StoreError::NotFound(_))));
+}
+
+#[test]
+fn a_newer_schema_is_refused_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sweep.db");
+    drop(Store::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+}

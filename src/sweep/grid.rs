@@ -1,0 +1,94 @@
+//! Grid expansion: the cartesian product of the `[grid]` lists, in a pinned order.
+//!
+//! Runs are nested loops over the gridded keys in the order of [`GRID_KEYS`] (the first key is
+//! the outermost loop), each key's values in the order written. The order does not depend on
+//! how keys are ordered in the file, so run numbers are stable.
+use sha2::{Digest, Sha256};
+
+use super::{Hyper, RunConfig, RunSpec, Sweep};
+
+/// Keys that may be fixed (in `[train]`, or `seed` at the top level) or gridded (in `[grid]`),
+/// in expansion order.
+pub const GRID_KEYS: [&str; 10] = [
+    "backbone",
+    "width",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "label_smoothing",
+    "augment",
+    "epochs",
+    "seed",
+];
+
+/// Short label parts: gridded keys are shown as `key=value` except the self-explaining ones.
+fn label_part(key: &str, value: &str) -> String {
+    match key {
+        "backbone" | "optimizer" => value.to_string(),
+        "batch_size" => format!("bs={value}"),
+        "augment" => format!("aug={value}"),
+        _ => format!("{key}={value}"),
+    }
+}
+
+pub(super) fn expand(sweep: &Sweep) -> Vec<RunSpec> {
+    let total: usize = sweep.axes.iter().map(|(_, v)| v.len()).product();
+    (0..total)
+        .map(|n| {
+            // Mixed-radix digits of n, last axis fastest.
+            let mut hyper = sweep.fixed.clone();
+            let mut rest = n;
+            let mut picks = vec![0; sweep.axes.len()];
+            for (i, (_, values)) in sweep.axes.iter().enumerate().rev() {
+                picks[i] = rest % values.len();
+                rest /= values.len();
+            }
+            let mut label = Vec::new();
+            for ((key, values), &pick) in sweep.axes.iter().zip(&picks) {
+                // Values were checked when the sweep was parsed.
+                let _ = hyper.set(key, &values[pick]);
+                label.push(label_part(key, &hyper.show(key)));
+            }
+            let config = run_config(sweep, &hyper);
+            RunSpec {
+                index: n + 1,
+                id: run_id(&sweep.name, &config),
+                label: if label.is_empty() { "single run".into() } else { label.join(" ") },
+                config,
+            }
+        })
+        .collect()
+}
+
+fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
+    use crate::train::optim::OptimizerConfig;
+    let mut optimizer_settings = sweep.optimizers[&h.optimizer].clone();
+    match &mut optimizer_settings {
+        OptimizerConfig::Sgd { weight_decay, .. } | OptimizerConfig::Adam { weight_decay, .. } => {
+            *weight_decay = h.weight_decay
+        }
+    }
+    RunConfig {
+        backbone: h.backbone,
+        width: h.width.unwrap_or_else(|| h.backbone.default_width()),
+        optimizer: h.optimizer.clone(),
+        optimizer_settings,
+        lr: h.lr,
+        batch_size: h.batch_size,
+        label_smoothing: h.label_smoothing,
+        augment: h.augment.clone(),
+        augment_settings: sweep.augments.get(&h.augment).cloned().unwrap_or_default(),
+        epochs: h.epochs,
+        seed: h.seed,
+        train: sweep.settings.clone(),
+        data: crate::data::DataSpec { seed: h.seed, ..sweep.data.clone() },
+    }
+}
+
+/// 12 hex digits of SHA-256 over the sweep name and the canonical JSON of the config.
+fn run_id(sweep: &str, config: &RunConfig) -> String {
+    let json = serde_json::to_string(config).unwrap_or_default();
+    let digest = Sha256::digest(format!("{sweep}\n{json}").as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,133 @@
+//! Sweep files: TOML text -> validated [`Sweep`] -> expanded [`RunSpec`]s.
+//!
+//! Parsing validates everything before any device is touched and reports every problem at
+//! once, each naming its TOML key and how to fix it.
+mod grid;
+mod parse;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Augment, DataSpec};
+use crate::model::Backbone;
+use crate::train::optim::OptimizerConfig;
+use crate::train::strategy::{Checkpointing, EarlyStopping, ReduceLrOnPlateau};
+
+pub use grid::GRID_KEYS;
+pub use values::Hyper;
+
+/// One problem found in a sweep file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("cannot read sweep file {file}: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file} is not valid TOML: {message}")]
+    Toml { file: PathBuf, message: String },
+    #[error("{file} has {} problem{}:\n{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, list(problems))]
+    Invalid { file: PathBuf, problems: Vec<Problem> },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  - {}: {}", p.key, p.message)).collect::<Vec<_>>().join("\n")
+}
+
+/// Training settings that are the same for every run of a sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub early_stopping: Option<EarlyStopping>,
+    pub reduce_lr_on_plateau: Option<ReduceLrOnPlateau>,
+    pub checkpoint: Checkpointing,
+}
+
+/// A validated sweep: what stays fixed, and the axes of the grid.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    pub name: String,
+    pub file: PathBuf,
+    /// The data section with paths as written (relative to the sweep file's folder).
+    pub data: DataSpec,
+    pub settings: TrainSettings,
+    /// Values of the grid keys that are fixed (not in `[grid]`).
+    pub fixed: Hyper,
+    /// Gridded keys in expansion order, each with its values in file order.
+    pub axes: Vec<(&'static str, Vec<toml::Value>)>,
+    pub optimizers: std::collections::BTreeMap<String, OptimizerConfig>,
+    pub augments: std::collections::BTreeMap<String, Augment>,
+}
+
+/// Everything one run needs, and nothing else: it is stored as the run's config and hashed
+/// into its id, so a changed setting is a different run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub backbone: Backbone,
+    pub width: usize,
+    pub optimizer: String,
+    pub optimizer_settings: OptimizerConfig,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub label_smoothing: f64,
+    pub augment: String,
+    pub augment_settings: Augment,
+    pub epochs: usize,
+    pub seed: u64,
+    pub train: TrainSettings,
+    pub data: DataSpec,
+}
+
+/// One cell of the grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    /// 1-based position in expansion order.
+    pub index: usize,
+    /// Stable id: a hash of the config, so re-running a sweep finds its finished runs.
+    pub id: String,
+    /// Short human label made of the gridded values, e.g. `cnn adam lr=0.001 bs=32`.
+    pub label: String,
+    pub config: RunConfig,
+}
+
+impl Sweep {
+    pub fn from_file(path: &Path) -> Result<Sweep, SweepError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SweepError::Read { file: path.to_path_buf(), source })?;
+        parse::parse(&text, path)
+    }
+
+    pub fn from_str(text: &str, path: &Path) -> Result<Sweep, SweepError> {
+        parse::parse(text, path)
+    }
+
+    /// The folder relative paths in the sweep file resolve against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The data spec with its folders resolved against the sweep file's folder.
+    pub fn resolve_data(&self, data: &DataSpec) -> DataSpec {
+        let base = self.base_dir();
+        DataSpec {
+            train: base.join(&data.train),
+            test: data.test.as_ref().map(|t| base.join(t)),
+            ..data.clone()
+        }
+    }
+
+    /// Expand the grid into runs, in the pinned order of [`GRID_KEYS`] (first key outermost).
+    pub fn runs(&self) -> Vec<RunSpec> {
+        grid::expand(self)
+    }
+}

@@ -1,0 +1,435 @@
+//! TOML text -> [`Sweep`], collecting every problem (with its key and a fix) before failing.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::{Table, Value};
+
+use super::grid::GRID_KEYS;
+use super::values::{Hyper, OPTIMIZERS};
+use super::{Problem, Sweep, SweepError, TrainSettings};
+use crate::data::{Augment, DataSpec};
+use crate::train::optim::OptimizerConfig;
+use crate::train::strategy::{Checkpointing, EarlyStopping, Keep, Monitor, ReduceLrOnPlateau};
+
+const TOP_KEYS: [&str; 7] = ["name", "seed", "data", "train", "grid", "optimizer", "augment"];
+const DATA_KEYS: [&str; 5] = ["train", "test", "val_split", "image_size", "channels"];
+const TRAIN_SETTINGS: [&str; 3] = ["early_stopping", "reduce_lr_on_plateau", "checkpoint"];
+const AUGMENT_KEYS: [&str; 8] =
+    ["hflip", "vflip", "rotate", "shift", "zoom", "shear", "brightness", "contrast"];
+
+/// Problems found so far; every check adds to it and goes on.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { key: key.into(), message: message.into() });
+    }
+
+    /// Report keys of `table` that are not in `allowed`, with the closest allowed one.
+    fn unknown_keys(&mut self, prefix: &str, table: &Table, allowed: &[&str]) {
+        for key in table.keys() {
+            if allowed.contains(&key.as_str()) {
+                continue;
+            }
+            let mut msg = format!("unknown key `{key}`");
+            match closest(key, allowed) {
+                Some(s) => msg += &format!("; did you mean `{s}`?"),
+                None => msg += &format!("; valid keys here: {}", allowed.join(", ")),
+            }
+            self.add(join(prefix, key), msg);
+        }
+    }
+
+    fn table<'a>(&mut self, parent: &'a Table, key: &str, prefix: &str) -> Option<&'a Table> {
+        match parent.get(key)? {
+            Value::Table(t) => Some(t),
+            other => {
+                self.add(join(prefix, key), format!("expected a table, got {}", other.type_str()));
+                None
+            }
+        }
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// The allowed key nearest to a misspelt one, if it is near enough to be a likely typo.
+fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|a| (strsim::jaro_winkler(key, a), *a))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, a)| a)
+}
+
+pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
+    let file = path.to_path_buf();
+    let root: Table =
+        text.parse().map_err(|e: toml::de::Error| SweepError::Toml { file: file.clone(), message: e.to_string() })?;
+    let mut p = Problems::default();
+    // `optimizer` and `augment` are both grid keys and section tables: only a plain value
+    // at the top level is a misplaced grid key.
+    let misplaced = |k: &String, v: &Value| GRID_KEYS.contains(&k.as_str()) && k != "seed" && !v.is_table();
+    for (key, _) in root.iter().filter(|(k, v)| misplaced(k, v)) {
+        p.add(key.as_str(), format!("`{key}` belongs in [train] (one value) or in [grid] (a list)"));
+    }
+    let rest: Table = root.iter().filter(|(k, v)| !misplaced(k, v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    p.unknown_keys("", &rest, &TOP_KEYS);
+
+    let name = sweep_name(&root, path, &mut p);
+    let base = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let data = data_spec(&root, &base, &mut p);
+    let mut fixed = Hyper::default();
+    if let Some(v) = root.get("seed") {
+        if let Err(e) = fixed.set("seed", v) {
+            p.add("seed", e);
+        }
+    }
+    let empty = Table::new();
+    let train = p.table(&root, "train", "").unwrap_or(&empty);
+    let settings = train_settings(train, &mut p);
+    let grid = p.table(&root, "grid", "").unwrap_or(&empty);
+    let axes = grid_axes(train, grid, &mut fixed, &mut p);
+    let optimizers = optimizers(&root, &mut p);
+    let augments = augments(&root, &mut p);
+
+    // Names used by the runs must exist.
+    let used = |key: &str| -> Vec<String> {
+        match axes.iter().find(|(k, _)| *k == key) {
+            Some((_, vals)) => vals.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            None => vec![fixed.show(key)],
+        }
+    };
+    for name in used("augment") {
+        if name != "none" && !augments.contains_key(&name) {
+            let key = if grid.contains_key("augment") { "grid.augment" } else { "train.augment" };
+            let defined: Vec<&str> =
+                std::iter::once("none").chain(augments.keys().map(String::as_str)).collect();
+            p.add(key, format!("augmentation set \"{name}\" is not defined; add an [augment.{name}] table or use one of: {}", defined.join(", ")));
+        }
+    }
+
+    if !p.0.is_empty() {
+        return Err(SweepError::Invalid { file, problems: p.0 });
+    }
+    Ok(Sweep { name, file, data, settings, fixed, axes, optimizers, augments })
+}
+
+fn sweep_name(root: &Table, path: &Path, p: &mut Problems) -> String {
+    let name = match root.get("name") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            p.add("name", format!("expected a string, got {}", other.type_str()));
+            String::new()
+        }
+        None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if root.get("name").is_none_or(Value::is_str) && (name.is_empty() || !name.chars().all(ok) || name.starts_with('.')) {
+        p.add("name", format!("\"{name}\" cannot name a folder under runs/; use letters, digits, '-', '_' and '.'"));
+    }
+    name
+}
+
+fn data_spec(root: &Table, base: &Path, p: &mut Problems) -> DataSpec {
+    let mut spec = DataSpec {
+        train: PathBuf::new(),
+        test: None,
+        val_split: 0.2,
+        height: 32,
+        width: 32,
+        channels: 3,
+        seed: 0,
+    };
+    let Some(data) = p.table(root, "data", "") else {
+        p.add("data", "missing [data] table; add one with at least `train = \"path/to/folder\"` and `image_size = [h, w]`");
+        return spec;
+    };
+    p.unknown_keys("data", data, &DATA_KEYS);
+    let folder = |key: &str, p: &mut Problems| -> Option<PathBuf> {
+        match data.get(key)? {
+            Value::String(s) => {
+                let resolved = base.join(s);
+                if !resolved.is_dir() {
+                    p.add(format!("data.{key}"), format!("folder \"{s}\" does not exist (relative paths resolve against the sweep file's folder, here {})", resolved.display()));
+                }
+                Some(PathBuf::from(s))
+            }
+            other => {
+                p.add(format!("data.{key}"), format!("expected a folder path string, got {}", other.type_str()));
+                None
+            }
+        }
+    };
+    match folder("train", p) {
+        Some(t) => spec.train = t,
+        None if !data.contains_key("train") => {
+            p.add("data.train", "missing; set it to an image folder with one sub-folder per class")
+        }
+        None => {}
+    }
+    spec.test = folder("test", p);
+    if let Some(v) = data.get("val_split") {
+        match v.as_float().or(v.as_integer().map(|i| i as f64)) {
+            Some(x) if x > 0.0 && x < 1.0 => spec.val_split = x,
+            _ => p.add("data.val_split", format!("must be a fraction between 0 and 1 (exclusive), e.g. 0.2; got {v}")),
+        }
+    }
+    match data.get("image_size") {
+        None => p.add("data.image_size", "missing; set the input size as [height, width], e.g. [28, 28]"),
+        Some(v) => {
+            let dims: Option<Vec<i64>> = match v {
+                Value::Integer(i) => Some(vec![*i, *i]),
+                Value::Array(a) if a.len() == 2 => a.iter().map(Value::as_integer).collect(),
+                _ => None,
+            };
+            match dims.as_deref() {
+                Some(&[h, w]) if (4..=4096).contains(&h) && (4..=4096).contains(&w) => {
+                    spec.height = h as u32;
+                    spec.width = w as u32;
+                }
+                _ => p.add("data.image_size", format!("expected [height, width] in pixels, each 4..=4096, e.g. [28, 28]; got {v}")),
+            }
+        }
+    }
+    if let Some(v) = data.get("channels") {
+        match v.as_integer() {
+            Some(c @ (1 | 3)) => spec.channels = c as u8,
+            _ => p.add("data.channels", format!("must be 1 (grey) or 3 (RGB); got {v}")),
+        }
+    }
+    spec
+}
+
+fn monitor(t: &Table, prefix: &str, default: Monitor, p: &mut Problems) -> Monitor {
+    match t.get("monitor") {
+        None => default,
+        Some(v) => match v.as_str().and_then(Monitor::parse) {
+            Some(m) => m,
+            None => {
+                let names: Vec<_> = Monitor::ALL.iter().map(|m| m.name()).collect();
+                p.add(format!("{prefix}.monitor"), format!("unknown monitor {v}; choose one of {}", names.join(", ")));
+                default
+            }
+        },
+    }
+}
+
+fn count(t: &Table, key: &str, prefix: &str, default: usize, p: &mut Problems) -> usize {
+    match t.get(key) {
+        None => default,
+        Some(Value::Integer(i)) if *i >= 0 => *i as usize,
+        Some(v) => {
+            p.add(format!("{prefix}.{key}"), format!("expected a whole number >= 0, got {v}"));
+            default
+        }
+    }
+}
+
+fn float(t: &Table, key: &str, prefix: &str, default: f64, ok: fn(f64) -> bool, what: &str, p: &mut Problems) -> f64 {
+    match t.get(key) {
+        None => default,
+        Some(v) => match v.as_float().or(v.as_integer().map(|i| i as f64)) {
+            Some(x) if ok(x) => x,
+            _ => {
+                p.add(format!("{prefix}.{key}"), format!("must be {what}; got {v}"));
+                default
+            }
+        },
+    }
+}
+
+fn boolean(t: &Table, key: &str, prefix: &str, default: bool, p: &mut Problems) -> bool {
+    match t.get(key) {
+        None => default,
+        Some(Value::Boolean(b)) => *b,
+        Some(v) => {
+            p.add(format!("{prefix}.{key}"), format!("expected true or false, got {v}"));
+            default
+        }
+    }
+}
+
+fn train_settings(train: &Table, p: &mut Problems) -> TrainSettings {
+    let mut settings = TrainSettings {
+        early_stopping: None,
+        reduce_lr_on_plateau: None,
+        checkpoint: Checkpointing { keep: Keep::Best, monitor: Monitor::ValLoss },
+    };
+    if let Some(v) = train.get("early_stopping") {
+        let prefix = "train.early_stopping";
+        match v {
+            Value::Boolean(false) => {}
+            Value::Table(t) => {
+                p.unknown_keys(prefix, t, &["monitor", "patience", "min_delta"]);
+                settings.early_stopping = Some(EarlyStopping {
+                    monitor: monitor(t, prefix, Monitor::ValLoss, p),
+                    patience: count(t, "patience", prefix, 10, p),
+                    min_delta: float(t, "min_delta", prefix, 0.0, |x| x >= 0.0, "a number >= 0", p),
+                });
+            }
+            other => p.add(prefix, format!("expected a table like {{ monitor = \"val_loss\", patience = 10 }} or false, got {}", other.type_str())),
+        }
+    }
+    if let Some(v) = train.get("reduce_lr_on_plateau") {
+        let prefix = "train.reduce_lr_on_plateau";
+        match v {
+            Value::Boolean(false) => {}
+            Value::Table(t) => {
+                p.unknown_keys(prefix, t, &["monitor", "patience", "factor", "min_lr", "min_delta"]);
+                settings.reduce_lr_on_plateau = Some(ReduceLrOnPlateau {
+                    monitor: monitor(t, prefix, Monitor::ValLoss, p),
+                    patience: count(t, "patience", prefix, 5, p),
+                    factor: float(t, "factor", prefix, 0.5, |x| x > 0.0 && x < 1.0, "a factor between 0 and 1 (exclusive), e.g. 0.5", p),
+                    min_lr: float(t, "min_lr", prefix, 0.0, |x| x >= 0.0, "a number >= 0", p),
+                    min_delta: float(t, "min_delta", prefix, 0.0, |x| x >= 0.0, "a number >= 0", p),
+                });
+            }
+            other => p.add(prefix, format!("expected a table like {{ monitor = \"val_loss\", patience = 5, factor = 0.5 }} or false, got {}", other.type_str())),
+        }
+    }
+    if let Some(v) = train.get("checkpoint") {
+        let prefix = "train.checkpoint";
+        let keep = |s: &str, key: &str, p: &mut Problems| match s {
+            "best" => Keep::Best,
+            "last" => Keep::Last,
+            "none" => Keep::None,
+            other => {
+                p.add(key, format!("unknown checkpoint choice \"{other}\"; choose best, last or none"));
+                Keep::Best
+            }
+        };
+        match v {
+            Value::String(s) => settings.checkpoint.keep = keep(s, prefix, p),
+            Value::Table(t) => {
+                p.unknown_keys(prefix, t, &["keep", "monitor"]);
+                if let Some(k) = t.get("keep") {
+                    match k.as_str() {
+                        Some(s) => settings.checkpoint.keep = keep(s, "train.checkpoint.keep", p),
+                        None => p.add("train.checkpoint.keep", "expected \"best\", \"last\" or \"none\""),
+                    }
+                }
+                settings.checkpoint.monitor = monitor(t, prefix, Monitor::ValLoss, p);
+            }
+            other => p.add(prefix, format!("expected \"best\", \"last\", \"none\" or {{ keep = \"best\", monitor = \"val_loss\" }}, got {}", other.type_str())),
+        }
+    }
+    settings
+}
+
+fn grid_axes(train: &Table, grid: &Table, fixed: &mut Hyper, p: &mut Problems) -> Vec<(&'static str, Vec<Value>)> {
+    let train_keys: Vec<&str> = GRID_KEYS.iter().copied().filter(|k| *k != "seed").chain(TRAIN_SETTINGS).collect();
+    for key in train.keys() {
+        if key == "seed" {
+            p.add("train.seed", "`seed` is set at the top level (seed = 42) or as a list in [grid]");
+        }
+    }
+    let not_seed: Table = train.iter().filter(|(k, _)| *k != "seed").map(|(k, v)| (k.clone(), v.clone())).collect();
+    p.unknown_keys("train", &not_seed, &train_keys);
+    for (key, v) in train {
+        if GRID_KEYS.contains(&key.as_str()) && key != "seed" {
+            if grid.contains_key(key) {
+                p.add(format!("train.{key}"), format!("`{key}` is set in both [train] and [grid]; keep one (a list in [grid] to sweep it, one value in [train] to fix it)"));
+            } else if let Err(e) = fixed.set(key, v) {
+                p.add(format!("train.{key}"), e);
+            }
+        }
+    }
+    p.unknown_keys("grid", grid, &GRID_KEYS);
+    let mut axes = Vec::new();
+    for key in GRID_KEYS {
+        let Some(v) = grid.get(key) else { continue };
+        let Value::Array(values) = v else {
+            p.add(format!("grid.{key}"), format!("expected a list like [{v}]; to fix one value, move it to [train]"));
+            continue;
+        };
+        if values.is_empty() {
+            p.add(format!("grid.{key}"), "empty list: give at least one value, or remove the key");
+            continue;
+        }
+        let mut probe = fixed.clone();
+        let mut shown: Vec<String> = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            match probe.set(key, value) {
+                Err(e) => p.add(format!("grid.{key}[{i}]"), e),
+                Ok(()) => {
+                    let s = probe.show(key);
+                    if shown.contains(&s) {
+                        p.add(format!("grid.{key}[{i}]"), format!("{s} is listed twice; each value makes a run, remove the repeat"));
+                    }
+                    shown.push(s);
+                }
+            }
+        }
+        axes.push((key, values.clone()));
+    }
+    axes
+}
+
+fn optimizers(root: &Table, p: &mut Problems) -> BTreeMap<String, OptimizerConfig> {
+    let empty = Table::new();
+    let section = p.table(root, "optimizer", "").unwrap_or(&empty);
+    p.unknown_keys("optimizer", section, &OPTIMIZERS);
+    let sgd = p.table(section, "sgd", "optimizer").unwrap_or(&empty);
+    let adam = p.table(section, "adam", "optimizer").unwrap_or(&empty);
+    p.unknown_keys("optimizer.sgd", sgd, &["momentum", "nesterov"]);
+    p.unknown_keys("optimizer.adam", adam, &["beta1", "beta2", "eps"]);
+    let unit = |x: f64| (0.0..1.0).contains(&x);
+    let momentum = float(sgd, "momentum", "optimizer.sgd", 0.9, unit, "in [0, 1)", p);
+    let nesterov = boolean(sgd, "nesterov", "optimizer.sgd", false, p);
+    if nesterov && momentum == 0.0 {
+        p.add("optimizer.sgd.nesterov", "nesterov needs momentum > 0; set optimizer.sgd.momentum, e.g. 0.9");
+    }
+    let mut out = BTreeMap::new();
+    out.insert("sgd".to_string(), OptimizerConfig::Sgd { momentum, nesterov, weight_decay: 0.0 });
+    out.insert(
+        "adam".to_string(),
+        OptimizerConfig::Adam {
+            beta1: float(adam, "beta1", "optimizer.adam", 0.9, unit, "in [0, 1)", p),
+            beta2: float(adam, "beta2", "optimizer.adam", 0.999, unit, "in [0, 1)", p),
+            eps: float(adam, "eps", "optimizer.adam", 1e-8, |x| x > 0.0 && x < 1.0, "a small positive number, e.g. 1e-8", p),
+            weight_decay: 0.0,
+        },
+    );
+    out
+}
+
+fn augments(root: &Table, p: &mut Problems) -> BTreeMap<String, Augment> {
+    let mut out = BTreeMap::new();
+    let empty = Table::new();
+    let section = p.table(root, "augment", "").unwrap_or(&empty);
+    for (name, v) in section {
+        let prefix = format!("augment.{name}");
+        if name == "none" {
+            p.add(prefix, "\"none\" is built in (no augmentation); name your set differently");
+            continue;
+        }
+        let Value::Table(t) = v else {
+            p.add(prefix, format!("expected a table like [augment.{name}] with hflip = true, rotate = 30, ..."));
+            continue;
+        };
+        p.unknown_keys(&prefix, t, &AUGMENT_KEYS);
+        let known: Table = t.iter().filter(|(k, _)| AUGMENT_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        match Value::Table(known).try_into::<Augment>() {
+            Ok(a) => {
+                for (field, problem) in a.validate() {
+                    p.add(format!("{prefix}.{field}"), problem);
+                }
+                out.insert(name.clone(), a);
+            }
+            Err(e) => p.add(prefix, e.to_string().trim().to_string()),
+        }
+    }
+    out
+}

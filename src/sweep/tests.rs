@@ -1,0 +1,261 @@
+//! Sweep file tests: pinned grid order, stable run ids, and every validation error.
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+/// A sweep file in a temp folder that has a `train/` class folder beside it.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("train/a")).unwrap();
+        std::fs::create_dir_all(dir.path().join("test/a")).unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("s.toml")
+    }
+
+    fn parse(&self, body: &str) -> Result<Sweep, SweepError> {
+        Sweep::from_str(&with_data(body), &self.path())
+    }
+
+    fn problems(&self, body: &str) -> Vec<Problem> {
+        self.problems_raw(&with_data(body))
+    }
+
+    fn problems_raw(&self, text: &str) -> Vec<Problem> {
+        match Sweep::from_str(text, &self.path()) {
+            Err(SweepError::Invalid { problems, .. }) => problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+}
+
+/// `body` (top-level keys first, then tables) followed by a valid [data] table.
+fn with_data(body: &str) -> String {
+    format!("{body}\n[data]\ntrain = \"train\"\nimage_size = [8, 8]\n")
+}
+
+fn has(problems: &[Problem], key: &str, text: &str) -> bool {
+    problems.iter().any(|p| p.key == key && p.message.contains(text))
+}
+
+fn assert_problem(problems: &[Problem], key: &str, text: &str) {
+    assert!(has(problems, key, text), "no problem at `{key}` containing {text:?} in {problems:#?}");
+}
+
+const GRID: &str = r#"
+[grid]
+optimizer = ["sgd", "adam"]
+lr = [0.01, 0.001]
+batch_size = [32, 64]
+backbone = ["cnn", "resnet18"]
+"#;
+
+#[test]
+fn grid_expands_in_pinned_key_order_whatever_the_file_order() {
+    let f = Fixture::new();
+    let sweep = f.parse(GRID).unwrap();
+    let runs = sweep.runs();
+    assert_eq!(runs.len(), 16);
+    let labels: Vec<&str> = runs.iter().take(5).map(|r| r.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "cnn sgd lr=0.01 bs=32",
+            "cnn sgd lr=0.01 bs=64",
+            "cnn sgd lr=0.001 bs=32",
+            "cnn sgd lr=0.001 bs=64",
+            "cnn adam lr=0.01 bs=32",
+        ]
+    );
+    assert_eq!(runs[15].label, "resnet18 adam lr=0.001 bs=64");
+    assert_eq!(runs.iter().map(|r| r.index).collect::<Vec<_>>(), (1..=16).collect::<Vec<_>>());
+    // Reordering the keys and the tables changes nothing.
+    let reordered = f
+        .parse("[grid]\nbackbone = [\"cnn\", \"resnet18\"]\nbatch_size = [32, 64]\nlr = [0.01, 0.001]\noptimizer = [\"sgd\", \"adam\"]\n")
+        .unwrap();
+    assert_eq!(reordered.runs(), runs);
+}
+
+#[test]
+fn run_ids_are_stable_distinct_and_follow_the_config() {
+    let f = Fixture::new();
+    let runs = f.parse(GRID).unwrap().runs();
+    let ids: std::collections::BTreeSet<_> = runs.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 16);
+    assert_eq!(f.parse(GRID).unwrap().runs()[3].id, runs[3].id);
+    let more_epochs = f.parse(&format!("[train]\nepochs = 3\n{GRID}")).unwrap().runs();
+    assert_ne!(more_epochs[3].id, runs[3].id);
+    // Adding a value to a list keeps the ids of the old cells.
+    let wider = f.parse(&GRID.replace("[0.01, 0.001]", "[0.01, 0.001, 0.1]")).unwrap().runs();
+    assert_eq!(wider.len(), 24);
+    for r in &runs {
+        assert!(wider.iter().any(|w| w.id == r.id), "{} lost", r.label);
+    }
+}
+
+#[test]
+fn fixed_values_defaults_and_sections_reach_the_runs() {
+    let f = Fixture::new();
+    let sweep = f
+        .parse(
+            r#"
+name = "demo"
+seed = 7
+[train]
+backbone = "resnet18"
+width = 8
+lr = 0.05
+weight_decay = 0.0001
+early_stopping = { monitor = "val_acc", patience = 4 }
+reduce_lr_on_plateau = { patience = 2, factor = 0.1 }
+checkpoint = { keep = "last", monitor = "val_macro_f1" }
+[grid]
+optimizer = ["sgd"]
+augment = ["none", "flips"]
+[optimizer.sgd]
+momentum = 0.8
+nesterov = true
+[augment.flips]
+hflip = true
+rotate = 10
+"#,
+        )
+        .unwrap();
+    assert_eq!(sweep.name, "demo");
+    let runs = sweep.runs();
+    assert_eq!(runs.len(), 2);
+    let c = &runs[1].config;
+    assert_eq!(c.backbone, crate::model::Backbone::Resnet18);
+    assert_eq!((c.width, c.lr, c.seed, c.batch_size, c.epochs), (8, 0.05, 7, 32, 10));
+    assert_eq!(
+        c.optimizer_settings,
+        crate::train::optim::OptimizerConfig::Sgd { momentum: 0.8, nesterov: true, weight_decay: 0.0001 }
+    );
+    assert!(c.augment_settings.hflip && c.augment_settings.rotate == 10.0);
+    assert!(runs[0].config.augment_settings.is_identity());
+    let es = c.train.early_stopping.as_ref().unwrap();
+    assert_eq!((es.monitor, es.patience), (crate::train::strategy::Monitor::ValAcc, 4));
+    let r = c.train.reduce_lr_on_plateau.as_ref().unwrap();
+    assert_eq!((r.patience, r.factor, r.monitor), (2, 0.1, crate::train::strategy::Monitor::ValLoss));
+    assert_eq!(c.train.checkpoint.keep, crate::train::strategy::Keep::Last);
+    assert_eq!(c.data.seed, 7);
+    assert_eq!(c.data.train, Path::new("train"));
+    assert_eq!(sweep.resolve_data(&c.data).train, f.dir.path().join("train"));
+}
+
+#[test]
+fn the_name_defaults_to_the_file_stem() {
+    let f = Fixture::new();
+    assert_eq!(f.parse("").unwrap().name, "s");
+    assert_eq!(f.parse("").unwrap().runs().len(), 1);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let f = Fixture::new();
+    let p = f.problems("[train]\nbatchsize = 32\nepochs = 0\n[grid]\nlr = [0.1, \"0.01\"]\n");
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert_problem(&p, "train.batchsize", "did you mean `batch_size`?");
+    assert_problem(&p, "train.epochs", "between 1 and");
+    assert_problem(&p, "grid.lr[1]", "expected a number");
+    let text = SweepError::Invalid { file: f.path(), problems: p }.to_string();
+    assert!(text.contains("s.toml has 3 problems"), "{text}");
+}
+
+#[test]
+fn toml_syntax_errors_name_the_file() {
+    let f = Fixture::new();
+    let err = Sweep::from_str("[data\n", &f.path()).unwrap_err();
+    assert!(matches!(err, SweepError::Toml { .. }));
+    assert!(err.to_string().contains("s.toml is not valid TOML"), "{err}");
+}
+
+#[test]
+fn unknown_keys_suggest_the_closest_valid_one() {
+    let f = Fixture::new();
+    let p = f.problems("nmae = \"x\"\n[train]\nepocs = 3\n[grid]\nbackbones = [\"cnn\"]\n[optimizer.sgd]\nmomentun = 0.9\n");
+    assert_problem(&p, "nmae", "did you mean `name`?");
+    assert_problem(&p, "train.epocs", "did you mean `epochs`?");
+    assert_problem(&p, "grid.backbones", "did you mean `backbone`?");
+    assert_problem(&p, "optimizer.sgd.momentun", "did you mean `momentum`?");
+    let p = f.problems("[train]\nzzz = 1\n");
+    assert_problem(&p, "train.zzz", "valid keys here:");
+}
+
+#[test]
+fn grid_keys_must_be_lists_of_valid_distinct_values() {
+    let f = Fixture::new();
+    let p = f.problems("[grid]\nlr = 0.01\nbatch_size = []\nbackbone = [\"cnn\", \"vgg\"]\nseed = [1, 1]\n");
+    assert_problem(&p, "grid.lr", "expected a list like [0.01]");
+    assert_problem(&p, "grid.batch_size", "empty list");
+    assert_problem(&p, "grid.backbone[1]", "unknown backbone \"vgg\"");
+    assert_problem(&p, "grid.seed[1]", "listed twice");
+}
+
+#[test]
+fn a_key_is_either_fixed_or_gridded() {
+    let f = Fixture::new();
+    let p = f.problems("[train]\nlr = 0.1\nseed = 3\n[grid]\nlr = [0.1, 0.2]\n");
+    assert_problem(&p, "train.lr", "both [train] and [grid]");
+    assert_problem(&p, "train.seed", "top level");
+    let p = f.problems_raw("lr = 0.1\n[data]\ntrain = \"train\"\nimage_size = 8\n");
+    assert_problem(&p, "lr", "belongs in [train]");
+}
+
+#[test]
+fn data_problems_name_the_key_and_the_fix() {
+    let f = Fixture::new();
+    let p = f.problems_raw("name = \"x\"\n");
+    assert_problem(&p, "data", "missing [data] table");
+    let p = f.problems_raw("[data]\nimage_size = [8, 8]\n");
+    assert_problem(&p, "data.train", "missing");
+    let p = f.problems_raw("[data]\ntrain = \"nope\"\ntest = 3\nimage_size = [8]\nchannels = 2\nval_split = 1.5\n");
+    assert_problem(&p, "data.train", "folder \"nope\" does not exist");
+    assert_problem(&p, "data.test", "expected a folder path");
+    assert_problem(&p, "data.image_size", "[height, width]");
+    assert_problem(&p, "data.channels", "1 (grey) or 3 (RGB)");
+    assert_problem(&p, "data.val_split", "between 0 and 1");
+    assert_eq!(p.len(), 5, "{p:#?}");
+}
+
+#[test]
+fn training_settings_are_checked() {
+    let f = Fixture::new();
+    let p = f.problems(
+        "[train]\nearly_stopping = { monitor = \"val_los\", patience = -1 }\nreduce_lr_on_plateau = { factor = 2.0 }\ncheckpoint = \"sometimes\"\n",
+    );
+    assert_problem(&p, "train.early_stopping.monitor", "choose one of val_loss");
+    assert_problem(&p, "train.early_stopping.patience", "whole number");
+    assert_problem(&p, "train.reduce_lr_on_plateau.factor", "between 0 and 1");
+    assert_problem(&p, "train.checkpoint", "choose best, last or none");
+    let p = f.problems("[train]\nearly_stopping = 5\n");
+    assert_problem(&p, "train.early_stopping", "or false");
+    assert!(f.parse("[train]\nearly_stopping = false\n").unwrap().settings.early_stopping.is_none());
+}
+
+#[test]
+fn optimizer_and_augment_sections_are_checked() {
+    let f = Fixture::new();
+    let p = f.problems("[optimizer.sgd]\nmomentum = 0.0\nnesterov = true\n[optimizer.rmsprop]\n");
+    assert_problem(&p, "optimizer.sgd.nesterov", "needs momentum > 0");
+    assert_problem(&p, "optimizer.rmsprop", "unknown key");
+    let p = f.problems("[train]\naugment = \"heavy\"\n[augment.light]\nhflip = \"yes\"\nhflipp = true\n[augment.none]\nhflip = true\n");
+    assert_problem(&p, "train.augment", "\"heavy\" is not defined");
+    assert_problem(&p, "augment.light.hflipp", "did you mean `hflip`?");
+    assert_problem(&p, "augment.light", "invalid type");
+    assert_problem(&p, "augment.none", "built in");
+}
+
+#[test]
+fn names_must_make_folder_names() {
+    let f = Fixture::new();
+    let p = f.problems("name = \"../evil\"\n");
+    assert_problem(&p, "name", "cannot name a folder");
+}

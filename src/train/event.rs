@@ -1,0 +1,69 @@
+//! What the trainer tells the world: one event per happening, consumed by the store's writer
+//! and the progress display. The trainer itself never prints and never writes SQL.
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::metrics::{Confusion, Metrics};
+use super::strategy::EpochSummary;
+use crate::data::Skipped;
+
+/// One finished epoch, with everything the store keeps about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub summary: EpochSummary,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+    pub val: Metrics,
+    pub confusion: Confusion,
+    pub checkpoint_saved: bool,
+}
+
+/// A final evaluation of the kept weights on a held-out split (the test folder).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub split: String,
+    pub epoch: usize,
+    pub loss: f64,
+    pub metrics: Metrics,
+    pub confusion: Confusion,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunStart {
+    pub device: String,
+    pub classes: Vec<String>,
+    pub parameters: usize,
+    pub train_images: usize,
+    pub val_images: usize,
+    pub test_images: Option<usize>,
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunEnd {
+    pub stop_reason: String,
+    pub checkpoint: Option<PathBuf>,
+    pub checkpoint_epoch: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    Started { run: String, start: RunStart },
+    Epoch { run: String, record: EpochRecord },
+    Evaluated { run: String, evaluation: Evaluation },
+    Finished { run: String, end: RunEnd },
+    Failed { run: String, error: String },
+}
+
+impl Event {
+    pub fn run(&self) -> &str {
+        match self {
+            Event::Started { run, .. }
+            | Event::Epoch { run, .. }
+            | Event::Evaluated { run, .. }
+            | Event::Finished { run, .. }
+            | Event::Failed { run, .. } => run,
+        }
+    }
+}

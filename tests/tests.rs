@@ -1,0 +1,5 @@
+//! Integration tests: the real `sweep` binary on copies of the bundled Fashion-MNIST images.
+mod util;
+
+mod cli;
+mod end_to_end;
