@@ -26,8 +26,7 @@ fn split_json(m: &SplitMetrics) -> Value {
 /// level, the test-folder result (if any) under "test".
 pub fn best_json(best: &BestRun) -> Value {
     let run = &best.result.run;
-    let mut out = split_json(&best.val);
-    let extra = json!({
+    let mut out = json!({
         "sweep": best.sweep.name,
         "run_id": run.id,
         "label": run.label,
@@ -35,6 +34,9 @@ pub fn best_json(best: &BestRun) -> Value {
         "config": run.config,
         "metric": best.metric.name(),
         "metric_value": best.result.score(best.metric),
+    });
+    let extra = split_json(&best.val);
+    let more = json!({
         "epochs_run": best.result.epochs.len(),
         "parameters": run.parameters,
         "stop_reason": run.stop_reason,
@@ -43,8 +45,10 @@ pub fn best_json(best: &BestRun) -> Value {
         "test": best.result.test.as_ref().map(split_json),
         "skipped_files": best.skipped,
     });
-    if let (Value::Object(o), Value::Object(e)) = (&mut out, extra) {
-        o.extend(e);
+    for part in [extra, more] {
+        if let (Value::Object(o), Value::Object(e)) = (&mut out, part) {
+            o.extend(e);
+        }
     }
     out
 }

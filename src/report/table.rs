@@ -90,10 +90,8 @@ pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
     );
     let mut cfg = new_table(style);
     cfg.set_header(vec!["setting", "value"]);
-    if let serde_json::Value::Object(map) = &run.config {
-        for (k, v) in map {
-            cfg.add_row(vec![k.clone(), compact(v)]);
-        }
+    for (k, v) in flatten(&run.config) {
+        cfg.add_row(vec![k, v]);
     }
     let epochs = best.result.epochs.len();
     cfg.add_row(vec!["epochs run".into(), format!("{epochs} ({})", run.stop_reason.as_deref().unwrap_or(&run.status))]);
@@ -117,11 +115,28 @@ pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
     out
 }
 
-fn compact(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// The config as `dotted.key = value` rows: nested settings flattened, unset (null) values
+/// and the settings of an unused augmentation left out.
+fn flatten(config: &serde_json::Value) -> Vec<(String, String)> {
+    use serde_json::Value;
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    walk(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out);
+                }
+            }
+            Value::Null => {}
+            Value::String(s) => out.push((prefix.to_string(), s.clone())),
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
     }
+    let mut out = Vec::new();
+    walk("", config, &mut out);
+    if config.get("augment").and_then(Value::as_str) == Some("none") {
+        out.retain(|(k, _)| !k.starts_with("augment_settings."));
+    }
+    out
 }
 
 /// The seeds' table: CLASSWISE RESULT then AVG RESULT. Classes are split into chunks so that
@@ -161,7 +176,7 @@ pub fn classwise(m: &SplitMetrics, split: &str, style: TableStyle, width: usize)
         t.add_row(line("precision", &|k| format!("{:.4}", rows[k].precision)));
         t.add_row(line("support", &|k| rows[k].support.to_string()));
         right_align_from(&mut t, 1);
-        out += &format!("{t}\n");
+        out += &format!("{t}\n{}", gap(style));
     }
     let mut avg = new_table(style);
     avg.set_header(vec!["*** AVG RESULT ***", "precision", "recall", "f1"]);
@@ -175,4 +190,73 @@ pub fn classwise(m: &SplitMetrics, split: &str, style: TableStyle, width: usize)
     right_align_from(&mut avg, 1);
     out += &format!("{avg}\n");
     out
+}
+
+/// Markdown needs a blank line between tables, or they run together.
+fn gap(style: TableStyle) -> &'static str {
+    match style {
+        TableStyle::Markdown => "\n",
+        TableStyle::Terminal => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::metrics::{Confusion, Metrics};
+
+    fn split() -> SplitMetrics {
+        let confusion = Confusion { matrix: vec![vec![3, 1, 0], vec![0, 2, 0], vec![1, 0, 1]] };
+        SplitMetrics {
+            split: "val".into(),
+            epoch: 4,
+            class_names: vec!["cat".into(), "dog".into(), "ankle_boot".into()],
+            metrics: Metrics::from_confusion(&confusion),
+            confusion,
+            loss: Some(0.25),
+        }
+    }
+
+    /// Snapshot of the seeds' classwise layout; a width of 40 wraps the three classes.
+    #[test]
+    fn classwise_table_snapshot() {
+        let got = classwise(&split(), "validation", TableStyle::Terminal, 40);
+        assert_eq!(got, SNAPSHOT, "\n{got}");
+    }
+
+    #[test]
+    fn markdown_tables_are_markdown() {
+        let got = classwise(&split(), "validation", TableStyle::Markdown, 200);
+        assert!(got.contains("|           |    cat |    dog | ankle_boot |\n|---"), "{got}");
+        assert!(got.contains("|          2 |\n\n| *** AVG RESULT"), "{got}");
+        assert!(got.contains("| f1        | 0.7500 | 0.8000 |     0.6667 |"), "{got}");
+    }
+
+    const SNAPSHOT: &str = r"
+*** CLASSWISE RESULT (validation, epoch 4, 8 images) ***
+┌───────────┬────────┬────────┐
+│           ┆    cat ┆    dog │
+╞═══════════╪════════╪════════╡
+│ f1        ┆ 0.7500 ┆ 0.8000 │
+│ acc       ┆ 0.7500 ┆ 1.0000 │
+│ precision ┆ 0.7500 ┆ 0.6667 │
+│ support   ┆      4 ┆      2 │
+└───────────┴────────┴────────┘
+┌───────────┬────────────┐
+│           ┆ ankle_boot │
+╞═══════════╪════════════╡
+│ f1        ┆     0.6667 │
+│ acc       ┆     0.5000 │
+│ precision ┆     1.0000 │
+│ support   ┆          2 │
+└───────────┴────────────┘
+┌────────────────────┬───────────┬────────┬────────┐
+│ *** AVG RESULT *** ┆ precision ┆ recall ┆     f1 │
+╞════════════════════╪═══════════╪════════╪════════╡
+│ macro avg          ┆    0.8056 ┆ 0.7500 ┆ 0.7389 │
+│ weighted avg       ┆    0.7917 ┆ 0.7500 ┆ 0.7417 │
+│ accuracy           ┆           ┆        ┆ 0.7500 │
+│ loss               ┆           ┆        ┆ 0.2500 │
+└────────────────────┴───────────┴────────┴────────┘
+";
 }
