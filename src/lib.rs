@@ -4,6 +4,7 @@
 //! ([`train`], on [`model`]s fed by [`data`]) -> [`store`] -> [`report`].
 pub mod cli;
 pub mod data;
+pub mod devices;
 pub mod model;
 pub mod progress;
 pub mod report;
@@ -11,3 +12,4 @@ pub mod scheduler;
 pub mod store;
 pub mod sweep;
 pub mod train;
+pub mod worker;

@@ -1,14 +1,33 @@
-//! Progress lines for `sweep run`: one per run start, epoch, end and failure, from events.
+//! What `sweep run` shows while it works, from events: progress bars on a terminal (one per
+//! busy device and one for the sweep), plain log lines otherwise.
 use std::collections::HashMap;
+use std::time::Duration;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::devices::Slot;
 use crate::scheduler::SweepOutcome;
 use crate::store::RunState;
-use crate::sweep::RunSpec;
+use crate::sweep::{RunSpec, Sweep};
 use crate::train::Event;
 
-pub struct Progress {
-    runs: HashMap<String, RunSpec>,
-    total: usize,
+/// Receives the sweep's events in the writer thread, after they are stored.
+pub trait Display: Send {
+    fn begin(&mut self, sweep: &Sweep, states: &[RunState], outcome: &SweepOutcome, slots: &[Slot]);
+    fn event(&mut self, slot: usize, event: &Event, outcome: &SweepOutcome);
+    fn note(&mut self, line: &str);
+    fn label(&self, run: &str) -> String;
+    fn finish(&mut self, outcome: &SweepOutcome);
+}
+
+/// Bars on a terminal, lines elsewhere (logs, CI, pipes).
+pub fn for_stderr() -> Box<dyn Display> {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        Box::new(Bars::default())
+    } else {
+        Box::new(Lines::default())
+    }
 }
 
 fn human(n: usize) -> String {
@@ -19,31 +38,45 @@ fn human(n: usize) -> String {
     }
 }
 
-impl Progress {
-    pub fn new(states: &[RunState]) -> Progress {
-        Progress { runs: states.iter().map(|s| (s.spec.id.clone(), s.spec.clone())).collect(), total: states.len() }
+/// Run labels and epoch counts, shared by both displays.
+#[derive(Default)]
+struct Runs {
+    runs: HashMap<String, RunSpec>,
+    total: usize,
+}
+
+impl Runs {
+    fn set(&mut self, states: &[RunState]) {
+        self.runs = states.iter().map(|s| (s.spec.id.clone(), s.spec.clone())).collect();
+        self.total = states.len();
     }
 
-    pub fn label(&self, id: &str) -> String {
+    fn label(&self, id: &str) -> String {
         match self.runs.get(id) {
             Some(r) => format!("[{}/{}] {} ({})", r.index, self.total, r.label, r.id),
             None => id.to_string(),
         }
     }
 
-    pub fn header(&self, sweep: &str, outcome: &SweepOutcome, devices: usize) -> String {
+    fn epochs(&self, id: &str) -> usize {
+        self.runs.get(id).map(|r| r.config.epochs).unwrap_or(0)
+    }
+
+    fn header(&self, sweep: &str, outcome: &SweepOutcome, slots: &[Slot]) -> String {
         let todo = outcome.total - outcome.already_done;
         let mut s = format!("sweep {sweep}: {} runs, {todo} to train", outcome.total);
         if outcome.already_done > 0 {
             s += &format!(" ({} already done, kept)", outcome.already_done);
         }
         if todo > 0 {
-            s += &format!(" on {devices} device{}", if devices == 1 { "" } else { "s" });
+            let names: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
+            s += &format!(" on {}", names.join(", "));
         }
         s
     }
 
-    pub fn line(&self, event: &Event) -> Option<String> {
+    /// The log line of a stored event (progress events have none).
+    fn line(&self, event: &Event) -> Option<String> {
         let label = self.label(event.run());
         Some(match event {
             Event::Started { start, .. } => {
@@ -57,6 +90,9 @@ impl Progress {
                 if let Some(t) = start.test_images {
                     s += &format!(" / {t} test");
                 }
+                if let Some(e) = start.resumed_from {
+                    s += &format!(", resuming after epoch {e}");
+                }
                 if !start.skipped.is_empty() {
                     s += &format!("\n  skipped {} unreadable file(s):", start.skipped.len());
                     for f in &start.skipped {
@@ -67,10 +103,10 @@ impl Progress {
             }
             Event::Epoch { run, record } => {
                 let e = &record.summary;
-                let epochs = self.runs.get(run).map(|r| r.config.epochs).unwrap_or(0);
                 format!(
-                    "  epoch {}/{epochs}  train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} f1 {:.4} | lr {:.2e} | {:.1}s {:.0} img/s{}",
+                    "  epoch {}/{}  train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} f1 {:.4} | lr {:.2e} | {:.1}s {:.0} img/s{}",
                     e.epoch,
+                    self.epochs(run),
                     e.train_loss,
                     e.train_acc,
                     e.val_loss,
@@ -88,6 +124,142 @@ impl Progress {
             ),
             Event::Finished { end, .. } => format!("{label} done: {}", end.stop_reason),
             Event::Failed { error, .. } => format!("{label} FAILED: {error}"),
+            Event::Stopped { epoch, .. } => format!("{label} stopped after epoch {epoch}; `sweep run` resumes it"),
+            Event::Progress { .. } => return None,
         })
+    }
+}
+
+fn summary(outcome: &SweepOutcome) -> String {
+    let mut s = format!(
+        "{} runs: {} trained now, {} failed, {} done before",
+        outcome.total,
+        outcome.done,
+        outcome.failed.len(),
+        outcome.already_done
+    );
+    if outcome.held_elsewhere > 0 {
+        s += &format!(", {} being trained by another `sweep run`", outcome.held_elsewhere);
+    }
+    if outcome.interrupted {
+        s += " (interrupted: run `sweep run` again to resume)";
+    }
+    s
+}
+
+/// Plain lines on stderr.
+#[derive(Default)]
+pub struct Lines {
+    runs: Runs,
+}
+
+impl Display for Lines {
+    fn begin(&mut self, sweep: &Sweep, states: &[RunState], outcome: &SweepOutcome, slots: &[Slot]) {
+        self.runs.set(states);
+        eprintln!("{}", self.runs.header(&sweep.name, outcome, slots));
+    }
+
+    fn event(&mut self, _slot: usize, event: &Event, _outcome: &SweepOutcome) {
+        if let Some(line) = self.runs.line(event) {
+            eprintln!("{line}");
+        }
+    }
+
+    fn note(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    fn label(&self, run: &str) -> String {
+        self.runs.label(run)
+    }
+
+    fn finish(&mut self, outcome: &SweepOutcome) {
+        eprintln!("{}", summary(outcome));
+    }
+}
+
+/// indicatif bars: the sweep's, then one per busy device; finished runs print a line above.
+#[derive(Default)]
+pub struct Bars {
+    runs: Runs,
+    multi: Option<MultiProgress>,
+    sweep: Option<ProgressBar>,
+    slots: Vec<ProgressBar>,
+    slot_names: Vec<String>,
+}
+
+impl Display for Bars {
+    fn begin(&mut self, sweep: &Sweep, states: &[RunState], outcome: &SweepOutcome, slots: &[Slot]) {
+        self.runs.set(states);
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let _ = multi.println(self.runs.header(&sweep.name, outcome, slots));
+        let bar = multi.add(ProgressBar::new(outcome.total as u64));
+        bar.set_style(ProgressStyle::with_template("sweep {bar:30} {pos}/{len} runs {msg} [{elapsed_precise}, ETA {eta}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar.set_position(outcome.already_done as u64);
+        self.slot_names = slots.iter().map(|s| s.to_string()).collect();
+        self.slots = slots
+            .iter()
+            .map(|_| {
+                let b = multi.add(ProgressBar::new(1));
+                b.set_style(ProgressStyle::with_template("{prefix:>8} {bar:20} {msg} ETA {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+                b.enable_steady_tick(Duration::from_millis(500));
+                b
+            })
+            .collect();
+        self.sweep = Some(bar);
+        self.multi = Some(multi);
+    }
+
+    fn event(&mut self, slot: usize, event: &Event, outcome: &SweepOutcome) {
+        if let (Some(multi), Some(line)) = (&self.multi, self.runs.line(event)) {
+            if !matches!(event, Event::Epoch { .. }) {
+                let _ = multi.println(line);
+            }
+        }
+        let Some(bar) = self.slots.get(slot) else { return };
+        bar.set_prefix(self.slot_names.get(slot).cloned().unwrap_or_default());
+        match event {
+            Event::Started { run, .. } => {
+                bar.reset();
+                bar.set_message(self.runs.label(run));
+            }
+            Event::Progress { run, epoch, batch, batches, images_per_sec } => {
+                let epochs = self.runs.epochs(run).max(1);
+                bar.set_length((epochs * batches) as u64);
+                bar.set_position(((epoch - 1) * batches + batch) as u64);
+                bar.set_message(format!("{} epoch {epoch}/{epochs} batch {batch}/{batches} {images_per_sec:.0} img/s", self.runs.label(run)));
+            }
+            Event::Finished { .. } | Event::Failed { .. } | Event::Stopped { .. } => {
+                bar.set_message("idle");
+                if let Some(s) = &self.sweep {
+                    s.set_position((outcome.already_done + outcome.done + outcome.failed.len()) as u64);
+                    s.set_message(format!("({} failed)", outcome.failed.len()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn note(&mut self, line: &str) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn label(&self, run: &str) -> String {
+        self.runs.label(run)
+    }
+
+    fn finish(&mut self, outcome: &SweepOutcome) {
+        for b in &self.slots {
+            b.finish_and_clear();
+        }
+        if let Some(s) = &self.sweep {
+            s.finish();
+        }
+        self.note(&summary(outcome));
     }
 }

@@ -1,7 +1,9 @@
 //! The command line: one module per subcommand, each a clap `Args` struct with a thin `run`.
+mod devices;
 mod plan;
 mod report;
 mod run;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -27,6 +29,13 @@ pub enum Command {
     Run(run::Args),
     /// Report a stored sweep: one row per run, or the best run's classwise table.
     Report(report::Args),
+    /// Show a sweep's runs: state, device, attempts, stored epochs.
+    Status(status::Args),
+    /// List the GPUs found and where `sweep run` would train.
+    Devices(devices::Args),
+    /// Train one run handed over on stdin (started by `sweep run`; not for direct use).
+    #[command(hide = true)]
+    Worker,
 }
 
 /// The database, shared by the subcommands that use one.
@@ -37,8 +46,20 @@ pub struct DbArg {
     pub db: PathBuf,
 }
 
-/// Exit codes: 0 all runs done, 1 an error stopped the command, 2 some runs failed.
+/// A stored sweep to read: the database and the sweep's name.
+#[derive(Debug, clap::Args)]
+pub struct StoredSweep {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Which sweep (by name); default: the one run most recently.
+    #[arg(long)]
+    pub sweep: Option<String>,
+}
+
+/// Exit codes of `sweep run`: 0 all runs done, 1 an error stopped the command, 2 some runs
+/// failed (the others are stored), 130 interrupted (runs resume on the next `sweep run`).
 pub const EXIT_RUNS_FAILED: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -46,5 +67,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(a) => plan::run(a),
         Command::Run(a) => run::run(a),
         Command::Report(a) => report::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Devices(a) => devices::run(a),
+        Command::Worker => Ok(crate::worker::serve()),
     }
 }

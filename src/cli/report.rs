@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use super::DbArg;
+use super::StoredSweep;
 use crate::report::{best_json, best_table, runs_json, runs_table, BestRun, SweepReport, TableStyle};
 use crate::store::Store;
 use crate::train::strategy::Monitor;
@@ -42,10 +42,7 @@ impl From<Metric> for Monitor {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub db: DbArg,
-    /// Which sweep (by name); default: the one run most recently.
-    #[arg(long)]
-    pub sweep: Option<String>,
+    pub stored: StoredSweep,
     /// Show the best run: its config and classwise table.
     #[arg(long)]
     pub best: bool,
@@ -60,8 +57,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = Store::open_read_only(&args.db.db)?;
-    let report = SweepReport::load(&store, args.sweep.as_deref(), args.metric.into())?;
+    let store = Store::open_read_only(&args.stored.db.db)?;
+    let report = SweepReport::load(&store, args.stored.sweep.as_deref(), args.metric.into())?;
     let style = if args.format == Format::Markdown { TableStyle::Markdown } else { TableStyle::Terminal };
     let out = if args.best {
         let best = BestRun::load(&store, report)?;

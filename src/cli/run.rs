@@ -1,13 +1,14 @@
-//! `sweep run FILE`: validate, expand, train every run not done yet, store every epoch.
+//! `sweep run FILE`: validate, expand, claim and train every run not done yet on the chosen
+//! devices, storing every epoch; resume what a crash or Ctrl-C left.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{DbArg, EXIT_RUNS_FAILED};
-use crate::scheduler::run_sweep;
+use super::{DbArg, EXIT_INTERRUPTED, EXIT_RUNS_FAILED};
+use crate::devices::{self, Request};
+use crate::scheduler::{run_sweep, Options};
 use crate::store::Store;
 use crate::sweep::Sweep;
 
@@ -17,27 +18,51 @@ pub struct Args {
     pub file: PathBuf,
     #[command(flatten)]
     pub db: DbArg,
+    /// Where to train: `auto` (every free GPU, else the CPU), `cpu`, or GPU indices like `0,2`.
+    #[arg(long, default_value = "auto")]
+    pub devices: Request,
+    /// Runs trained at once on each device.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub runs_per_device: usize,
+    /// Forget this sweep's stored runs and checkpoints and start over.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sweep = Sweep::from_file(&args.file)?;
-    let store = Store::open(&args.db.db)?;
+    let found = devices::discover();
+    let (slots, note) = devices::choose(&found, &args.devices, args.runs_per_device).map_err(anyhow::Error::msg)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let mut store = Store::open(&args.db.db)?;
     let runs_dir = args.db.db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let stop = Arc::new(AtomicBool::new(false));
-    let devices = vec![candle_core::Device::Cpu];
-    let outcome = run_sweep(&sweep, store, &runs_dir, devices, stop).with_context(|| format!("sweep {} stopped", sweep.name))?;
-    let trained = outcome.done + outcome.failed.len();
-    eprintln!(
-        "sweep {}: {} runs, {} trained now, {} failed, {} done before. See `sweep report --db {}`.",
-        sweep.name,
-        outcome.total,
-        trained,
-        outcome.failed.len(),
-        outcome.already_done,
-        args.db.db.display()
-    );
+    if args.fresh {
+        let n = store.forget_sweep(&sweep.name)?;
+        let dir = runs_dir.join(&sweep.name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+        eprintln!("--fresh: forgot {n} stored runs of sweep {}", sweep.name);
+    }
+    let opts = Options {
+        slots,
+        runs_dir,
+        exe: std::env::current_exe().context("cannot find the sweep executable to start workers")?,
+        stale_after: Duration::from_secs(60),
+        heartbeat_every: Duration::from_secs(5),
+    };
+    let outcome = run_sweep(&sweep, store, opts, crate::progress::for_stderr()).with_context(|| format!("sweep {} stopped", sweep.name))?;
     for (label, error) in &outcome.failed {
         eprintln!("  failed: {label}: {error}");
     }
-    Ok(if outcome.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUNS_FAILED) })
+    eprintln!("See `sweep report --db {}` (or `sweep status`).", args.db.db.display());
+    Ok(if outcome.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if outcome.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_RUNS_FAILED)
+    })
 }

@@ -15,7 +15,7 @@ use candle_nn::{Linear, VarBuilder};
 use rand::rngs::StdRng;
 
 use super::layers::{dropout, linear, Conv, ConvCfg, InitScheme};
-use super::ops::max_pool2d;
+use super::ops::{max_pool2d, relu};
 
 /// Smallest height/width the CNN accepts (two 2x2 poolings must leave at least 1x1).
 pub(crate) const MIN_SIZE: usize = 4;
@@ -74,13 +74,13 @@ impl Cnn {
                 Ok(x)
             }
         };
-        let x = self.conv1.forward(x)?.relu()?;
+        let x = relu(&self.conv1.forward(x)?)?;
         let x = drop(max_pool2d(&x, 2, 2, 0)?, 0.25, rng)?;
-        let x = self.conv2.forward(&x)?.relu()?;
-        let x = self.conv3.forward(&x)?.relu()?;
+        let x = relu(&self.conv2.forward(&x)?)?;
+        let x = relu(&self.conv3.forward(&x)?)?;
         let x = drop(max_pool2d(&x, 2, 2, 0)?, 0.25, rng)?;
         let x = x.flatten_from(1)?;
-        let x = drop(self.fc1.forward(&x)?.relu()?, 0.5, rng)?;
+        let x = drop(relu(&self.fc1.forward(&x)?)?, 0.5, rng)?;
         self.fc2.forward(&x)
     }
 }

@@ -1,6 +1,7 @@
-//! Building blocks shared by the backbones: convolution (through [`super::ops::conv2d`]),
-//! linear layers and batch norm with explicit initialisers, and seeded dropout.
-use candle_core::{Module, ModuleT, Result, Tensor};
+//! Building blocks shared by the backbones: convolution and batch norm (through
+//! [`super::ops`], so the fast CPU kernels are used), linear layers with explicit
+//! initialisers, and seeded dropout.
+use candle_core::{Module, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{BatchNorm, BatchNormConfig, Init, Linear, VarBuilder};
 use rand::rngs::StdRng;
@@ -143,25 +144,38 @@ impl Norm {
     }
 
     /// Batch statistics (and a running-stat update) when `train`, running stats otherwise.
-    /// Like PyTorch, training needs more than one value per channel (candle would otherwise
-    /// divide by zero in the unbiased running variance).
     pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
-            let dims = x.dims();
-            let per_channel = dims
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != 1)
-                .map(|(_, d)| *d)
-                .product::<usize>();
-            if per_channel < 2 {
-                candle_core::bail!(
-                    "batch norm in training needs more than one value per channel, input {:?}",
-                    x.shape()
-                )
-            }
+            self.check_train(x)?;
         }
-        self.0.forward_t(x, train)
+        ops::batch_norm(x, &self.0, train, false)
+    }
+
+    /// [`Norm::forward_t`] followed by a ReLU, fused into one op on the CPU.
+    pub(crate) fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train {
+            self.check_train(x)?;
+        }
+        ops::batch_norm(x, &self.0, train, true)
+    }
+
+    /// Like PyTorch, training needs more than one value per channel (candle would otherwise
+    /// divide by zero in the unbiased running variance).
+    fn check_train(&self, x: &Tensor) -> Result<()> {
+        let dims = x.dims();
+        let per_channel = dims
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, d)| *d)
+            .product::<usize>();
+        if per_channel < 2 {
+            candle_core::bail!(
+                "batch norm in training needs more than one value per channel, input {:?}",
+                x.shape()
+            )
+        }
+        Ok(())
     }
 }
 

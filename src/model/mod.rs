@@ -31,6 +31,7 @@ use rand::SeedableRng;
 
 pub mod cnn;
 pub(crate) mod init;
+pub mod kernels;
 pub(crate) mod layers;
 pub mod ops;
 pub mod resnet;
@@ -202,6 +203,13 @@ impl Model {
             }
             Net::ResNet(net) => net.forward_t(&x, train),
         }
+    }
+
+    /// Restarts the dropout masks from `seed`: the trainer reseeds every epoch, so a resumed
+    /// run draws the same masks as an uninterrupted one.
+    pub fn reseed_dropout(&self, seed: u64) -> Result<()> {
+        *self.dropout_rng.lock().map_err(|_| lock_err())? = StdRng::seed_from_u64(init::mix64(seed ^ 0x0D50_0D50_0D50_0D50));
+        Ok(())
     }
 
     /// The variables an optimizer should update (every variable but the batch-norm running

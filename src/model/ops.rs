@@ -1,7 +1,10 @@
-//! Differentiable ops that work around gradient defects of candle 0.11 (see each function).
+//! The model's differentiable ops. On the CPU (f32/f64) each dispatches to the fast custom
+//! ops of [`super::kernels`]; everywhere else (CUDA, other dtypes, or with
+//! [`kernels::set_fast_path`]`(false)`) it runs the generic reference implementation kept
+//! here, which also works around gradient defects of candle 0.11 (see each function).
 //!
-//! Everything here is built from generic tensor ops (narrow, reshape, cat, maximum, conv2d,
-//! mean) so it runs unchanged on every candle device.
+//! The reference implementations are built from generic tensor ops (narrow, reshape, cat,
+//! maximum, conv2d, mean) so they run unchanged on every candle device.
 //!
 //! Defects confirmed in `candle-core-0.11.1/src/backprop.rs`:
 //!
@@ -17,6 +20,9 @@
 //!   [`conv2d`] zero-pads the input so both remainders agree, which provably leaves the
 //!   output unchanged (see its docs).
 use candle_core::{DType, Result, Tensor};
+use candle_nn::BatchNorm;
+
+use super::kernels;
 
 /// Most negative finite value of a float dtype, used as the padding of [`max_pool2d`].
 fn lowest(dtype: DType) -> Result<f64> {
@@ -78,7 +84,8 @@ fn out_len(len: usize, kernel: usize, stride: usize, padding: usize) -> Result<u
 /// Built from padding, a free reshape and strided views combined with the elementwise
 /// `maximum`, whose gradients are correct, instead of candle's `max_pool2d` (its backward is
 /// scaled by `1/(k*k)` and unsupported for `kernel != stride`). Ties inside a window share
-/// the gradient (the shares sum to one), a valid subgradient like PyTorch's first-index rule.
+/// the gradient (the shares sum to one), a valid subgradient like PyTorch's first-index rule;
+/// the fast CPU kernel uses PyTorch's rule (the first maximum takes it all).
 ///
 /// Errors if `kernel` or `stride` is zero, if `padding > kernel / 2` (PyTorch's rule), if the
 /// input is not 4D or not a float tensor, or if a window does not fit the padded input.
@@ -91,6 +98,18 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     }
     let (b, c, h, w) = x.dims4()?;
     let low = lowest(x.dtype())?;
+    if kernels::supports(x) {
+        out_len(h, kernel, stride, padding)?;
+        out_len(w, kernel, stride, padding)?;
+        let op = kernels::pool::MaxPool2d {
+            kernel,
+            stride,
+            pad: padding,
+            keep_argmax: x.track_op(),
+            argmax: Default::default(),
+        };
+        return x.contiguous()?.apply_op1(op);
+    }
     let (oh, ow) = (
         out_len(h, kernel, stride, padding)?,
         out_len(w, kernel, stride, padding)?,
@@ -128,6 +147,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
 /// 2D convolution (NCHW input, OIHW weight, optional bias of shape (O,)), square stride and
 /// padding, whose backward works for every input shape.
 ///
+/// The fast CPU kernel (im2col + GEMM) handles every shape natively. For the reference path:
 /// candle's `Conv2D` backward derives the transposed convolution's `out_padding` from the
 /// height and reuses it for the width, so it fails when the height and width remainders
 /// `r_h = (H + 2p - kh) % s` and `r_w = (W + 2p - kw) % s` differ. This wrapper appends
@@ -150,11 +170,55 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
+    let y = if fast(x, weight) {
+        check_conv(x, weight, stride, padding)?;
+        let op = kernels::conv::Conv2d::new(stride, padding);
+        x.contiguous()?.apply_op2(&weight.contiguous()?, op)?
+    } else {
+        conv2d_reference(x, weight, stride, padding, 1)?
+    };
+    add_bias(y, bias)
+}
+
+/// Depthwise 2D convolution: every channel of `x` (B, C, H, W) convolved with its own
+/// filter, `weight` of shape (C, 1, kh, kw) as in PyTorch's `groups = C`; optional `bias`
+/// (C,). Square stride and padding; backward works for every input shape.
+pub fn depthwise_conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let (_b, c, _h, _w) = x.dims4()?;
+    let (wc, one, _kh, _kw) = weight.dims4()?;
+    if wc != c || one != 1 {
+        candle_core::bail!(
+            "depthwise_conv2d: weight {:?} does not fit {c} channels (expected ({c}, 1, k, k))",
+            weight.shape()
+        )
+    }
+    let y = if fast(x, weight) {
+        check_conv(x, weight, stride, padding)?;
+        let op = kernels::depthwise::Depthwise::new(stride, padding);
+        x.contiguous()?.apply_op2(&weight.contiguous()?, op)?
+    } else {
+        conv2d_reference(x, weight, stride, padding, c)?
+    };
+    add_bias(y, bias)
+}
+
+/// Whether `x` and `weight` can take the fast CPU kernels together.
+fn fast(x: &Tensor, weight: &Tensor) -> bool {
+    kernels::supports(x) && weight.device().is_cpu() && weight.dtype() == x.dtype()
+}
+
+fn check_conv(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<()> {
     if stride == 0 {
         candle_core::bail!("conv2d: stride must be positive")
     }
     let (_b, _c, h, w) = x.dims4()?;
-    let (out_c, _in_c, kh, kw) = weight.dims4()?;
+    let (_o, _i, kh, kw) = weight.dims4()?;
     if h + 2 * padding < kh || w + 2 * padding < kw {
         candle_core::bail!(
             "conv2d: kernel {kh}x{kw} larger than padded input {}x{}",
@@ -162,16 +226,78 @@ pub fn conv2d(
             w + 2 * padding
         )
     }
+    Ok(())
+}
+
+fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        None => Ok(y),
+        Some(bias) => {
+            let c = y.dim(1)?;
+            y.broadcast_add(&bias.reshape((1, c, 1, 1))?)
+        }
+    }
+}
+
+/// The reference convolution: candle's `conv2d` (with `groups`) behind the padding fix.
+fn conv2d_reference(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> Result<Tensor> {
+    check_conv(x, weight, stride, padding)?;
+    let (_b, _c, h, w) = x.dims4()?;
+    let (_o, _i, kh, kw) = weight.dims4()?;
     let r_h = (h + 2 * padding - kh) % stride;
     let r_w = (w + 2 * padding - kw) % stride;
     let r = r_h.max(r_w);
     let x = x
         .pad_with_zeros(2, 0, r - r_h)?
         .pad_with_zeros(3, 0, r - r_w)?;
-    let y = x.conv2d(weight, padding, stride, 1, 1)?;
-    match bias {
-        None => Ok(y),
-        Some(bias) => y.broadcast_add(&bias.reshape((1, out_c, 1, 1))?),
+    x.conv2d(weight, padding, stride, 1, groups)
+}
+
+/// `max(x, 0)`. The fast CPU kernel's gradient is 0 at exactly 0 (PyTorch's), candle's 1.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if kernels::supports(x) {
+        x.contiguous()?.apply_op1(kernels::eltwise::Eltwise::Relu)
+    } else {
+        x.relu()
+    }
+}
+
+/// `max(a + b, 0)`: the join of a residual block, fused into one op on the CPU.
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if kernels::supports(a) && b.device().is_cpu() && a.dtype() == b.dtype() {
+        if a.shape() != b.shape() {
+            candle_core::bail!(
+                "add_relu: shapes {:?} and {:?} differ",
+                a.shape(),
+                b.shape()
+            )
+        }
+        let op = kernels::eltwise::Eltwise::AddRelu;
+        a.contiguous()?.apply_op2(&b.contiguous()?, op)
+    } else {
+        (a + b)?.relu()
+    }
+}
+
+/// Batch norm of `x` (B, C, ...) with `bn`, then a ReLU when `relu`. With `train`, uses the
+/// batch statistics and updates `bn`'s running statistics (as candle-nn's `forward_train`);
+/// otherwise the running statistics. On the CPU one fused op (statistics, normalisation and
+/// ReLU in two parallel passes, backward in two more); elsewhere candle-nn's `BatchNorm`.
+pub fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) -> Result<Tensor> {
+    if kernels::supports(x) && bn.weight_and_bias().is_some() {
+        return kernels::norm::batch_norm(x, bn, train, relu);
+    }
+    let y = candle_core::ModuleT::forward_t(bn, x, train)?;
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
     }
 }
 
@@ -179,281 +305,4 @@ pub fn conv2d(
 pub fn avg_pool_global(x: &Tensor) -> Result<Tensor> {
     let (_b, _c, _h, _w) = x.dims4()?;
     x.mean((2, 3))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::{Device, Var};
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
-
-    fn rand_tensor(dims: &[usize], seed: u64) -> Tensor {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n: usize = dims.iter().product();
-        let data: Vec<f64> = (0..n).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
-        Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
-
-    /// Checks the analytic gradients of `loss = sum(f(inputs) * probe)` against central
-    /// differences on every element of every input (f64, CPU).
-    fn check_grads(inputs: &[Tensor], f: &dyn Fn(&[Tensor]) -> Result<Tensor>) {
-        let vars: Vec<Var> = inputs
-            .iter()
-            .map(|t| Var::from_tensor(t).unwrap())
-            .collect();
-        let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-        let out = f(&tensors).unwrap();
-        let probe = rand_tensor(out.dims(), 99);
-        let loss = |ts: &[Tensor]| -> f64 {
-            (f(ts).unwrap() * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap()
-        };
-        let grads = (&out * &probe)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let eps = 1e-6;
-        for (k, var) in vars.iter().enumerate() {
-            let analytic: Vec<f64> = grads
-                .get(var.as_tensor())
-                .expect("gradient missing")
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let base: Vec<f64> = inputs[k].flatten_all().unwrap().to_vec1().unwrap();
-            let dims = inputs[k].dims().to_vec();
-            for idx in 0..base.len() {
-                let eval = |delta: f64| {
-                    let mut data = base.clone();
-                    data[idx] += delta;
-                    let mut ts: Vec<Tensor> = inputs.to_vec();
-                    ts[k] = Tensor::from_vec(data, dims.as_slice(), &Device::Cpu).unwrap();
-                    loss(&ts)
-                };
-                let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-                let err = (numeric - analytic[idx]).abs();
-                assert!(
-                    err <= 1e-6 * (1.0 + numeric.abs()),
-                    "input {k} element {idx}: numeric {numeric} analytic {}",
-                    analytic[idx]
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn max_pool_matches_candle_forward_when_kernel_equals_stride() {
-        for (h, w, k) in [(4, 6, 2), (5, 7, 2), (6, 9, 3), (7, 5, 3)] {
-            let x = rand_tensor(&[2, 3, h, w], 1);
-            let ours = max_pool2d(&x, k, k, 0).unwrap();
-            let theirs = x.max_pool2d(k).unwrap();
-            assert_eq!(ours.dims(), &[2, 3, h / k, w / k]);
-            assert_eq!(max_abs_diff(&ours, &theirs), 0.0);
-        }
-    }
-
-    #[test]
-    #[allow(clippy::needless_range_loop)]
-    fn max_pool_forward_with_padding_matches_direct_loop() {
-        let (h, w, k, s, p) = (7, 6, 3, 2, 1);
-        let x = rand_tensor(&[1, 2, h, w], 2);
-        let ours = max_pool2d(&x, k, s, p).unwrap();
-        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
-        assert_eq!(ours.dims(), &[1, 2, oh, ow]);
-        let xv: Vec<Vec<Vec<f64>>> = x.squeeze(0).unwrap().to_vec3().unwrap();
-        let ov: Vec<Vec<Vec<f64>>> = ours.squeeze(0).unwrap().to_vec3().unwrap();
-        for c in 0..2 {
-            for r in 0..oh {
-                for q in 0..ow {
-                    let mut m = f64::NEG_INFINITY;
-                    for i in 0..k {
-                        for j in 0..k {
-                            let (y, z) = (
-                                (r * s + i) as isize - p as isize,
-                                (q * s + j) as isize - p as isize,
-                            );
-                            if y >= 0 && z >= 0 && (y as usize) < h && (z as usize) < w {
-                                m = m.max(xv[c][y as usize][z as usize]);
-                            }
-                        }
-                    }
-                    assert_eq!(ov[c][r][q], m, "channel {c} at ({r},{q})");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn max_pool_grad_kernel_equals_stride_even_and_odd() {
-        for (h, w) in [(4, 4), (5, 7)] {
-            let x = rand_tensor(&[2, 2, h, w], 3);
-            check_grads(&[x], &|ts| max_pool2d(&ts[0], 2, 2, 0));
-        }
-        let x = rand_tensor(&[1, 2, 7, 6], 4);
-        check_grads(&[x], &|ts| max_pool2d(&ts[0], 3, 3, 0));
-    }
-
-    #[test]
-    fn max_pool_grad_resnet_stem_and_non_square() {
-        for (h, w) in [(8, 8), (7, 10), (9, 5)] {
-            let x = rand_tensor(&[1, 2, h, w], 5);
-            check_grads(&[x], &|ts| max_pool2d(&ts[0], 3, 2, 1));
-        }
-    }
-
-    #[test]
-    fn max_pool_ties_share_gradient() {
-        let x = Var::from_tensor(&Tensor::ones((1, 1, 2, 2), DType::F64, &Device::Cpu).unwrap())
-            .unwrap();
-        let y = max_pool2d(x.as_tensor(), 2, 2, 0).unwrap();
-        let g = y.sum_all().unwrap().backward().unwrap();
-        let total = g
-            .get(x.as_tensor())
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        assert!((total - 1.0).abs() < 1e-12, "tied gradient mass {total}");
-    }
-
-    /// Documents candle 0.11's defect: the gradient of its own `max_pool2d` is `1/(k*k)` of the
-    /// true one. If this test fails, candle fixed it and `max_pool2d` here could delegate.
-    #[test]
-    fn candle_max_pool_gradient_is_off_by_k_squared() {
-        let x = Var::from_tensor(&rand_tensor(&[1, 1, 4, 4], 6)).unwrap();
-        let ours = max_pool2d(x.as_tensor(), 2, 2, 0)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let theirs = x
-            .as_tensor()
-            .max_pool2d(2)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let ours = ours.get(x.as_tensor()).unwrap();
-        let theirs = theirs.get(x.as_tensor()).unwrap();
-        // The true gradient has one 1 per window; candle's has 1/4 there.
-        assert_eq!(ours.sum_all().unwrap().to_scalar::<f64>().unwrap(), 4.0);
-        assert!(max_abs_diff(&(theirs * 4.0).unwrap(), ours) < 1e-12);
-        // And kernel != stride has no backward at all.
-        let y = x.as_tensor().max_pool2d_with_stride(3, 2).unwrap();
-        assert!(y.sum_all().unwrap().backward().is_err());
-    }
-
-    /// Documents candle 0.11's Conv2D backward defect (out_padding taken from the height only).
-    #[test]
-    fn candle_conv2d_backward_fails_on_mixed_parity() {
-        let x = Var::from_tensor(&rand_tensor(&[1, 2, 5, 6], 7)).unwrap();
-        let k = Var::from_tensor(&rand_tensor(&[3, 2, 3, 3], 8)).unwrap();
-        let y = x.as_tensor().conv2d(k.as_tensor(), 1, 2, 1, 1).unwrap();
-        assert!(y.sum_all().unwrap().backward().is_err());
-        let y = conv2d(x.as_tensor(), k.as_tensor(), None, 2, 1).unwrap();
-        assert!(y.sum_all().unwrap().backward().is_ok());
-    }
-
-    #[test]
-    fn conv2d_forward_matches_candle() {
-        for (h, w, s, p) in [
-            (5, 6, 2, 1),
-            (6, 5, 2, 1),
-            (7, 7, 2, 1),
-            (5, 6, 1, 1),
-            (9, 8, 2, 3),
-            (6, 7, 3, 0),
-        ] {
-            let x = rand_tensor(&[2, 2, h, w], 9);
-            let k = rand_tensor(&[3, 2, 3, 3], 10);
-            let bias = rand_tensor(&[3], 11);
-            let ours = conv2d(&x, &k, Some(&bias), s, p).unwrap();
-            let theirs = x
-                .conv2d(&k, p, s, 1, 1)
-                .unwrap()
-                .broadcast_add(&bias.reshape((1, 3, 1, 1)).unwrap())
-                .unwrap();
-            assert_eq!(ours.dims(), theirs.dims());
-            assert!(
-                max_abs_diff(&ours, &theirs) < 1e-12,
-                "h {h} w {w} s {s} p {p}"
-            );
-        }
-    }
-
-    #[test]
-    fn conv2d_grad_stride2_mixed_parity() {
-        for (h, w) in [(5, 6), (6, 5), (5, 5)] {
-            let x = rand_tensor(&[2, 2, h, w], 12);
-            let k = rand_tensor(&[3, 2, 3, 3], 13);
-            let bias = rand_tensor(&[3], 14);
-            check_grads(&[x, k, bias], &|ts| {
-                conv2d(&ts[0], &ts[1], Some(&ts[2]), 2, 1)
-            });
-        }
-    }
-
-    #[test]
-    fn conv2d_grad_stride1_and_1x1_stride2() {
-        let x = rand_tensor(&[1, 2, 5, 4], 15);
-        let k = rand_tensor(&[2, 2, 3, 3], 16);
-        check_grads(&[x, k], &|ts| conv2d(&ts[0], &ts[1], None, 1, 1));
-        // The ResNet downsample shortcut: 1x1, stride 2, no padding.
-        let x = rand_tensor(&[1, 2, 5, 6], 17);
-        let k = rand_tensor(&[3, 2, 1, 1], 18);
-        check_grads(&[x, k], &|ts| conv2d(&ts[0], &ts[1], None, 2, 0));
-    }
-
-    #[test]
-    fn conv2d_grad_resnet_stem_7x7_stride2() {
-        let x = rand_tensor(&[1, 1, 9, 8], 19);
-        let k = rand_tensor(&[2, 1, 7, 7], 20);
-        check_grads(&[x, k], &|ts| conv2d(&ts[0], &ts[1], None, 2, 3));
-    }
-
-    #[test]
-    fn avg_pool_global_grad() {
-        let x = rand_tensor(&[2, 3, 3, 4], 21);
-        let y = avg_pool_global(&x).unwrap();
-        assert_eq!(y.dims(), &[2, 3]);
-        check_grads(&[x], &|ts| avg_pool_global(&ts[0]));
-    }
-
-    #[test]
-    fn invalid_arguments_are_errors() {
-        let x = rand_tensor(&[1, 1, 4, 4], 22);
-        assert!(max_pool2d(&x, 0, 1, 0).is_err());
-        assert!(max_pool2d(&x, 2, 0, 0).is_err());
-        assert!(max_pool2d(&x, 3, 2, 2).is_err());
-        assert!(max_pool2d(&x, 5, 1, 0).is_err());
-        let k = rand_tensor(&[1, 1, 3, 3], 23);
-        assert!(conv2d(&x, &k, None, 0, 1).is_err());
-        let small = rand_tensor(&[1, 1, 2, 2], 24);
-        assert!(conv2d(&small, &k, None, 1, 0).is_err());
-    }
 }

@@ -14,7 +14,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::layers::{linear, Conv, ConvCfg, InitScheme, Norm};
-use super::ops::{avg_pool_global, max_pool2d};
+use super::ops::{add_relu, avg_pool_global, max_pool2d};
 
 /// Images with both sides at least this large get torchvision's ImageNet stem.
 pub const IMAGENET_STEM_MIN_SIZE: usize = 96;
@@ -62,13 +62,13 @@ impl BasicBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let out = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let out = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         let out = self.bn2.forward_t(&self.conv2.forward(&out)?, train)?;
         let identity = match &self.downsample {
             Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
             None => x.clone(),
         };
-        (out + identity)?.relu()
+        add_relu(&out, &identity)
     }
 }
 
@@ -129,7 +129,7 @@ impl ResNet {
     }
 
     pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let mut x = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         if self.stem_pool {
             x = max_pool2d(&x, 3, 2, 1)?;
         }

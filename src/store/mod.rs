@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use read::{EpochRow, RunRow, SplitMetrics, SweepRow};
-pub use write::RunState;
+pub use write::{Claim, RunState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -31,6 +31,9 @@ pub struct RunRow {
     pub stop_reason: Option<String>,
     pub checkpoint: Option<String>,
     pub checkpoint_epoch: Option<usize>,
+    pub owner: Option<String>,
+    pub batch_size: Option<usize>,
+    pub note: Option<String>,
 }
 
 /// One stored epoch. Values a run produced as NaN read back as `None` (SQLite has no NaN).
@@ -88,7 +91,8 @@ impl Store {
     pub fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, idx, label, config, status, error, device, attempts, classes, parameters,
-                    train_images, val_images, test_images, stop_reason, checkpoint, checkpoint_epoch
+                    train_images, val_images, test_images, stop_reason, checkpoint, checkpoint_epoch,
+                    owner, batch_size, note
              FROM runs WHERE sweep_id = ?1 ORDER BY idx, id",
         )?;
         let rows = stmt.query_map([sweep_id], |r| {
@@ -110,6 +114,9 @@ impl Store {
                     stop_reason: r.get(13)?,
                     checkpoint: r.get(14)?,
                     checkpoint_epoch: opt_usize(r, 15)?,
+                    owner: r.get(16)?,
+                    batch_size: opt_usize(r, 17)?,
+                    note: r.get(18)?,
                 },
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(8)?,

@@ -36,7 +36,11 @@ const MIGRATIONS: &[&str] = &[
         checkpoint_epoch INTEGER,
         started_at       TEXT,
         finished_at      TEXT,
-        heartbeat_at     TEXT
+        heartbeat_at     TEXT,
+        owner            TEXT,
+        batch_size       INTEGER,
+        note             TEXT,
+        dispatch_ms      REAL
     );
     CREATE INDEX runs_by_sweep ON runs(sweep_id, idx);
     CREATE TABLE epochs (
@@ -106,13 +110,21 @@ pub fn check_version(conn: &Connection, path: &Path) -> Result<i64> {
     Ok(found)
 }
 
+/// Bring the schema up to date. The version is read inside a write transaction, so two
+/// processes opening a new database at once migrate it once.
 pub fn migrate(conn: &Connection, path: &Path) -> Result<()> {
-    let found = check_version(conn, path)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
+    if check_version(conn, path)? == VERSION {
+        return Ok(());
     }
-    Ok(())
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let found = check_version(conn, path)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        Ok(())
+    })();
+    conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+    result
 }

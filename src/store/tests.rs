@@ -22,6 +22,8 @@ fn started(run: &str) -> Event {
             val_images: 4,
             test_images: None,
             skipped: vec![crate::data::Skipped { path: "x/bad.png".into(), reason: "empty file".into() }],
+            batch_size: 8,
+            resumed_from: None,
         },
     }
 }
@@ -102,7 +104,7 @@ fn events_become_rows_and_read_back() {
 }
 
 #[test]
-fn registering_again_keeps_done_runs_and_requeues_the_rest() {
+fn registering_again_keeps_done_runs_and_claims_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let s = sweep(dir.path());
     let runs = s.runs();
@@ -121,10 +123,19 @@ fn registering_again_keeps_done_runs_and_requeues_the_rest() {
     assert_eq!(states.iter().map(|st| st.done).collect::<Vec<_>>(), [true, false]);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM runs"), 2);
     assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{done}'")), 1);
-    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{failed}'")), 0);
-    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM class_metrics WHERE run_id = '{failed}'")), 0);
+    // A failed run is queued again and keeps its epochs, to resume from its saved state.
+    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{failed}'")), 1);
     let rows = store.runs(store.sweep(Some("t")).unwrap().id).unwrap();
-    assert_eq!((rows[1].status.as_str(), rows[1].error.as_deref()), ("queued", None));
+    assert_eq!(rows[1].status, "queued");
+    // Without a saved state, a claimed run starts over: its old epochs go.
+    let alive = |_: &str| true;
+    let claim = store.claim(failed, "me:1", 60.0, &alive).unwrap().unwrap();
+    assert_eq!(claim.stored_epochs, 1);
+    assert!(store.claim(failed, "other:2", 60.0, &alive).unwrap().is_none(), "held by me");
+    assert!(store.claim(failed, "other:2", 60.0, &|_: &str| false).unwrap().is_some(), "my process died");
+    assert_eq!(store.prepare_resume(failed, None).unwrap(), None);
+    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{failed}'")), 0);
+    assert!(store.claim(done, "me:1", 60.0, &alive).unwrap().is_none(), "done runs are never claimed");
 }
 
 #[test]

@@ -1,12 +1,22 @@
 //! Writing: register a sweep's runs, then apply trainer events, one transaction each.
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Result, Store};
 use crate::sweep::{RunSpec, Sweep};
 use crate::train::metrics::{Confusion, Metrics};
+use crate::train::resume::ResumeState;
 use crate::train::Event;
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+/// What a successful claim found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    /// The last epoch stored for the run (0 if none).
+    pub stored_epochs: usize,
+    /// The batch size to train with, if one was recorded (after an out-of-memory retry).
+    pub batch_size: Option<usize>,
+}
 
 /// A run of the sweep file and what the store already holds of it.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,10 +27,11 @@ pub struct RunState {
 }
 
 impl Store {
-    /// Record the sweep and its runs. Runs already done are kept as they are; any other
-    /// stored run of this grid (failed, interrupted) is cleared and queued again.
+    /// Record the sweep and its runs. New cells are queued; finished ones are kept as they
+    /// are; failed runs are queued again; failed, stopped or abandoned runs keep their epochs
+    /// and resume from their last saved one when claimed.
     pub fn register(&mut self, sweep: &Sweep, runs: &[RunSpec]) -> Result<Vec<RunState>> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let file = sweep.file.to_string_lossy();
         tx.execute(
             &format!(
@@ -34,42 +45,128 @@ impl Store {
         for run in runs {
             let status: Option<String> =
                 tx.query_row("SELECT status FROM runs WHERE id = ?1", [&run.id], |r| r.get(0)).optional()?;
-            let done = status.as_deref() == Some("done");
-            match status {
+            match status.as_deref() {
                 None => {
                     tx.execute(
-                        "INSERT INTO runs (id, sweep_id, idx, label, config, status) VALUES (?1, ?2, ?3, ?4, ?5, 'queued')",
-                        params![run.id, sweep_id, run.index as i64, run.label, serde_json::to_string(&run.config)?],
+                        "INSERT INTO runs (id, sweep_id, idx, label, config, status, batch_size) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+                        params![run.id, sweep_id, run.index as i64, run.label, serde_json::to_string(&run.config)?, run.config.batch_size as i64],
                     )?;
                 }
-                Some(_) if done => {
-                    // Same config, maybe a new position in an edited grid.
-                    tx.execute("UPDATE runs SET idx = ?2, label = ?3 WHERE id = ?1", params![run.id, run.index as i64, run.label])?;
-                }
-                Some(_) => {
-                    clear_results(&tx, &run.id)?;
+                Some("failed") => {
                     tx.execute(
-                        "UPDATE runs SET idx = ?2, label = ?3, status = 'queued', error = NULL WHERE id = ?1",
+                        "UPDATE runs SET idx = ?2, label = ?3, status = 'queued' WHERE id = ?1",
                         params![run.id, run.index as i64, run.label],
                     )?;
                 }
+                Some(_) => {
+                    // Same config, maybe a new position in an edited grid.
+                    tx.execute("UPDATE runs SET idx = ?2, label = ?3 WHERE id = ?1", params![run.id, run.index as i64, run.label])?;
+                }
             }
-            states.push(RunState { spec: run.clone(), done });
+            states.push(RunState { spec: run.clone(), done: status.as_deref() == Some("done") });
         }
         tx.commit()?;
         Ok(states)
     }
 
+    /// Forget a sweep's runs and results (`sweep run --fresh`); its runs are registered anew.
+    pub fn forget_sweep(&mut self, name: &str) -> Result<usize> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ids: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT r.id FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE s.name = ?1")?;
+            let rows = stmt.query_map([name], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for id in &ids {
+            clear_results(&tx, id)?;
+            tx.execute("DELETE FROM runs WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(ids.len())
+    }
+
+    /// Atomically take a run for `owner` if nobody else holds it: queued or stopped runs, and
+    /// runs left `running` by a dead owner (`owner_alive` says no, or no heartbeat for
+    /// `stale_secs`). Two `sweep run` processes never both get the same run.
+    pub fn claim(&mut self, run: &str, owner: &str, stale_secs: f64, owner_alive: &dyn Fn(&str) -> bool) -> Result<Option<Claim>> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(String, Option<String>, Option<f64>, Option<i64>)> = tx
+            .query_row(
+                "SELECT status, owner, (julianday('now') - julianday(heartbeat_at)) * 86400.0, batch_size FROM runs WHERE id = ?1",
+                [run],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((status, holder, age, batch_size)) = row else { return Ok(None) };
+        let free = match status.as_str() {
+            "queued" | "stopped" => true,
+            "running" => match holder.as_deref() {
+                Some(h) if h == owner => false,
+                Some(h) => !owner_alive(h) || age.is_none_or(|a| a > stale_secs),
+                None => true,
+            },
+            _ => false,
+        };
+        if !free {
+            return Ok(None);
+        }
+        tx.execute(&format!("UPDATE runs SET status = 'running', owner = ?2, heartbeat_at = {NOW} WHERE id = ?1"), params![run, owner])?;
+        let epochs: i64 = tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE run_id = ?1", [run], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(Some(Claim { stored_epochs: epochs as usize, batch_size: batch_size.map(|b| b as usize) }))
+    }
+
+    /// Decide how a claimed run starts. With a saved resume state at least as far as the
+    /// stored epochs, it resumes and gets back the last stored epoch: the worker reports the
+    /// saved epochs after it (a kill between saving and storing). Without a usable state the
+    /// run's results are cleared and it starts over (`None`).
+    pub fn prepare_resume(&mut self, run: &str, state: Option<&ResumeState>) -> Result<Option<usize>> {
+        let stored: i64 = self.conn.query_row("SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE run_id = ?1", [run], |r| r.get(0))?;
+        match state {
+            Some(s) if s.epoch as i64 >= stored && !s.records.is_empty() => Ok(Some(stored as usize)),
+            _ => {
+                let tx = self.conn.transaction()?;
+                clear_results(&tx, run)?;
+                tx.commit()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// After an out-of-memory failure: train again from scratch at `batch_size`.
+    pub fn retry_with_batch(&mut self, run: &str, batch_size: usize, note: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        clear_results(&tx, run)?;
+        tx.execute("UPDATE runs SET batch_size = ?2, note = ?3, error = NULL WHERE id = ?1", params![run, batch_size as i64, note])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How long the coordinator took from claiming a run to its worker's start report.
+    pub fn record_dispatch(&mut self, run: &str, ms: f64) -> Result<()> {
+        self.conn.execute("UPDATE runs SET dispatch_ms = ?2 WHERE id = ?1", params![run, ms])?;
+        Ok(())
+    }
+
+    /// Tell other processes that `owner`'s running runs are alive.
+    pub fn heartbeat(&mut self, owner: &str) -> Result<()> {
+        self.conn.execute(&format!("UPDATE runs SET heartbeat_at = {NOW} WHERE owner = ?1 AND status = 'running'"), [owner])?;
+        Ok(())
+    }
+
     /// Store one event. Each call is one transaction, committed before it returns.
     pub fn apply(&mut self, event: &Event) -> Result<()> {
+        if matches!(event, Event::Progress { .. }) {
+            return Ok(());
+        }
         let tx = self.conn.transaction()?;
         match event {
             Event::Started { run, start } => {
                 tx.execute(
                     &format!(
                         "UPDATE runs SET status = 'running', attempts = attempts + 1, device = ?2, classes = ?3,
-                         parameters = ?4, train_images = ?5, val_images = ?6, test_images = ?7,
-                         error = NULL, started_at = {NOW}, heartbeat_at = {NOW} WHERE id = ?1"
+                         parameters = ?4, train_images = ?5, val_images = ?6, test_images = ?7, batch_size = ?8,
+                         error = NULL, started_at = COALESCE(started_at, {NOW}), heartbeat_at = {NOW} WHERE id = ?1"
                     ),
                     params![
                         run,
@@ -79,6 +176,7 @@ impl Store {
                         start.train_images as i64,
                         start.val_images as i64,
                         start.test_images.map(|n| n as i64),
+                        start.batch_size as i64,
                     ],
                 )?;
                 for s in &start.skipped {
@@ -123,7 +221,7 @@ impl Store {
             Event::Finished { run, end } => {
                 tx.execute(
                     &format!(
-                        "UPDATE runs SET status = 'done', stop_reason = ?2, checkpoint = ?3, checkpoint_epoch = ?4,
+                        "UPDATE runs SET status = 'done', owner = NULL, stop_reason = ?2, checkpoint = ?3, checkpoint_epoch = ?4,
                          finished_at = {NOW}, heartbeat_at = {NOW} WHERE id = ?1"
                     ),
                     params![
@@ -136,10 +234,17 @@ impl Store {
             }
             Event::Failed { run, error } => {
                 tx.execute(
-                    &format!("UPDATE runs SET status = 'failed', error = ?2, finished_at = {NOW} WHERE id = ?1"),
+                    &format!("UPDATE runs SET status = 'failed', owner = NULL, error = ?2, finished_at = {NOW} WHERE id = ?1"),
                     params![run, error],
                 )?;
             }
+            Event::Stopped { run, epoch } => {
+                tx.execute(
+                    "UPDATE runs SET status = 'stopped', owner = NULL, note = ?2 WHERE id = ?1",
+                    params![run, format!("stopped after epoch {epoch}; `sweep run` resumes it")],
+                )?;
+            }
+            Event::Progress { .. } => {}
         }
         tx.commit()?;
         Ok(())

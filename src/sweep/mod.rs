@@ -86,7 +86,7 @@ pub struct RunConfig {
 }
 
 /// One cell of the grid.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// 1-based position in expansion order.
     pub index: usize,

@@ -38,6 +38,10 @@ pub struct RunStart {
     pub val_images: usize,
     pub test_images: Option<usize>,
     pub skipped: Vec<Skipped>,
+    /// The batch size trained with (half the configured one after an out-of-memory retry).
+    pub batch_size: usize,
+    /// The epoch the run continues after, when it resumes.
+    pub resumed_from: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,8 +56,12 @@ pub enum Event {
     Started { run: String, start: RunStart },
     Epoch { run: String, record: EpochRecord },
     Evaluated { run: String, evaluation: Evaluation },
+    /// Where the current epoch is; shown, never stored.
+    Progress { run: String, epoch: usize, batch: usize, batches: usize, images_per_sec: f64 },
     Finished { run: String, end: RunEnd },
     Failed { run: String, error: String },
+    /// Stopped on request after `epoch`; the run resumes from there.
+    Stopped { run: String, epoch: usize },
 }
 
 impl Event {
@@ -62,8 +70,10 @@ impl Event {
             Event::Started { run, .. }
             | Event::Epoch { run, .. }
             | Event::Evaluated { run, .. }
+            | Event::Progress { run, .. }
             | Event::Finished { run, .. }
-            | Event::Failed { run, .. } => run,
+            | Event::Failed { run, .. }
+            | Event::Stopped { run, .. } => run,
         }
     }
 }

@@ -1,21 +1,20 @@
-//! The epoch loop of one run: train, evaluate, ask the strategies, emit events.
+//! The epoch loop of one run: train, evaluate, ask the strategies, save, emit events.
 //!
 //! It acts, it does not decide: early stopping, the learning rate and which weights to keep
-//! come from the pure functions in [`super::strategy`].
+//! come from the pure functions in [`super::strategy`]. After each epoch the resume state is
+//! committed before the epoch is reported, so a kill at any moment loses at most the epoch
+//! in progress.
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, D};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use candle_core::{Tensor, D};
 
 use super::event::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
-use super::metrics::{Confusion, Metrics};
-use super::optim::Optimizer;
+use super::learner::{Learner, Split};
+use super::metrics::Metrics;
+use super::resume::ResumeState;
 use super::strategy::{EpochSummary, Keep};
-use crate::data::{epoch_order, Dataset, ImageSet};
-use crate::model::{Model, ModelSpec};
 use crate::sweep::RunSpec;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,70 +23,94 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
     #[error("the loss became {loss} at epoch {epoch}, batch {batch}: lower the learning rate (lr) or the batch size")]
     NonFinite { loss: f32, epoch: usize, batch: usize },
-    #[error("cannot create the run folder {path}: {source}")]
+    #[error("cannot write in the run folder {path}: {source}")]
     RunDir { path: PathBuf, source: std::io::Error },
     #[error("the training split is empty: add images or lower data.val_split")]
     NoTrainingData,
-    #[error("stopped on request")]
-    Interrupted,
+    #[error("this run has no test split")]
+    NoTestData,
+    #[error("stopped on request after epoch {0}")]
+    Interrupted(usize),
 }
 
-/// Largest batch used for evaluation; it only bounds memory.
-const EVAL_BATCH: usize = 256;
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::RunDir { path: path.into(), source }
+}
 
-/// Train one run on `data`, sending every event to `emit`. Weights go under `run_dir`.
+/// How a run begins: fresh, or from the state saved under its folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    Fresh,
+    /// Resume; the store holds epochs up to `stored_epochs`, and saved epochs after it are
+    /// reported again (the process that trained them died before they were stored).
+    Resume { stored_epochs: usize },
+}
+
+/// Train one run, sending every event to `emit`. Weights go under `run_dir`. `stop` is
+/// checked between epochs: the epoch in progress finishes and is saved first.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     run: &RunSpec,
-    data: &Dataset,
-    device: &Device,
+    learner: &mut dyn Learner,
+    start: RunStart,
+    has_test: bool,
     run_dir: &Path,
+    begin: Start,
     stop: &AtomicBool,
     emit: &mut dyn FnMut(Event),
 ) -> Result<RunEnd, TrainError> {
     let cfg = &run.config;
-    if data.train.is_empty() {
-        return Err(TrainError::NoTrainingData);
-    }
-    std::fs::create_dir_all(run_dir).map_err(|source| TrainError::RunDir { path: run_dir.into(), source })?;
-    let spec = ModelSpec {
-        backbone: cfg.backbone,
-        channels: data.train.channels,
-        height: data.train.height,
-        width: data.train.width,
-        classes: data.classes.len(),
-        base_width: cfg.width,
+    std::fs::create_dir_all(ResumeState::dir(run_dir)).map_err(io(run_dir))?;
+    let saved = match begin {
+        Start::Resume { .. } => ResumeState::load(run_dir).map_err(io(run_dir))?,
+        Start::Fresh => {
+            ResumeState::clear(run_dir).map_err(io(run_dir))?;
+            std::fs::create_dir_all(ResumeState::dir(run_dir)).map_err(io(run_dir))?;
+            None
+        }
     };
-    let mut model = Model::new(&spec, device, cfg.seed)?;
-    let mut optimizer = Optimizer::new(&cfg.optimizer_settings, model.trainable_vars(), cfg.lr)?;
-    emit(Event::Started {
-        run: run.id.clone(),
-        start: RunStart {
-            device: device_name(device),
-            classes: data.classes.clone(),
-            parameters: model.parameter_count(),
-            train_images: data.train.len(),
-            val_images: data.val.len(),
-            test_images: data.test.as_ref().map(ImageSet::len),
-            skipped: data.skipped.clone(),
-        },
-    });
+    let batch_size = start.batch_size;
+    let mut records: Vec<EpochRecord> = Vec::new();
+    let mut stop_reason: Option<String> = None;
+    if let Some(state) = &saved {
+        let dir = ResumeState::dir(run_dir);
+        learner.load_weights(&dir.join(&state.weights))?;
+        learner.load_optimizer(&dir.join(&state.optimizer))?;
+        learner.set_lr(state.next_lr);
+        records = state.records.clone();
+        stop_reason = state.stop_reason.clone();
+    }
+    let train_images = start.train_images;
+    emit(Event::Started { run: run.id.clone(), start: RunStart { resumed_from: saved.as_ref().map(|s| s.epoch), ..start } });
+    if let Start::Resume { stored_epochs } = begin {
+        for record in records.iter().filter(|r| r.summary.epoch > stored_epochs) {
+            emit(Event::Epoch { run: run.id.clone(), record: record.clone() });
+        }
+    }
 
     let checkpoint = run_dir.join(match cfg.train.checkpoint.keep {
         Keep::Last => "last.safetensors",
         _ => "best.safetensors",
     });
-    let mut rng = StdRng::seed_from_u64(cfg.seed.wrapping_add(0x5eed));
-    let mut history: Vec<EpochSummary> = Vec::new();
-    let mut stop_reason = format!("completed {} epochs", cfg.epochs);
-    for epoch in 1..=cfg.epochs {
-        if stop.load(Ordering::Relaxed) {
-            return Err(TrainError::Interrupted);
+    let mut history: Vec<EpochSummary> = records.iter().map(|r| r.summary.clone()).collect();
+    let first = history.len() + 1;
+    for epoch in first..=cfg.epochs {
+        if stop_reason.is_some() {
+            break;
         }
-        let lr = optimizer.lr();
+        if stop.load(Ordering::Relaxed) {
+            return Err(TrainError::Interrupted(epoch - 1));
+        }
+        let lr = learner.lr();
         let started = Instant::now();
-        let (train_loss, train_acc) = train_epoch(&model, &mut optimizer, data, run, epoch, &mut rng, device)?;
+        let id = run.id.clone();
+        let mut progress = |p: super::learner::BatchProgress| {
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            emit(Event::Progress { run: id.clone(), epoch, batch: p.batch, batches: p.batches, images_per_sec: p.images as f64 / secs });
+        };
+        let (train_loss, train_acc) = learner.train_epoch(epoch, &mut progress)?;
         let train_seconds = started.elapsed().as_secs_f64();
-        let (val_loss, confusion) = evaluate(&model, &data.val, data.classes.len(), device)?;
+        let (val_loss, confusion) = learner.evaluate(Split::Val)?;
         let val = Metrics::from_confusion(&confusion);
         history.push(EpochSummary {
             epoch,
@@ -101,123 +124,66 @@ pub fn train(
         });
         let checkpoint_saved = cfg.train.checkpoint.should_save(&history);
         if checkpoint_saved {
-            model.save(&checkpoint)?;
+            learner.save_weights(&checkpoint)?;
         }
-        emit(Event::Epoch {
-            run: run.id.clone(),
-            record: EpochRecord {
-                summary: history[history.len() - 1].clone(),
-                seconds: started.elapsed().as_secs_f64(),
-                images_per_sec: data.train.len() as f64 / train_seconds.max(1e-9),
-                val,
-                confusion,
-                checkpoint_saved,
-            },
-        });
-        if let Some(next) = cfg.train.reduce_lr_on_plateau.as_ref().and_then(|r| r.next_lr(&history)) {
-            optimizer.set_lr(next);
+        let next_lr = cfg.train.reduce_lr_on_plateau.as_ref().and_then(|r| r.next_lr(&history)).unwrap_or(lr);
+        if epoch == cfg.epochs {
+            stop_reason = Some(format!("completed {} epochs", cfg.epochs));
+        } else if let Some(es) = cfg.train.early_stopping.as_ref().filter(|es| es.should_stop(&history)) {
+            stop_reason = Some(format!("early stop at epoch {epoch}: {} did not improve for {} epochs", es.monitor.name(), es.patience));
         }
-        if let Some(es) = &cfg.train.early_stopping {
-            if epoch < cfg.epochs && es.should_stop(&history) {
-                stop_reason = format!(
-                    "early stop at epoch {epoch}: {} did not improve for {} epochs",
-                    es.monitor.name(),
-                    es.patience
-                );
-                break;
-            }
-        }
+        let record = EpochRecord {
+            summary: history[history.len() - 1].clone(),
+            seconds: started.elapsed().as_secs_f64(),
+            images_per_sec: train_images as f64 / train_seconds.max(1e-9),
+            val,
+            confusion,
+            checkpoint_saved,
+        };
+        records.push(record.clone());
+        save_state(learner, run_dir, epoch, &records, next_lr, &stop_reason, batch_size)?;
+        emit(Event::Epoch { run: run.id.clone(), record });
+        learner.set_lr(next_lr);
     }
 
     let checkpoint_epoch = cfg.train.checkpoint.saved_epoch(&history);
-    if let Some(test) = &data.test {
-        // Evaluate the weights a user would take away: the kept checkpoint, else the last ones.
+    if has_test {
+        // Evaluate the weights a user takes away: the kept checkpoint, else the last ones.
         let epoch = match (cfg.train.checkpoint.keep, checkpoint_epoch) {
             (Keep::Best, Some(e)) => {
-                model.load(&checkpoint)?;
+                learner.load_weights(&checkpoint)?;
                 e
             }
             _ => history.len(),
         };
-        let (loss, confusion) = evaluate(&model, test, data.classes.len(), device)?;
+        let (loss, confusion) = learner.evaluate(Split::Test)?;
         let metrics = Metrics::from_confusion(&confusion);
         let evaluation = Evaluation { split: "test".into(), epoch, loss, metrics, confusion };
         emit(Event::Evaluated { run: run.id.clone(), evaluation });
     }
     Ok(RunEnd {
-        stop_reason,
+        stop_reason: stop_reason.unwrap_or_else(|| format!("completed {} epochs", cfg.epochs)),
         checkpoint: checkpoint_epoch.map(|_| checkpoint),
         checkpoint_epoch,
     })
 }
 
-fn device_name(device: &Device) -> String {
-    match device {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(_) => "cuda".into(),
-        Device::Metal(_) => "metal".into(),
-    }
-}
-
-/// One pass over the shuffled training split. Returns (mean loss, accuracy).
-fn train_epoch(
-    model: &Model,
-    optimizer: &mut Optimizer,
-    data: &Dataset,
-    run: &RunSpec,
+#[allow(clippy::too_many_arguments)]
+fn save_state(
+    learner: &dyn Learner,
+    run_dir: &Path,
     epoch: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> Result<(f64, f64), TrainError> {
-    let cfg = &run.config;
-    let order = epoch_order(data.train.len(), rng);
-    let augment = (!cfg.augment_settings.is_identity()).then_some(&cfg.augment_settings);
-    let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-    for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
-        // Batch norm cannot train on a single image; a lone last image waits for next epoch.
-        if chunk.len() < 2 && seen > 0 {
-            continue;
-        }
-        let batch = match augment {
-            Some(a) => data.train.batch(chunk, Some((a, &mut *rng)), device)?,
-            None => data.train.batch(chunk, None, device)?,
-        };
-        let logits = model.forward(&batch.images, true)?;
-        let loss = cross_entropy(&logits, &batch.labels, cfg.label_smoothing)?;
-        let value = loss.to_scalar::<f32>()?;
-        if !value.is_finite() {
-            return Err(TrainError::NonFinite { loss: value, epoch, batch: b + 1 });
-        }
-        optimizer.backward_step(&loss)?;
-        loss_sum += value as f64 * chunk.len() as f64;
-        correct += count_correct(&logits, &batch.labels)?;
-        seen += chunk.len();
-    }
-    Ok((loss_sum / seen.max(1) as f64, correct as f64 / seen.max(1) as f64))
-}
-
-/// Mean cross-entropy loss and the confusion matrix of `model` on `set`, in eval mode.
-pub fn evaluate(model: &Model, set: &ImageSet, classes: usize, device: &Device) -> Result<(f64, Confusion), TrainError> {
-    let mut confusion = Confusion::new(classes);
-    let mut loss_sum = 0.0f64;
-    let indices: Vec<usize> = (0..set.len()).collect();
-    for chunk in indices.chunks(EVAL_BATCH) {
-        let batch = set.batch(chunk, None, device)?;
-        let logits = model.forward(&batch.images, false)?.detach();
-        let loss = cross_entropy(&logits, &batch.labels, 0.0)?.to_scalar::<f32>()?;
-        loss_sum += loss as f64 * chunk.len() as f64;
-        let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-        let truth = batch.labels.to_vec1::<u32>()?;
-        for (t, p) in truth.iter().zip(&predicted) {
-            confusion.add(*t as usize, *p as usize);
-        }
-    }
-    Ok((loss_sum / set.len().max(1) as f64, confusion))
-}
-
-fn count_correct(logits: &Tensor, labels: &Tensor) -> candle_core::Result<usize> {
-    let predicted = logits.argmax(D::Minus1)?;
-    predicted.eq(labels)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>().map(|c| c as usize)
+    records: &[EpochRecord],
+    next_lr: f64,
+    stop_reason: &Option<String>,
+    batch_size: usize,
+) -> Result<(), TrainError> {
+    let dir = ResumeState::dir(run_dir);
+    let (weights, optimizer) = ResumeState::files_for(epoch);
+    learner.save_weights(&dir.join(&weights))?;
+    learner.save_optimizer(&dir.join(&optimizer))?;
+    let state = ResumeState { epoch, records: records.to_vec(), next_lr, stop_reason: stop_reason.clone(), batch_size, weights, optimizer };
+    state.commit(run_dir).map_err(io(run_dir))
 }
 
 /// Cross-entropy with label smoothing `eps` (PyTorch's definition: the target puts 1 - eps on
@@ -235,6 +201,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> candle_core:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     #[test]
     fn cross_entropy_matches_hand_computation() {

@@ -1,0 +1,103 @@
+//! `sweep status`: a sweep's runs, their states, devices, attempts and stored epochs.
+use std::process::ExitCode;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::Table;
+use serde_json::json;
+
+use super::StoredSweep;
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub stored: StoredSweep,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Stored epoch numbers as ranges: 1-4,6.
+fn ranges(epochs: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < epochs.len() {
+        let mut j = i;
+        while j + 1 < epochs.len() && epochs[j + 1] == epochs[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j { epochs[i].to_string() } else { format!("{}-{}", epochs[i], epochs[j]) });
+        i = j + 1;
+    }
+    out.join(",")
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = Store::open_read_only(&args.stored.db.db)?;
+    let sweep = store.sweep(args.stored.sweep.as_deref())?;
+    let runs = store.runs(sweep.id)?;
+    let mut rows = Vec::new();
+    for r in &runs {
+        let epochs: Vec<usize> = store.epochs(&r.id)?.iter().map(|e| e.epoch).collect();
+        rows.push((r, epochs));
+    }
+    match args.format {
+        Format::Json => {
+            let list: Vec<_> = rows
+                .iter()
+                .map(|(r, epochs)| {
+                    json!({
+                        "run_id": r.id, "index": r.index, "label": r.label, "status": r.status,
+                        "device": r.device, "attempts": r.attempts, "error": r.error,
+                        "epochs": epochs, "batch_size": r.batch_size, "note": r.note, "owner": r.owner,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        Format::Table => {
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED);
+            t.set_header(vec!["#", "run", "label", "status", "device", "attempts", "epochs", "note / error"]);
+            for (r, epochs) in &rows {
+                let note = r.error.clone().or_else(|| r.note.clone()).unwrap_or_default();
+                t.add_row(vec![
+                    r.index.to_string(),
+                    r.id.clone(),
+                    r.label.clone(),
+                    r.status.clone(),
+                    r.device.clone().unwrap_or_default(),
+                    r.attempts.to_string(),
+                    ranges(epochs),
+                    note.lines().next().unwrap_or("").to_string(),
+                ]);
+            }
+            let count = |s: &str| rows.iter().filter(|(r, _)| r.status == s).count();
+            println!(
+                "sweep {}: {} runs - {} done, {} running, {} queued, {} stopped, {} failed\n{t}",
+                sweep.name,
+                rows.len(),
+                count("done"),
+                count("running"),
+                count("queued"),
+                count("stopped"),
+                count("failed")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn epoch_ranges() {
+        assert_eq!(super::ranges(&[1, 2, 3, 5, 7, 8]), "1-3,5,7-8");
+        assert_eq!(super::ranges(&[]), "");
+    }
+}

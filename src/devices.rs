@@ -1,0 +1,204 @@
+//! Devices: find the CUDA GPUs (count, name, memory), pick the ones a sweep may use, and fall
+//! back to the CPU with one line saying why.
+//!
+//! The CPU build loads libcuda at run time only to list GPUs (feature `gpu-discovery`); only
+//! the CUDA build (`--features cuda`) can train on them.
+use serde::{Deserialize, Serialize};
+
+/// One CUDA GPU as the driver reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gpu {
+    pub index: usize,
+    pub name: String,
+    pub total_mib: u64,
+    pub free_mib: Option<u64>,
+}
+
+impl Gpu {
+    /// Busy: another process holds more than half of its memory.
+    pub fn busy(&self) -> bool {
+        self.free_mib.is_some_and(|free| free * 2 < self.total_mib)
+    }
+}
+
+/// Where one worker trains.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Slot {
+    Cpu,
+    Gpu(usize),
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Slot::Cpu => write!(f, "cpu"),
+            Slot::Gpu(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// What discovery found, and why GPUs cannot be used if so.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Discovery {
+    pub gpus: Vec<Gpu>,
+    /// Set when no GPU can train in this process: no driver, no GPU, or a CPU-only build.
+    pub cpu_reason: Option<String>,
+    /// GPUs reported by a fake backend (tests only): they run only the fake trainer.
+    pub fake: bool,
+}
+
+/// Test seam: `SWEEP_FAKE_GPUS=N` reports N fake GPUs (used with the fake trainer only).
+pub const FAKE_GPUS_ENV: &str = "SWEEP_FAKE_GPUS";
+
+pub fn discover() -> Discovery {
+    if let Some(n) = std::env::var(FAKE_GPUS_ENV).ok().and_then(|v| v.parse::<usize>().ok()) {
+        let gpus = (0..n)
+            .map(|i| Gpu { index: i, name: format!("Fake GPU {i}"), total_mib: 16_384, free_mib: Some(16_000) })
+            .collect();
+        return Discovery { gpus, cpu_reason: None, fake: true };
+    }
+    match probe() {
+        Err(reason) => Discovery { gpus: Vec::new(), cpu_reason: Some(reason), fake: false },
+        Ok(gpus) if gpus.is_empty() => {
+            Discovery { gpus, cpu_reason: Some("the CUDA driver reports no GPU".into()), fake: false }
+        }
+        Ok(gpus) => {
+            let cpu_reason = (!cfg!(feature = "cuda")).then(|| {
+                format!(
+                    "this build has no CUDA support (found {} GPU{}); rebuild with `--no-default-features --features cuda` to train on them",
+                    gpus.len(),
+                    if gpus.len() == 1 { "" } else { "s" }
+                )
+            });
+            Discovery { gpus, cpu_reason, fake: false }
+        }
+    }
+}
+
+/// The user's `--devices` choice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Every free GPU, else the CPU.
+    Auto,
+    Cpu,
+    Gpus(Vec<usize>),
+}
+
+impl std::str::FromStr for Request {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Request, String> {
+        match s.trim() {
+            "" | "auto" => Ok(Request::Auto),
+            "cpu" => Ok(Request::Cpu),
+            list => list
+                .split(',')
+                .map(|p| p.trim().trim_start_matches("cuda:").parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(Request::Gpus)
+                .map_err(|_| format!("`{s}` is not a device list: use `cpu`, `auto` or GPU indices like `0,2`")),
+        }
+    }
+}
+
+/// The slots to run workers on, `per_device` workers each, and a note when the CPU is used
+/// although GPUs were asked for or found.
+pub fn choose(found: &Discovery, request: &Request, per_device: usize) -> Result<(Vec<Slot>, Option<String>), String> {
+    let per_device = per_device.max(1);
+    let repeat = |slots: Vec<Slot>| slots.into_iter().flat_map(|s| std::iter::repeat_n(s, per_device)).collect();
+    match request {
+        Request::Cpu => Ok((repeat(vec![Slot::Cpu]), None)),
+        Request::Gpus(wanted) => {
+            if let Some(reason) = &found.cpu_reason {
+                return Err(format!("--devices names GPUs but none can be used: {reason}"));
+            }
+            for w in wanted {
+                if !found.gpus.iter().any(|g| g.index == *w) {
+                    let have: Vec<String> = found.gpus.iter().map(|g| g.index.to_string()).collect();
+                    return Err(format!("GPU {w} does not exist; found: {}", have.join(", ")));
+                }
+            }
+            let mut unique = wanted.clone();
+            unique.dedup();
+            Ok((repeat(unique.into_iter().map(Slot::Gpu).collect()), None))
+        }
+        Request::Auto => {
+            if let Some(reason) = &found.cpu_reason {
+                return Ok((repeat(vec![Slot::Cpu]), Some(format!("training on the CPU: {reason}"))));
+            }
+            let free: Vec<Slot> = found.gpus.iter().filter(|g| !g.busy()).map(|g| Slot::Gpu(g.index)).collect();
+            if free.is_empty() {
+                return Ok((repeat(vec![Slot::Cpu]), Some("training on the CPU: every GPU is busy (over half its memory in use); name them with --devices to use them anyway".into())));
+            }
+            Ok((repeat(free), None))
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+use candle_core::cuda_backend::cudarc;
+
+#[cfg(any(feature = "cuda", feature = "gpu-discovery"))]
+fn probe() -> Result<Vec<Gpu>, String> {
+    use cudarc::driver::{result, CudaContext};
+    #[cfg(not(feature = "cuda"))]
+    // SAFETY: only tries to open the driver library by its usual names.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err("no CUDA driver (libcuda.so not found)".into());
+    }
+    result::init().map_err(|e| format!("the CUDA driver did not start: {e}"))?;
+    let count = result::device::get_count().map_err(|e| format!("cannot count GPUs: {e}"))?;
+    let mut gpus = Vec::new();
+    for i in 0..count.max(0) as usize {
+        let dev = result::device::get(i as i32).map_err(|e| format!("GPU {i}: {e}"))?;
+        let name = result::device::get_name(dev).unwrap_or_else(|_| "unknown GPU".into());
+        // SAFETY: `dev` was returned by cuDeviceGet above.
+        let total = unsafe { result::device::total_mem(dev) }.unwrap_or(0) as u64;
+        let free = CudaContext::new(i).ok().and_then(|ctx| ctx.mem_get_info().ok()).map(|(f, _)| f as u64 >> 20);
+        gpus.push(Gpu { index: i, name, total_mib: total >> 20, free_mib: free });
+    }
+    Ok(gpus)
+}
+
+#[cfg(not(any(feature = "cuda", feature = "gpu-discovery")))]
+fn probe() -> Result<Vec<Gpu>, String> {
+    Err("this build has neither CUDA support nor GPU discovery".into())
+}
+
+#[cfg(all(feature = "cuda", feature = "gpu-discovery"))]
+compile_error!("build the CUDA binary with `--no-default-features --features cuda`: candle links libcuda directly, which cannot be combined with the CPU build's run-time loading (feature gpu-discovery)");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(n: usize, reason: Option<&str>) -> Discovery {
+        let gpus = (0..n).map(|i| Gpu { index: i, name: "g".into(), total_mib: 1000, free_mib: Some(if i == 1 { 100 } else { 900 }) }).collect();
+        Discovery { gpus, cpu_reason: reason.map(String::from), fake: false }
+    }
+
+    #[test]
+    fn parses_device_lists() {
+        assert_eq!("cpu".parse::<Request>(), Ok(Request::Cpu));
+        assert_eq!("auto".parse::<Request>(), Ok(Request::Auto));
+        assert_eq!("0, 2".parse::<Request>(), Ok(Request::Gpus(vec![0, 2])));
+        assert_eq!("cuda:1".parse::<Request>(), Ok(Request::Gpus(vec![1])));
+        assert!("gpu0".parse::<Request>().unwrap_err().contains("`cpu`, `auto`"));
+    }
+
+    #[test]
+    fn auto_uses_free_gpus_else_cpu_with_a_reason() {
+        assert_eq!(choose(&found(3, None), &Request::Auto, 1).unwrap(), (vec![Slot::Gpu(0), Slot::Gpu(2)], None));
+        assert_eq!(choose(&found(2, None), &Request::Auto, 2).unwrap().0, [Slot::Gpu(0), Slot::Gpu(0)]);
+        let (slots, note) = choose(&found(0, Some("no CUDA driver")), &Request::Auto, 1).unwrap();
+        assert_eq!(slots, [Slot::Cpu]);
+        assert!(note.unwrap().contains("no CUDA driver"));
+    }
+
+    #[test]
+    fn explicit_gpus_must_exist_and_be_usable() {
+        assert_eq!(choose(&found(3, None), &Request::Gpus(vec![1]), 1).unwrap().0, [Slot::Gpu(1)]);
+        assert!(choose(&found(2, None), &Request::Gpus(vec![5]), 1).unwrap_err().contains("GPU 5 does not exist"));
+        assert!(choose(&found(2, Some("no CUDA")), &Request::Gpus(vec![0]), 1).unwrap_err().contains("no CUDA"));
+        assert_eq!(choose(&found(2, None), &Request::Cpu, 3).unwrap().0, [Slot::Cpu, Slot::Cpu, Slot::Cpu]);
+    }
+}

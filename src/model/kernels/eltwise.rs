@@ -1,0 +1,145 @@
+//! Parallel elementwise ops: ReLU and the residual join `relu(a + b)`, whose backward is
+//! one pass `dy * (y > 0)` (candle's ReLU backward takes five single-threaded passes).
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+
+use super::{float_dtype, par_chunks, slice, Float};
+
+/// Elements per parallel work item.
+const CHUNK: usize = 32 * 1024;
+
+/// `out[i] = f(a[i], b[i])` in parallel (`b` may be empty for a unary op).
+fn map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Send + Sync) -> Result<Vec<T>> {
+    let mut out = vec![T::zero(); a.len()];
+    par_chunks(&mut out, CHUNK, 0, |i, o, _| {
+        let (start, len) = (i * CHUNK, o.len());
+        let a = &a[start..start + len];
+        if b.is_empty() {
+            for (d, x) in o.iter_mut().zip(a) {
+                *d = f(*x, T::zero());
+            }
+        } else {
+            for ((d, x), y) in o.iter_mut().zip(a).zip(&b[start..start + len]) {
+                *d = f(*x, *y);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn relu<T: Float>(v: T) -> T {
+    if v > T::zero() {
+        v
+    } else {
+        T::zero()
+    }
+}
+
+/// The elementwise ops of this module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Eltwise {
+    /// `x -> max(x, 0)` (unary).
+    Relu,
+    /// `(a, b) -> max(a + b, 0)`.
+    AddRelu,
+    /// `(y, dy) -> dy * (y > 0)`: the gradient of both ops above given their output `y`.
+    ReluGrad,
+}
+
+impl Eltwise {
+    fn run<T: Float>(&self, a: &[T], b: &[T]) -> Result<Vec<T>> {
+        match self {
+            Eltwise::Relu => map(a, &[], |x, _| relu(x)),
+            Eltwise::AddRelu => map(a, b, |x, y| relu(x + y)),
+            Eltwise::ReluGrad => map(a, b, |y, g| if y > T::zero() { g } else { T::zero() }),
+        }
+    }
+
+    fn storage(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        if let Some((_, l2)) = s2 {
+            if l1.shape() != l2.shape() {
+                candle_core::bail!(
+                    "{}: shapes {:?} and {:?} differ",
+                    CustomOp1::name(self),
+                    l1.shape(),
+                    l2.shape()
+                )
+            }
+        }
+        let out = match float_dtype(s1, CustomOp1::name(self))? {
+            DType::F32 => {
+                let b = match s2 {
+                    Some((s, l)) => slice::<f32>(s, l)?,
+                    None => &[],
+                };
+                CpuStorage::F32(self.run(slice(s1, l1)?, b)?)
+            }
+            _ => {
+                let b = match s2 {
+                    Some((s, l)) => slice::<f64>(s, l)?,
+                    None => &[],
+                };
+                CpuStorage::F64(self.run(slice(s1, l1)?, b)?)
+            }
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+impl CustomOp1 for Eltwise {
+    fn name(&self) -> &'static str {
+        match self {
+            Eltwise::Relu => "fast-relu",
+            Eltwise::AddRelu => "fast-add-relu",
+            Eltwise::ReluGrad => "fast-relu-grad",
+        }
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        if *self != Eltwise::Relu {
+            candle_core::bail!("{} takes two arguments", CustomOp1::name(self))
+        }
+        self.storage(s, l, None)
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            y.apply_op2_no_bwd(&dy.contiguous()?, &Eltwise::ReluGrad)?,
+        ))
+    }
+}
+
+impl CustomOp2 for Eltwise {
+    fn name(&self) -> &'static str {
+        CustomOp1::name(self)
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if *self == Eltwise::Relu {
+            candle_core::bail!("fast-relu takes one argument")
+        }
+        self.storage(s1, l1, Some((s2, l2)))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = y.apply_op2_no_bwd(&dy.contiguous()?, &Eltwise::ReluGrad)?;
+        Ok((Some(g.clone()), Some(g)))
+    }
+}

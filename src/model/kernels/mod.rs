@@ -1,0 +1,259 @@
+//! Fast CPU kernels for the model's ops, as candle custom ops with their own backward.
+//!
+//! candle 0.11's CPU backend computes a convolution's input gradient with a direct
+//! `conv_transpose2d` loop (no GEMM), grouped convolutions as a loop over groups, and runs
+//! every elementwise op on one thread. The ops here replace the hot paths of training on the
+//! CPU:
+//!
+//! * [`conv`]: dense 2D convolution through im2col/col2im + the `gemm` crate, for the
+//!   forward pass and both gradients (input and weight), batch-parallel;
+//! * [`depthwise`]: direct depthwise convolution (`groups == channels`), all three passes;
+//! * [`pool`]: max-pooling forward and backward (first maximum wins, like PyTorch);
+//! * [`norm`]: batch norm forward/backward in one pass each, optionally fused with the ReLU
+//!   that follows it, plus ReLU and add+ReLU (the residual join).
+//!
+//! Each op's backward is itself made of custom ops, so no slow candle path remains in a
+//! training step. [`super::ops`] dispatches here only for CPU tensors of dtype f32 or f64
+//! while the fast path is enabled ([`set_fast_path`]); everything else (CUDA, other dtypes,
+//! the reference path) runs the generic implementations in `ops.rs`.
+//!
+//! Threads: the kernels run on candle's own CPU thread pool (the one its multi-threaded
+//! elementwise ops use), so the two never compete for cores; its size follows
+//! `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` / the physical cores, and [`set_threads`] lets
+//! the kernels use fewer. Results never depend on the thread count: every reduction splits
+//! its work into chunks fixed by the shapes alone and sums them in order.
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+
+/// Runs `$body` with `$t` bound to f32 or f64 according to the storage's dtype.
+macro_rules! by_dtype {
+    ($s:expr, $name:expr, $t:ident => $body:expr) => {
+        match $crate::model::kernels::float_dtype($s, $name)? {
+            candle_core::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            _ => {
+                type $t = f64;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) mod conv;
+pub(crate) mod depthwise;
+pub(crate) mod eltwise;
+pub(crate) mod geom;
+mod mat;
+pub(crate) mod norm;
+mod norm_sums;
+pub(crate) mod pool;
+#[cfg(test)]
+mod tests;
+
+/// The float types the kernels compute in (f32 and f64).
+pub(crate) trait Float: candle_core::WithDType + mat::GemmFloat {
+    /// Calls `f` with this thread's scratch buffer of at least `len` elements (reused
+    /// between calls, so its contents are arbitrary).
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+}
+
+thread_local! {
+    static SCRATCH_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+macro_rules! scratch {
+    ($t:ty, $key:ident) => {
+        impl Float for $t {
+            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+                $key.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut buf) => {
+                        if buf.len() < len {
+                            buf.resize(len, 0.0);
+                        }
+                        f(&mut buf[..len])
+                    }
+                    // Re-entered on this thread: use a buffer of its own.
+                    Err(_) => f(&mut vec![0.0; len]),
+                })
+            }
+        }
+    };
+}
+scratch!(f32, SCRATCH_F32);
+scratch!(f64, SCRATCH_F64);
+
+/// The contiguous data of a kernel input (the dispatchers make every input contiguous).
+pub(crate) fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
+    let all = T::cpu_storage_as_slice(s)?;
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&all[start..end]),
+        None => candle_core::bail!("fast kernel input must be contiguous, got {l:?}"),
+    }
+}
+
+/// Whether `t` can take the fast path: a CPU tensor of dtype f32 or f64.
+pub(crate) fn supports(t: &Tensor) -> bool {
+    fast_path_enabled() && t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+thread_local! {
+    static FAST_PATH: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Enables (the default) or disables the fast CPU kernels **for the calling thread**; when
+/// disabled, the ops run candle's generic reference implementations. Meant for benchmarks
+/// and tests that compare both paths; a backward pass follows the path its forward took.
+pub fn set_fast_path(enabled: bool) {
+    FAST_PATH.with(|f| f.set(enabled));
+}
+
+/// Whether the fast CPU kernels are enabled for the calling thread (see [`set_fast_path`]).
+pub fn fast_path_enabled() -> bool {
+    FAST_PATH.with(|f| f.get())
+}
+
+/// Threads the kernels use; 0 means all of candle's pool.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Size of candle's CPU thread pool: its workers plus the calling thread.
+fn pool_size() -> usize {
+    candle_core::utils::barrier_pool().n_workers() + 1
+}
+
+/// Sets the number of threads the fast CPU kernels use; `0` (the default) uses all of
+/// candle's CPU thread pool, whose size candle fixes when it first starts it, from
+/// `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else the number of physical cores
+/// (`candle_core::utils::get_num_threads()` when neither is set). Larger values are capped
+/// at that size. The kernels share candle's pool rather than starting threads of their own,
+/// so candle's own multi-threaded CPU ops and the kernels never compete for cores; those
+/// candle ops keep using the whole pool. Takes effect for the next op.
+pub fn set_threads(n: usize) {
+    THREADS.store(n, Ordering::Relaxed);
+}
+
+/// The number of threads the fast CPU kernels use (see [`set_threads`]).
+pub fn threads() -> usize {
+    let all = pool_size();
+    match THREADS.load(Ordering::Relaxed) {
+        0 => all,
+        n => n.min(all),
+    }
+}
+
+/// A pointer that may cross threads: the kernels hand each work item a disjoint chunk.
+struct SharedMut<T>(*mut T);
+// SAFETY: only used by `par_chunks`, which gives every chunk to exactly one call.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    fn ptr(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// Calls `f(i)` for `i` in `0..items` in parallel on candle's CPU thread pool (at most
+/// [`threads`] of its threads, items handed out one at a time). Returns the first error.
+fn par_items(items: usize, f: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
+    let n = threads().min(items);
+    if n <= 1 {
+        return (0..items).try_for_each(f);
+    }
+    let cursor = AtomicUsize::new(0);
+    let error = Mutex::new(None);
+    let pool = candle_core::utils::barrier_pool();
+    let main = pool.n_workers();
+    pool.execute(|tid| {
+        // The calling thread (tid `main`) and the first `n - 1` workers share the items.
+        if tid != main && tid + 1 >= n {
+            return;
+        }
+        loop {
+            let i = cursor.fetch_add(1, Ordering::Relaxed);
+            if i >= items {
+                break;
+            }
+            if let Err(e) = f(i) {
+                if let Ok(mut slot) = error.lock() {
+                    slot.get_or_insert(e);
+                }
+                cursor.store(items, Ordering::Relaxed);
+                break;
+            }
+        }
+    });
+    match error.into_inner() {
+        Ok(Some(e)) => Err(e),
+        Ok(None) => Ok(()),
+        Err(_) => candle_core::bail!("kernel error slot poisoned"),
+    }
+}
+
+/// Chunk `i` (of `chunk` elements, the last one shorter) of the slice behind `base`.
+///
+/// # Safety
+/// `base` must come from a live `&mut [T]` of length `len`, and no two live results may
+/// have the same `i`.
+unsafe fn chunk_of<'a, T>(base: &SharedMut<T>, len: usize, chunk: usize, i: usize) -> &'a mut [T] {
+    let start = i * chunk;
+    std::slice::from_raw_parts_mut(base.ptr().add(start), chunk.min(len - start))
+}
+
+/// Calls `f(i, chunk, scratch)` for the consecutive `chunk`-sized pieces of `data` in
+/// parallel (see [`par_items`]), giving each call a `scratch`-long buffer that belongs to
+/// its thread (reused, so not zeroed). Returns the first error any call returned.
+pub(crate) fn par_chunks<T: Float>(
+    data: &mut [T],
+    chunk: usize,
+    scratch: usize,
+    f: impl Fn(usize, &mut [T], &mut [T]) -> Result<()> + Send + Sync,
+) -> Result<()> {
+    if chunk == 0 || data.is_empty() {
+        return Ok(());
+    }
+    let (len, base) = (data.len(), SharedMut(data.as_mut_ptr()));
+    par_items(len.div_ceil(chunk), |i| {
+        // SAFETY: `data` is borrowed for the whole call and each item index is used once.
+        let part = unsafe { chunk_of(&base, len, chunk, i) };
+        T::with_scratch(scratch, |buf| f(i, part, buf))
+    })
+}
+
+/// Like [`par_chunks`] over two slices at once, cut into the same number of chunks
+/// (`ca` and `cb` elements each), without scratch.
+pub(crate) fn par_chunks2<A: Send, B: Send>(
+    a: &mut [A],
+    ca: usize,
+    b: &mut [B],
+    cb: usize,
+    f: impl Fn(usize, &mut [A], &mut [B]) -> Result<()> + Send + Sync,
+) -> Result<()> {
+    if ca == 0 || cb == 0 || a.len().div_ceil(ca) != b.len().div_ceil(cb) {
+        candle_core::bail!(
+            "par_chunks2: slices of {} and {} elements do not pair up",
+            a.len(),
+            b.len()
+        )
+    }
+    let (la, pa) = (a.len(), SharedMut(a.as_mut_ptr()));
+    let (lb, pb) = (b.len(), SharedMut(b.as_mut_ptr()));
+    par_items(la.div_ceil(ca), |i| {
+        // SAFETY: both slices are borrowed for the whole call and each index is used once.
+        let (x, y) = unsafe { (chunk_of(&pa, la, ca, i), chunk_of(&pb, lb, cb, i)) };
+        f(i, x, y)
+    })
+}
+
+/// The dtype of a kernel input that has one of the supported float dtypes.
+pub(crate) fn float_dtype(s: &CpuStorage, op: &str) -> Result<DType> {
+    match s {
+        CpuStorage::F32(_) => Ok(DType::F32),
+        CpuStorage::F64(_) => Ok(DType::F64),
+        _ => candle_core::bail!("{op}: the fast kernels support f32 and f64 only"),
+    }
+}

@@ -1,0 +1,164 @@
+//! Batch norm over dimension 1 of a `(b, c, ...)` tensor, optionally fused with the ReLU
+//! that follows it: one parallel pass for the batch statistics, one for the output, and in
+//! backward one for the per-channel sums and one for the input gradient. Statistics and
+//! sums are accumulated in f64.
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, Var, WithDType};
+use candle_nn::BatchNorm;
+
+use super::norm_sums::{per_plane, split, ChannelStats, GradInput, GradSums};
+use super::{slice, Float};
+
+/// Batch norm `y = (x - mean) * invstd * gamma + beta` (then ReLU if `relu`), with `mean`
+/// and `invstd` fixed per channel: the batch statistics when `train` (the backward then
+/// differentiates through them), else the running statistics.
+struct BatchNormOp {
+    mean: Vec<f64>,
+    invstd: Vec<f64>,
+    relu: bool,
+    train: bool,
+}
+
+impl BatchNormOp {
+    fn forward<T: Float>(&self, x: &[T], lx: &Layout, gamma: &[T], beta: &[T]) -> Result<Vec<T>> {
+        let dims = split(lx.shape())?;
+        if gamma.len() != dims.1 || beta.len() != dims.1 || self.mean.len() != dims.1 {
+            candle_core::bail!("batch norm: {} channels, {} weights", dims.1, gamma.len())
+        }
+        let mut y = vec![T::zero(); x.len()];
+        per_plane(&mut y, dims, |plane, ch, yp| {
+            let scale = gamma[ch].to_f64() * self.invstd[ch];
+            let shift = beta[ch].to_f64() - self.mean[ch] * scale;
+            let (scale, shift) = (T::from_f64(scale), T::from_f64(shift));
+            for (d, v) in yp.iter_mut().zip(&x[plane * dims.2..]) {
+                let o = *v * scale + shift;
+                *d = if self.relu && o <= T::zero() {
+                    T::zero()
+                } else {
+                    o
+                };
+            }
+        })?;
+        Ok(y)
+    }
+}
+
+impl CustomOp3 for BatchNormOp {
+    fn name(&self) -> &'static str {
+        "fast-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = by_dtype!(s1, self.name(), T => {
+            T::to_cpu_storage_owned(self.forward::<T>(slice(s1, l1)?, l1, slice(s2, l2)?, slice(s3, l3)?)?)
+        });
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let (b, c, inner) = split(x.shape())?;
+        let n = (b * inner).max(1) as f64;
+        let sums = x.apply_op3_no_bwd(
+            y,
+            &dy,
+            &GradSums {
+                mean: self.mean.clone(),
+                relu: self.relu,
+            },
+        )?;
+        let sums = sums.to_vec2::<f64>()?;
+        let g = gamma.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let (mut a, mut bx, mut c0) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+        let (mut dgamma, mut dbeta) = (vec![0.0; c], vec![0.0; c]);
+        for ch in 0..c {
+            let (sum_g, sum_gx, inv) = (sums[ch][0], sums[ch][1], self.invstd[ch]);
+            dgamma[ch] = sum_gx * inv;
+            dbeta[ch] = sum_g;
+            // dx = k (g - sum_g / n - xhat * dgamma / n), k = gamma * invstd, when the
+            // statistics are the batch's; dx = k g with fixed (running) statistics.
+            a[ch] = g[ch] * inv;
+            if self.train {
+                bx[ch] = -a[ch] * inv * inv * sum_gx / n;
+                c0[ch] = -a[ch] * sum_g / n - bx[ch] * self.mean[ch];
+            }
+        }
+        let dx = x.apply_op3_no_bwd(
+            y,
+            &dy,
+            &GradInput {
+                a,
+                bx,
+                c0,
+                relu: self.relu,
+            },
+        )?;
+        let as_param =
+            |v: Vec<f64>| Tensor::from_vec(v, c, gamma.device())?.to_dtype(gamma.dtype());
+        Ok((Some(dx), Some(as_param(dgamma)?), Some(as_param(dbeta)?)))
+    }
+}
+
+/// Batch norm of `x` with `bn`'s affine parameters, followed by a ReLU if `relu`. With
+/// `train`, normalises with the batch statistics and updates `bn`'s running statistics as
+/// candle-nn does (momentum, unbiased variance); otherwise uses the running statistics.
+/// Errors if `bn` has no affine parameters.
+pub(crate) fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) -> Result<Tensor> {
+    let Some((gamma, beta)) = bn.weight_and_bias() else {
+        candle_core::bail!("fast batch norm needs affine parameters")
+    };
+    let (b, c, inner) = split(x.shape())?;
+    let x = x.contiguous()?;
+    let eps = bn.eps();
+    let (mean, var) = if train {
+        let stats = x.apply_op1_no_bwd(&ChannelStats)?.to_vec2::<f64>()?;
+        let (mean, var): (Vec<f64>, Vec<f64>) = stats.iter().map(|p| (p[0], p[1])).unzip();
+        let n = (b * inner) as f64;
+        let m = bn.momentum();
+        let update = |running: &Tensor, batch: &[f64], scale: f64| -> Result<()> {
+            let old = running.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            let new: Vec<f64> = old
+                .iter()
+                .zip(batch)
+                .map(|(o, v)| o * (1.0 - m) + v * m * scale)
+                .collect();
+            let new = Tensor::from_vec(new, c, running.device())?.to_dtype(running.dtype())?;
+            Var::from_tensor(running)?.set(&new)
+        };
+        update(bn.running_mean(), &mean, 1.0)?;
+        update(bn.running_var(), &var, n / (n - 1.0))?;
+        (mean, var)
+    } else {
+        let get = |t: &Tensor| t.to_dtype(DType::F64)?.to_vec1::<f64>();
+        (get(bn.running_mean())?, get(bn.running_var())?)
+    };
+    let invstd = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let (gamma, beta) = (
+        gamma.to_dtype(x.dtype())?.contiguous()?,
+        beta.to_dtype(x.dtype())?.contiguous()?,
+    );
+    x.apply_op3(
+        &gamma,
+        &beta,
+        BatchNormOp {
+            mean,
+            invstd,
+            relu,
+            train,
+        },
+    )
+}

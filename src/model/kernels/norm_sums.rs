@@ -1,0 +1,194 @@
+//! The parallel passes of batch norm besides the output: per-channel batch statistics, the
+//! backward's per-channel sums, and the input gradient. Sums are accumulated in 8 lanes of
+//! the data type over blocks of 64 elements, and across blocks in f64.
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, WithDType};
+
+use super::{par_chunks, slice, Float};
+
+/// `(b, c, inner)` of a tensor with at least two dimensions.
+pub(super) fn split(shape: &Shape) -> Result<(usize, usize, usize)> {
+    let dims = shape.dims();
+    if dims.len() < 2 {
+        candle_core::bail!("batch norm needs at least two dimensions, got {shape:?}")
+    }
+    Ok((dims[0], dims[1], dims[2..].iter().product()))
+}
+
+/// Sums of the pairs `f(i)` over `0..n`: blocks of 64 elements are summed in 8 lanes of
+/// `T` (so the loop vectorises), and the block sums in f64.
+#[inline(always)]
+fn lane_sums<T: Float>(n: usize, f: impl Fn(usize) -> (T, T)) -> (f64, f64) {
+    const BLOCK: usize = 64;
+    let (mut sa, mut sb) = (0f64, 0f64);
+    let full = n / BLOCK * BLOCK;
+    for block in (0..full).step_by(BLOCK) {
+        let (mut a, mut b) = ([T::zero(); 8], [T::zero(); 8]);
+        for base in (block..block + BLOCK).step_by(8) {
+            for l in 0..8 {
+                let (u, v) = f(base + l);
+                a[l] += u;
+                b[l] += v;
+            }
+        }
+        sa += a.iter().map(|v| v.to_f64()).sum::<f64>();
+        sb += b.iter().map(|v| v.to_f64()).sum::<f64>();
+    }
+    for i in full..n {
+        let (u, v) = f(i);
+        sa += u.to_f64();
+        sb += v.to_f64();
+    }
+    (sa, sb)
+}
+
+/// Per-channel sums over `(b, c, inner)` data: `out[ch] = (sum f0, sum f1)` where `f(ch,
+/// plane, j)` gives the pair for element `j` of plane `plane`; returns `(c, 2)` values.
+fn channel_sums<T: Float>(
+    (b, c, inner): (usize, usize, usize),
+    f: impl Fn(usize, usize, usize) -> (T, T) + Send + Sync,
+) -> Result<Vec<f64>> {
+    let mut out = vec![0f64; c * 2];
+    par_chunks(&mut out, 2, 0, |ch, o, _| {
+        for bi in 0..b {
+            let plane = bi * c + ch;
+            let (u, v) = lane_sums(inner, |j| f(ch, plane, j));
+            o[0] += u;
+            o[1] += v;
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `g = dy`, masked by `y > 0` when the ReLU is fused.
+#[inline(always)]
+pub(super) fn masked<T: Float>(relu: bool, y: T, dy: T) -> T {
+    if relu && y <= T::zero() {
+        T::zero()
+    } else {
+        dy
+    }
+}
+
+/// Calls `f(plane, channel, part)` for each `(image, channel)` plane of `out` in parallel.
+pub(super) fn per_plane<T: Float>(
+    out: &mut [T],
+    (_, c, inner): (usize, usize, usize),
+    f: impl Fn(usize, usize, &mut [T]) + Send + Sync,
+) -> Result<()> {
+    par_chunks(out, inner, 0, |plane, part, _| {
+        f(plane, plane % c, part);
+        Ok(())
+    })
+}
+
+/// `x -> (c, 2)` f64: each channel's mean and biased variance.
+pub(super) struct ChannelStats;
+
+impl CustomOp1 for ChannelStats {
+    fn name(&self) -> &'static str {
+        "fast-batch-norm-stats"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = split(l.shape())?;
+        let (b, c, inner) = dims;
+        let n = (b * inner).max(1) as f64;
+        // Sums of `x - k` and `(x - k)^2` with `k` the channel's first value, which keeps the
+        // variance accurate when the mean is large.
+        let mut shift = vec![0f64; c];
+        let mut sums = by_dtype!(s, self.name(), T => {
+            let x = slice::<T>(s, l)?;
+            for (ch, k) in shift.iter_mut().enumerate() {
+                *k = x.get(ch * inner).map_or(0.0, |v| v.to_f64());
+            }
+            let shift = &shift;
+            channel_sums::<T>(dims, |ch, p, j| {
+                let v = x[p * inner + j] - T::from_f64(shift[ch]);
+                (v, v * v)
+            })?
+        });
+        for (pair, k) in sums.chunks_mut(2).zip(&shift) {
+            let mean = pair[0] / n;
+            pair[1] = (pair[1] / n - mean * mean).max(0.0);
+            pair[0] = mean + k;
+        }
+        Ok((CpuStorage::F64(sums), Shape::from((c, 2))))
+    }
+}
+
+/// `(x, y, dy) -> (c, 2)` f64: per channel `sum g` and `sum g * (x - mean)` where `g` is
+/// `dy` masked by the fused ReLU.
+pub(super) struct GradSums {
+    pub mean: Vec<f64>,
+    pub relu: bool,
+}
+
+impl CustomOp3 for GradSums {
+    fn name(&self) -> &'static str {
+        "fast-batch-norm-grad-sums"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = split(l1.shape())?;
+        let inner = dims.2;
+        let sums = by_dtype!(s1, self.name(), T => {
+            let (x, y, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?, slice::<T>(s3, l3)?);
+            let mean: Vec<T> = self.mean.iter().map(|m| T::from_f64(*m)).collect();
+            channel_sums::<T>(dims, |ch, p, j| {
+                let i = p * inner + j;
+                let g = masked(self.relu, y[i], dy[i]);
+                (g, g * (x[i] - mean[ch]))
+            })?
+        });
+        Ok((CpuStorage::F64(sums), Shape::from((dims.1, 2))))
+    }
+}
+
+/// `(x, y, dy) -> dx = a g + bx x + c0` per channel, `g` being `dy` masked by the fused ReLU.
+pub(super) struct GradInput {
+    pub a: Vec<f64>,
+    pub bx: Vec<f64>,
+    pub c0: Vec<f64>,
+    pub relu: bool,
+}
+
+impl CustomOp3 for GradInput {
+    fn name(&self) -> &'static str {
+        "fast-batch-norm-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = split(l1.shape())?;
+        let inner = dims.2;
+        let out = by_dtype!(s1, self.name(), T => {
+            let (x, y, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?, slice::<T>(s3, l3)?);
+            let mut dx = vec![T::from_f64(0.0); x.len()];
+            per_plane(&mut dx, dims, |plane, ch, part| {
+                let (a, bx, c0) = (T::from_f64(self.a[ch]), T::from_f64(self.bx[ch]), T::from_f64(self.c0[ch]));
+                let r = plane * inner..(plane + 1) * inner;
+                for (((d, xv), yv), gv) in part.iter_mut().zip(&x[r.clone()]).zip(&y[r.clone()]).zip(&dy[r]) {
+                    *d = a * masked(self.relu, *yv, *gv) + bx * *xv + c0;
+                }
+            })?;
+            T::to_cpu_storage_owned(dx)
+        });
+        Ok((out, l1.shape().clone()))
+    }
+}

@@ -1,0 +1,203 @@
+//! Max pooling (square kernel, stride, padding; floor mode) forward and backward, parallel
+//! over `(image, channel)` planes. Padded positions never win. The forward pass records the
+//! index of each maximum, so the backward is a scatter; in a tie the first maximum in
+//! row-major window order takes the whole gradient, like PyTorch.
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+
+use super::geom::Geom;
+use std::sync::{Arc, Mutex};
+
+use super::{float_dtype, par_chunks, par_chunks2, slice, Float};
+
+fn geom(l: &Layout, kernel: usize, stride: usize, pad: usize) -> Result<Geom> {
+    let (b, c, h, w) = l.shape().dims4()?;
+    Geom::new((b, c, h, w), (c, kernel, kernel), stride, pad)
+}
+
+/// One plane of the forward pass: `y` gets each window's maximum and `arg` (when given) the
+/// plane index of its first occurrence.
+fn forward_plane<T: Float>(g: &Geom, x: &[T], y: &mut [T], mut arg: Option<&mut [u32]>) {
+    let (w, ow, s, p) = (g.w, g.ow, g.stride, g.pad);
+    y.fill(T::from_f64(f64::NEG_INFINITY));
+    if let Some(arg) = arg.as_deref_mut() {
+        arg.fill(u32::MAX);
+    }
+    for oh in 0..g.oh {
+        let dst = &mut y[oh * ow..(oh + 1) * ow];
+        for ki in 0..g.kh {
+            let ih = oh * s + ki;
+            if ih < p || ih - p >= g.h {
+                continue;
+            }
+            let row = (ih - p) * w;
+            let src = &x[row..row + w];
+            for kj in 0..g.kw {
+                let (lo, hi) = g.valid(kj, w, ow);
+                match arg.as_deref_mut() {
+                    None => {
+                        for (o, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                            let v = src[o * s + kj - p];
+                            if v > *d {
+                                *d = v;
+                            }
+                        }
+                    }
+                    Some(arg) => {
+                        let arg = &mut arg[oh * ow..(oh + 1) * ow];
+                        for (o, (d, a)) in dst
+                            .iter_mut()
+                            .zip(arg.iter_mut())
+                            .enumerate()
+                            .take(hi)
+                            .skip(lo)
+                        {
+                            let at = o * s + kj - p;
+                            // The first valid tap of the window always wins, so even a
+                            // window of NaN or -inf values has an index.
+                            if *a == u32::MAX || src[at] > *d {
+                                *d = src[at];
+                                *a = (row + at) as u32;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn checked(kernel: usize, stride: usize, pad: usize) -> Result<()> {
+    if kernel == 0 || stride == 0 || pad > kernel / 2 {
+        candle_core::bail!("max_pool2d: bad kernel {kernel}, stride {stride}, padding {pad}")
+    }
+    Ok(())
+}
+
+/// Max pooling `x (b, c, h, w) -> (b, c, oh, ow)`. With `keep_argmax` (needed for a
+/// backward pass) the forward pass records where each maximum came from, and the backward
+/// scatters `dy` there ([`MaxPoolScatter`]).
+pub(crate) struct MaxPool2d {
+    pub kernel: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub keep_argmax: bool,
+    pub argmax: Mutex<Option<Arc<Vec<u32>>>>,
+}
+
+impl MaxPool2d {
+    fn run<T: Float>(&self, x: &[T], l: &Layout) -> Result<(Vec<T>, Shape)> {
+        checked(self.kernel, self.stride, self.pad)?;
+        let g = geom(l, self.kernel, self.stride, self.pad)?;
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        if hw > u32::MAX as usize {
+            candle_core::bail!("max_pool2d: planes of {hw} elements are too large")
+        }
+        let mut y = vec![T::zero(); g.b * g.ci * ohw];
+        if !self.keep_argmax {
+            par_chunks(&mut y, ohw, 0, |i, yp, _| {
+                forward_plane(&g, &x[i * hw..(i + 1) * hw], yp, None);
+                Ok(())
+            })?;
+        } else {
+            let mut arg = vec![0u32; g.b * g.ci * ohw];
+            par_chunks2(&mut y, ohw, &mut arg, ohw, |i, yp, ap| {
+                forward_plane(&g, &x[i * hw..(i + 1) * hw], yp, Some(ap));
+                Ok(())
+            })?;
+            if let Ok(mut slot) = self.argmax.lock() {
+                *slot = Some(Arc::new(arg));
+            }
+        }
+        Ok((y, Shape::from((g.b, g.ci, g.oh, g.ow))))
+    }
+}
+
+impl CustomOp1 for MaxPool2d {
+    fn name(&self) -> &'static str {
+        "fast-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok(match float_dtype(s, self.name())? {
+            DType::F32 => {
+                let (v, shape) = self.run::<f32>(slice(s, l)?, l)?;
+                (CpuStorage::F32(v), shape)
+            }
+            _ => {
+                let (v, shape) = self.run::<f64>(slice(s, l)?, l)?;
+                (CpuStorage::F64(v), shape)
+            }
+        })
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        let Some(argmax) = self.argmax.lock().ok().and_then(|slot| slot.clone()) else {
+            candle_core::bail!("max_pool2d backward without recorded maxima (keep_argmax off)")
+        };
+        let (_, _, h, w) = x.dims4()?;
+        Ok(Some(dy.apply_op1_no_bwd(&MaxPoolScatter {
+            argmax,
+            h,
+            w,
+        })?))
+    }
+}
+
+/// The input gradient of [`MaxPool2d`] from its recorded maxima: `dy -> dx` for planes of
+/// `h x w`, adding each `dy` element at its maximum's index.
+struct MaxPoolScatter {
+    argmax: Arc<Vec<u32>>,
+    h: usize,
+    w: usize,
+}
+
+impl MaxPoolScatter {
+    fn run<T: Float>(&self, dy: &[T], l: &Layout) -> Result<(Vec<T>, Shape)> {
+        let (b, c, oh, ow) = l.shape().dims4()?;
+        let (hw, ohw) = (self.h * self.w, oh * ow);
+        if self.argmax.len() != dy.len() {
+            candle_core::bail!(
+                "max_pool2d grad: {} maxima for dy {:?}",
+                self.argmax.len(),
+                l.shape()
+            )
+        }
+        let mut dx = vec![T::zero(); b * c * hw];
+        par_chunks(&mut dx, hw, 0, |i, dxp, _| {
+            let (dyp, arg) = (
+                &dy[i * ohw..(i + 1) * ohw],
+                &self.argmax[i * ohw..(i + 1) * ohw],
+            );
+            for (g, a) in dyp.iter().zip(arg) {
+                match dxp.get_mut(*a as usize) {
+                    Some(d) => *d += *g,
+                    None => {
+                        candle_core::bail!("max_pool2d grad: index {a} outside a plane of {hw}")
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok((dx, Shape::from((b, c, self.h, self.w))))
+    }
+}
+
+impl CustomOp1 for MaxPoolScatter {
+    fn name(&self) -> &'static str {
+        "fast-max-pool2d-scatter"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok(match float_dtype(s, self.name())? {
+            DType::F32 => {
+                let (v, shape) = self.run::<f32>(slice(s, l)?, l)?;
+                (CpuStorage::F32(v), shape)
+            }
+            _ => {
+                let (v, shape) = self.run::<f64>(slice(s, l)?, l)?;
+                (CpuStorage::F64(v), shape)
+            }
+        })
+    }
+}

@@ -1,0 +1,233 @@
+//! Runs -> devices. A coordinator owns the queue and the only database connection that
+//! writes; one async worker loop per device slot claims a run (atomically, so two
+//! `sweep run` processes never train the same cell), trains it in a `sweep worker` process
+//! pinned to its device, and streams the worker's events to the writer thread.
+//!
+//! A worker's panic, NaN, out-of-memory error or crash is that run's failure (an OOM is
+//! retried once at half the batch size); the sweep goes on. The first Ctrl-C stops
+//! dispatching and lets running epochs finish and save; the second stops at once.
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{oneshot, watch};
+
+use crate::data::DataSpec;
+use crate::devices::Slot;
+use crate::progress::Display;
+use crate::store::Store;
+use crate::sweep::{RunSpec, Sweep};
+use crate::train::resume::ResumeState;
+use crate::train::Event;
+
+mod slot;
+use slot::SlotLoop;
+
+/// What a `sweep run` did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SweepOutcome {
+    pub total: usize,
+    pub already_done: usize,
+    pub done: usize,
+    /// (run label, error) of each failed run.
+    pub failed: Vec<(String, String)>,
+    /// Runs another `sweep run` process was training.
+    pub held_elsewhere: usize,
+    pub interrupted: bool,
+}
+
+/// How the coordinator runs a sweep.
+pub struct Options {
+    pub slots: Vec<Slot>,
+    /// Checkpoints go to `runs_dir/<sweep>/<run id>/`.
+    pub runs_dir: PathBuf,
+    /// The `sweep` executable, started as `sweep worker` for each run.
+    pub exe: PathBuf,
+    /// A `running` run whose owner sent no heartbeat for this long is taken over.
+    pub stale_after: Duration,
+    pub heartbeat_every: Duration,
+}
+
+/// 0: dispatch; 1: drain (no new runs, running ones stop after their epoch); 2: stop now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Control {
+    Run,
+    Drain,
+    Kill,
+}
+
+pub(crate) enum ToWriter {
+    Event { slot: usize, event: Event },
+    Claim { run: String, run_dir: PathBuf, reply: oneshot::Sender<Option<(Option<usize>, Option<usize>)>> },
+    Retry { run: String, batch_size: usize, note: String },
+    /// Line the stored epochs up with the saved state again before resuming in place.
+    Resume { run: String, run_dir: PathBuf, reply: oneshot::Sender<Option<usize>> },
+    HeldElsewhere,
+    /// Milliseconds from claiming a run to its worker's `Started`.
+    Dispatched { run: String, ms: f64 },
+    Interrupted,
+    Note(String),
+}
+
+/// This process's name in the `owner` column: host and pid.
+pub fn owner_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    format!("{}:{}", if host.is_empty() { "localhost" } else { &host }, std::process::id())
+}
+
+/// Whether the process named by `owner` may still be alive. Only processes on this host
+/// can be checked; others are judged by their heartbeats.
+fn owner_alive(owner: &str) -> bool {
+    let mine = owner_name();
+    let (host, pid) = owner.rsplit_once(':').unwrap_or((owner, ""));
+    let my_host = mine.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
+    if host != my_host || !Path::new("/proc/self").exists() {
+        return true;
+    }
+    pid.parse::<u32>().is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists())
+}
+
+/// Estimated relative cost, for longest-first dispatch (which keeps the makespan short).
+fn cost(run: &RunSpec) -> f64 {
+    let c = &run.config;
+    let net = match c.backbone {
+        crate::model::Backbone::Cnn => 1.0,
+        crate::model::Backbone::Resnet18 => 4.0,
+        crate::model::Backbone::Resnet34 => 8.0,
+    };
+    c.epochs as f64 * net * (c.width as f64 / c.backbone.default_width() as f64).powi(2)
+}
+
+/// Train every run of `sweep` that is not done yet, storing each event as it happens.
+pub fn run_sweep(sweep: &Sweep, mut store: Store, opts: Options, mut display: Box<dyn Display>) -> anyhow::Result<SweepOutcome> {
+    let states = store.register(sweep, &sweep.runs()).context("cannot record the sweep's runs")?;
+    let mut outcome = SweepOutcome { total: states.len(), ..Default::default() };
+    let mut todo: Vec<(RunSpec, DataSpec)> = Vec::new();
+    for s in &states {
+        if s.done {
+            outcome.already_done += 1;
+        } else {
+            todo.push((s.spec.clone(), sweep.resolve_data(&s.spec.config.data)));
+        }
+    }
+    todo.sort_by(|a, b| cost(&b.0).total_cmp(&cost(&a.0)).then(a.0.index.cmp(&b.0.index)));
+    display.begin(sweep, &states, &outcome, &opts.slots);
+    if todo.is_empty() {
+        display.finish(&outcome);
+        return Ok(outcome);
+    }
+    let owner = owner_name();
+    let (to_writer, inbox) = mpsc::channel::<ToWriter>();
+    let heartbeat_every = opts.heartbeat_every;
+    let stale_secs = opts.stale_after.as_secs_f64();
+    let writer = std::thread::spawn(move || -> anyhow::Result<SweepOutcome> {
+        let mut last_beat = std::time::Instant::now();
+        loop {
+            let msg = match inbox.recv_timeout(heartbeat_every) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if last_beat.elapsed() >= heartbeat_every {
+                store.heartbeat(&owner).context("cannot write heartbeats")?;
+                last_beat = std::time::Instant::now();
+            }
+            match msg {
+                None => {}
+                Some(ToWriter::Event { slot, event }) => {
+                    store.apply(&event).with_context(|| format!("cannot store an event of run {}", event.run()))?;
+                    match &event {
+                        Event::Finished { .. } => outcome.done += 1,
+                        Event::Failed { run, error } => outcome.failed.push((display.label(run), error.clone())),
+                        _ => {}
+                    }
+                    display.event(slot, &event, &outcome);
+                }
+                Some(ToWriter::Claim { run, run_dir, reply }) => {
+                    let answer = match store.claim(&run, &owner, stale_secs, &owner_alive)? {
+                        None => None,
+                        Some(claim) => {
+                            let state = if claim.stored_epochs > 0 || run_dir.exists() {
+                                ResumeState::load(&run_dir).ok().flatten()
+                            } else {
+                                None
+                            };
+                            let resume = store.prepare_resume(&run, state.as_ref())?;
+                            Some((resume, claim.batch_size))
+                        }
+                    };
+                    let _ = reply.send(answer);
+                }
+                Some(ToWriter::Retry { run, batch_size, note }) => {
+                    store.retry_with_batch(&run, batch_size, &note)?;
+                    display.note(&format!("{}: {note}", display.label(&run)));
+                }
+                Some(ToWriter::Resume { run, run_dir, reply }) => {
+                    let state = ResumeState::load(&run_dir).ok().flatten();
+                    let _ = reply.send(store.prepare_resume(&run, state.as_ref())?);
+                }
+                Some(ToWriter::HeldElsewhere) => outcome.held_elsewhere += 1,
+                Some(ToWriter::Dispatched { run, ms }) => store.record_dispatch(&run, ms)?,
+                Some(ToWriter::Interrupted) => outcome.interrupted = true,
+                Some(ToWriter::Note(line)) => display.note(&line),
+            }
+        }
+        display.finish(&outcome);
+        Ok(outcome)
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the scheduler's runtime")?;
+    let sweep_dir = opts.runs_dir.join(&sweep.name);
+    let exe = opts.exe.clone();
+    runtime.block_on(async {
+        let (control_tx, control) = watch::channel(Control::Run);
+        let queue = Arc::new(Mutex::new(VecDeque::from(todo)));
+        // Kept until the end: a dropped sender would wake every `changed()` forever.
+        let _control_keep = control_tx.clone();
+        let signals = {
+            let (control_tx, to_writer) = (control_tx, to_writer.clone());
+            tokio::spawn(async move {
+                for next in [Control::Drain, Control::Kill] {
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        return;
+                    }
+                    let _ = to_writer.send(ToWriter::Interrupted);
+                    let _ = to_writer.send(ToWriter::Note(match next {
+                        Control::Drain => "interrupted: no new runs; running epochs finish and save (Ctrl-C again to stop now)".into(),
+                        _ => "stopping now; runs resume from their last saved epoch".into(),
+                    }));
+                    let _ = control_tx.send(next);
+                }
+            })
+        };
+        let mut loops = Vec::new();
+        for (i, slot) in opts.slots.iter().enumerate() {
+            let ctx = SlotLoop {
+                index: i,
+                slot: slot.clone(),
+                queue: queue.clone(),
+                to_writer: to_writer.clone(),
+                control: control.clone(),
+                exe: exe.clone(),
+                sweep_dir: sweep_dir.clone(),
+                process: None,
+            };
+            loops.push(tokio::spawn(ctx.work()));
+        }
+        drop(to_writer);
+        for l in loops {
+            if let Err(e) = l.await {
+                eprintln!("a device worker loop stopped: {e}");
+            }
+        }
+        signals.abort();
+    });
+    writer.join().map_err(|_| anyhow::anyhow!("the database writer panicked"))?
+}
+

@@ -1,0 +1,266 @@
+//! One device slot's loop: claim the next run, train it in a `sweep worker` process pinned
+//! to the slot's device, stream its events to the writer, and turn its end (reported, or a
+//! death) into the run's outcome, with one retry at half the batch size after out-of-memory
+//! and one resume after an outside kill.
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{mpsc, Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{oneshot, watch};
+
+use super::{Control, ToWriter};
+use crate::data::DataSpec;
+use crate::devices::Slot;
+use crate::sweep::RunSpec;
+use crate::train::Event;
+use crate::worker::{Job, STOP};
+
+pub(super) struct SlotLoop {
+    pub(super) index: usize,
+    pub(super) slot: Slot,
+    pub(super) queue: Arc<Mutex<VecDeque<(RunSpec, DataSpec)>>>,
+    pub(super) to_writer: mpsc::Sender<ToWriter>,
+    pub(super) control: watch::Receiver<Control>,
+    pub(super) exe: PathBuf,
+    pub(super) sweep_dir: PathBuf,
+    /// The slot's worker process, kept between runs that finish cleanly.
+    pub(super) process: Option<Process>,
+}
+
+/// How one worker process ended.
+enum WorkerEnd {
+    /// It reported its own end (finished, failed or stopped).
+    Reported(Event),
+    /// It died without a word: crash, kill, abort.
+    Died(String),
+}
+
+fn is_oom(error: &str) -> bool {
+    let e = error.to_lowercase();
+    e.contains("out of memory") || e.contains("out_of_memory")
+}
+
+impl SlotLoop {
+    fn send(&self, event: Event) {
+        let _ = self.to_writer.send(ToWriter::Event { slot: self.index, event });
+    }
+
+    pub(super) async fn work(mut self) {
+        self.work_queue().await;
+        if let Some(p) = self.process.take() {
+            p.close().await;
+        }
+    }
+
+    async fn work_queue(&mut self) {
+        loop {
+            if *self.control.borrow() != Control::Run {
+                break;
+            }
+            let next = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let Some((run, data)) = next else { break };
+            let run_dir = self.sweep_dir.join(&run.id);
+            let claimed_at = std::time::Instant::now();
+            let (reply, answer) = oneshot::channel();
+            let claim = ToWriter::Claim { run: run.id.clone(), run_dir: run_dir.clone(), reply };
+            if self.to_writer.send(claim).is_err() {
+                break;
+            }
+            let Ok(Some((resume, stored_batch))) = answer.await else {
+                let _ = self.to_writer.send(ToWriter::HeldElsewhere);
+                continue;
+            };
+            let mut job = Job { batch_size: stored_batch.unwrap_or(run.config.batch_size), run, data, run_dir, slot: self.slot.clone(), resume };
+            let mut retried = job.batch_size != job.run.config.batch_size;
+            let mut revived = false;
+            loop {
+                let end = self.run_worker(&job, claimed_at).await;
+                let (error, died) = match end {
+                    WorkerEnd::Reported(Event::Failed { error, .. }) => (error, false),
+                    WorkerEnd::Reported(event) => {
+                        self.send(event);
+                        break;
+                    }
+                    WorkerEnd::Died(error) => (error, true),
+                };
+                // A worker killed from outside (or by the kernel) resumes once from its last
+                // saved epoch before the run counts as failed.
+                if died && !revived && !is_oom(&error) && error.contains("signal 9") {
+                    revived = true;
+                    let (reply, answer) = oneshot::channel();
+                    let msg = ToWriter::Resume { run: job.run.id.clone(), run_dir: job.run_dir.clone(), reply };
+                    if self.to_writer.send(msg).is_ok() {
+                        job.resume = answer.await.unwrap_or(None);
+                        let _ = self.to_writer.send(ToWriter::Note(format!("{}: {error}; resuming it", job.run.label)));
+                        continue;
+                    }
+                }
+                if is_oom(&error) && job.batch_size > 1 && !retried {
+                    retried = true;
+                    job.batch_size /= 2;
+                    job.resume = None;
+                    let note = format!("out of memory at batch size {}; retrying once at {}", job.batch_size * 2, job.batch_size);
+                    let _ = self.to_writer.send(ToWriter::Retry { run: job.run.id.clone(), batch_size: job.batch_size, note });
+                    continue;
+                }
+                self.send(Event::Failed { run: job.run.id.clone(), error });
+                break;
+            }
+        }
+    }
+
+    /// Start a `sweep worker` process for this slot.
+    fn spawn(&self) -> Result<Process, String> {
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        // Its own process group: a terminal's Ctrl-C reaches the coordinator only, which
+        // then asks each worker to stop after its epoch.
+        #[cfg(unix)]
+        cmd.process_group(0);
+        if let Slot::Gpu(i) = self.slot {
+            cmd.env("CUDA_VISIBLE_DEVICES", i.to_string());
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start the worker process {}: {e}", self.exe.display()))?;
+        let (Some(stdin), Some(stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+            return Err("the worker process has no pipes".into());
+        };
+        let errors = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        Ok(Process { child, stdin: Some(stdin), lines: BufReader::new(stdout).lines(), errors })
+    }
+
+    /// Train `job` in this slot's worker process (started if needed). A worker that
+    /// finished its run cleanly is kept for the next one: no process start, and on a GPU no
+    /// new CUDA context, per run.
+    async fn run_worker(&mut self, job: &Job, claimed_at: std::time::Instant) -> WorkerEnd {
+        let mut process = match self.process.take() {
+            Some(p) => p,
+            None => match self.spawn() {
+                Ok(p) => p,
+                Err(e) => return WorkerEnd::Died(e),
+            },
+        };
+        let line = serde_json::to_string(job).unwrap_or_default() + "\n";
+        let handed = match process.stdin.as_mut() {
+            Some(stdin) => stdin.write_all(line.as_bytes()).await.is_ok(),
+            None => false,
+        };
+        let mut reported = None;
+        let mut last_epoch = 0;
+        while handed {
+            tokio::select! {
+                line = process.lines.next_line() => match line {
+                    Ok(Some(l)) => match serde_json::from_str::<Event>(&l) {
+                        Ok(e @ (Event::Finished { .. } | Event::Failed { .. } | Event::Stopped { .. })) => {
+                            reported = Some(e);
+                            break;
+                        }
+                        Ok(e) => {
+                            if let Event::Epoch { record, .. } = &e {
+                                last_epoch = record.summary.epoch;
+                            }
+                            if let Event::Started { run, .. } = &e {
+                                let ms = claimed_at.elapsed().as_secs_f64() * 1000.0;
+                                let _ = self.to_writer.send(ToWriter::Dispatched { run: run.clone(), ms });
+                            }
+                            self.send(e);
+                        }
+                        Err(_) => {}
+                    },
+                    _ => break,
+                },
+                changed = self.control.changed() => {
+                    if changed.is_err() { continue; }
+                    let now = *self.control.borrow();
+                    match now {
+                        Control::Drain => if let Some(s) = process.stdin.as_mut() { let _ = s.write_all(format!("{STOP}\n").as_bytes()).await; },
+                        Control::Kill => { let _ = process.child.start_kill(); }
+                        Control::Run => {}
+                    }
+                }
+            }
+        }
+        if let Some(e @ Event::Finished { .. }) = reported {
+            if *self.control.borrow() == Control::Run {
+                self.process = Some(process);
+            } else {
+                process.close().await;
+            }
+            return WorkerEnd::Reported(e);
+        }
+        // After a failure the process may be damaged (GPU memory, a poisoned state): end it.
+        let (status, stderr) = process.close().await;
+        if let Some(e) = reported {
+            return WorkerEnd::Reported(e);
+        }
+        if *self.control.borrow() == Control::Kill {
+            return WorkerEnd::Reported(Event::Stopped { run: job.run.id.clone(), epoch: last_epoch });
+        }
+        WorkerEnd::Died(describe_death(status, &stderr))
+    }
+}
+
+/// A running `sweep worker`: its pipes, and the collector of its stderr.
+pub(super) struct Process {
+    child: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    errors: tokio::task::JoinHandle<String>,
+}
+
+impl Process {
+    /// Close its stdin (it exits when idle, or after its epoch) and wait for it.
+    async fn close(mut self) -> (Option<std::process::ExitStatus>, String) {
+        drop(self.stdin.take());
+        let status = self.child.wait().await.ok();
+        (status, self.errors.await.unwrap_or_default())
+    }
+}
+
+/// Why a worker died, from its exit status and the end of its stderr.
+fn describe_death(status: Option<std::process::ExitStatus>, stderr: &str) -> String {
+    // "thread 'main' (7) panicked at src/x.rs:1:2:" then the message on the next line.
+    let mut lines = stderr.lines().skip_while(|l| !l.contains("panicked at"));
+    let panic = match (lines.next(), lines.next()) {
+        (Some(at), message) => {
+            let at = at.get(at.find("panicked at").unwrap_or(0)..).unwrap_or(at).trim_end_matches(':');
+            format!("{at}: {}", message.unwrap_or("").trim())
+        }
+        _ => String::new(),
+    };
+    let how = match status {
+        None => "the worker process vanished".to_string(),
+        Some(s) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::ExitStatusExt;
+                if let Some(sig) = s.signal() {
+                    let name = match sig {
+                        6 => " (SIGABRT)",
+                        9 => " (SIGKILL: killed, perhaps out of host memory)",
+                        11 => " (SIGSEGV)",
+                        _ => "",
+                    };
+                    return format!("the worker process was killed by signal {sig}{name}{}", tail(stderr));
+                }
+            }
+            format!("the worker process exited with {s}")
+        }
+    };
+    if !panic.is_empty() {
+        return panic;
+    }
+    format!("{how}{}", tail(stderr))
+}
+
+fn tail(stderr: &str) -> String {
+    match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(l) => format!("; last output: {}", l.trim()),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,150 @@
+//! A learner that fakes epochs (tests and benchmarks only): it sleeps instead of training,
+//! reports deterministic metrics, and can panic, return NaN, "run out of memory" or abort
+//! on chosen runs. It goes through the same worker, trainer, resume and store paths as real
+//! training, so the scheduler is tested fast. Chosen with `SWEEP_FAKE_TRAINER` (JSON).
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::learner::{BatchProgress, Learner, Split};
+use super::metrics::Confusion;
+use super::trainer::TrainError;
+use crate::sweep::RunSpec;
+
+pub const FAKE_TRAINER_ENV: &str = "SWEEP_FAKE_TRAINER";
+
+/// What the fake learner does; run-selecting lists match substrings of run labels.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FakeSpec {
+    /// Milliseconds one epoch takes.
+    pub epoch_ms: u64,
+    pub classes: usize,
+    /// Runs that panic in epoch 2.
+    pub panic: Vec<String>,
+    /// Runs whose loss becomes NaN in epoch 2.
+    pub nan: Vec<String>,
+    /// Runs that abort the whole process (like a segfault) in epoch 2.
+    pub abort: Vec<String>,
+    /// Runs that fail with a CUDA out-of-memory error at their configured batch size (and
+    /// fit at half of it).
+    pub oom: Vec<String>,
+    /// Appends `run_id epoch` to this file when an epoch starts.
+    pub log: Option<PathBuf>,
+}
+
+impl FakeSpec {
+    pub fn from_env() -> Option<Result<FakeSpec, String>> {
+        let text = std::env::var(FAKE_TRAINER_ENV).ok()?;
+        Some(serde_json::from_str(&text).map_err(|e| format!("{FAKE_TRAINER_ENV} is not a valid fake trainer spec: {e}")))
+    }
+}
+
+pub struct FakeLearner {
+    spec: FakeSpec,
+    run: RunSpec,
+    batch_size: usize,
+    lr: f64,
+    /// Stands for the weights: the number of epochs trained.
+    trained: usize,
+}
+
+impl FakeLearner {
+    pub fn new(spec: FakeSpec, run: &RunSpec, batch_size: usize) -> FakeLearner {
+        let lr = run.config.lr;
+        FakeLearner { spec: FakeSpec { classes: spec.classes.max(2), ..spec }, run: run.clone(), batch_size, lr, trained: 0 }
+    }
+
+    pub fn classes(&self) -> usize {
+        self.spec.classes
+    }
+
+    fn chosen(&self, list: &[String]) -> bool {
+        list.iter().any(|s| self.run.label.contains(s.as_str()))
+    }
+
+    fn loss(&self, epoch: usize) -> f64 {
+        let jitter = (self.run.config.seed % 7) as f64 * 0.01 + self.run.config.lr;
+        1.0 / (epoch as f64 + 1.0) + jitter
+    }
+}
+
+fn write_value(path: &Path, value: usize) -> Result<(), TrainError> {
+    std::fs::write(path, value.to_string()).map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))
+}
+
+impl Learner for FakeLearner {
+    fn parameter_count(&self) -> usize {
+        1000
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn train_epoch(&mut self, epoch: usize, progress: &mut dyn FnMut(BatchProgress)) -> Result<(f64, f64), TrainError> {
+        if let Some(log) = &self.spec.log {
+            let line = format!("{} {epoch}\n", self.run.id);
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
+            let _ = f.write_all(line.as_bytes());
+        }
+        if self.chosen(&self.spec.oom) && self.batch_size >= self.run.config.batch_size {
+            return Err(TrainError::Candle(candle_core::Error::Msg("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into())));
+        }
+        let batches = 4;
+        for b in 1..=batches {
+            std::thread::sleep(std::time::Duration::from_millis(self.spec.epoch_ms / batches as u64));
+            progress(BatchProgress { batch: b, batches, images: b * self.batch_size });
+        }
+        if epoch == 2 {
+            if self.chosen(&self.spec.panic) {
+                panic!("fake trainer panics as asked");
+            }
+            if self.chosen(&self.spec.abort) {
+                std::process::abort();
+            }
+            if self.chosen(&self.spec.nan) {
+                return Err(TrainError::NonFinite { loss: f32::NAN, epoch, batch: 1 });
+            }
+        }
+        self.trained = epoch;
+        let loss = self.loss(epoch);
+        Ok((loss, 1.0 - loss / 2.0))
+    }
+
+    fn evaluate(&mut self, _split: Split) -> Result<(f64, Confusion), TrainError> {
+        let k = self.spec.classes;
+        let mut c = Confusion::new(k);
+        // Ten images a class; more right the longer it trained.
+        let right = (5 + self.trained).min(10);
+        for t in 0..k {
+            for i in 0..10 {
+                c.add(t, if i < right { t } else { (t + 1) % k });
+            }
+        }
+        Ok((self.loss(self.trained.max(1)) + 0.05, c))
+    }
+
+    fn save_weights(&self, path: &Path) -> Result<(), TrainError> {
+        write_value(path, self.trained)
+    }
+
+    fn load_weights(&mut self, path: &Path) -> Result<(), TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
+        self.trained = text.trim().parse().map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
+        Ok(())
+    }
+
+    fn save_optimizer(&self, path: &Path) -> Result<(), TrainError> {
+        write_value(path, self.trained)
+    }
+
+    fn load_optimizer(&mut self, _path: &Path) -> Result<(), TrainError> {
+        Ok(())
+    }
+}

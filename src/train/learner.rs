@@ -1,0 +1,178 @@
+//! What the epoch loop trains: a [`Learner`] does one epoch, one evaluation, and saves or
+//! restores its weights. [`CandleLearner`] is the real one (a model, an optimizer and the
+//! data); the fake one in [`super::fake`] lets tests drive the scheduler fast.
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor, D};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::metrics::Confusion;
+use super::optim::Optimizer;
+use super::resume::write_atomically;
+use super::trainer::{cross_entropy, TrainError};
+use crate::data::{epoch_order, Dataset, ImageSet};
+use crate::model::{Model, ModelSpec};
+use crate::sweep::RunConfig;
+
+/// Where a learner is in its current epoch (for progress bars; never stored).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchProgress {
+    pub batch: usize,
+    pub batches: usize,
+    pub images: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Val,
+    Test,
+}
+
+pub trait Learner {
+    fn parameter_count(&self) -> usize;
+    fn lr(&self) -> f64;
+    fn set_lr(&mut self, lr: f64);
+    /// One pass over the training split; epoch `epoch` always shuffles, augments and drops
+    /// out the same way, so a resumed run repeats nothing and skips nothing. Returns
+    /// (mean loss, accuracy).
+    fn train_epoch(&mut self, epoch: usize, progress: &mut dyn FnMut(BatchProgress)) -> Result<(f64, f64), TrainError>;
+    /// Mean loss and confusion matrix on a split, in eval mode.
+    fn evaluate(&mut self, split: Split) -> Result<(f64, Confusion), TrainError>;
+    fn save_weights(&self, path: &Path) -> Result<(), TrainError>;
+    fn load_weights(&mut self, path: &Path) -> Result<(), TrainError>;
+    fn save_optimizer(&self, path: &Path) -> Result<(), TrainError>;
+    fn load_optimizer(&mut self, path: &Path) -> Result<(), TrainError>;
+}
+
+/// Largest batch used for evaluation; it only bounds memory.
+const EVAL_BATCH: usize = 256;
+
+/// The real learner: a candle model and optimizer over decoded images.
+pub struct CandleLearner {
+    config: RunConfig,
+    batch_size: usize,
+    data: Arc<Dataset>,
+    device: Device,
+    model: Model,
+    optimizer: Optimizer,
+}
+
+impl CandleLearner {
+    pub fn new(config: &RunConfig, batch_size: usize, data: Arc<Dataset>, device: &Device) -> Result<Self, TrainError> {
+        let spec = ModelSpec {
+            backbone: config.backbone,
+            channels: data.train.channels,
+            height: data.train.height,
+            width: data.train.width,
+            classes: data.classes.len(),
+            base_width: config.width,
+        };
+        let model = Model::new(&spec, device, config.seed)?;
+        let optimizer = Optimizer::new(&config.optimizer_settings, model.trainable_vars(), config.lr)?;
+        Ok(CandleLearner { config: config.clone(), batch_size, data, device: device.clone(), model, optimizer })
+    }
+
+    fn epoch_seed(&self, epoch: usize) -> u64 {
+        self.config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64)
+    }
+}
+
+impl Learner for CandleLearner {
+    fn parameter_count(&self) -> usize {
+        self.model.parameter_count()
+    }
+
+    fn lr(&self) -> f64 {
+        self.optimizer.lr()
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.optimizer.set_lr(lr)
+    }
+
+    fn train_epoch(&mut self, epoch: usize, progress: &mut dyn FnMut(BatchProgress)) -> Result<(f64, f64), TrainError> {
+        let train = &self.data.train;
+        if train.is_empty() {
+            return Err(TrainError::NoTrainingData);
+        }
+        let mut rng = StdRng::seed_from_u64(self.epoch_seed(epoch));
+        self.model.reseed_dropout(self.epoch_seed(epoch) ^ 0xD0)?;
+        let order = epoch_order(train.len(), &mut rng);
+        let augment = &self.config.augment_settings;
+        let augment = (!augment.is_identity()).then_some(augment);
+        let batches = order.len().div_ceil(self.batch_size);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        for (b, chunk) in order.chunks(self.batch_size).enumerate() {
+            // Batch norm cannot train on a single image; a lone last image waits.
+            if chunk.len() < 2 && seen > 0 {
+                continue;
+            }
+            let batch = match augment {
+                Some(a) => train.batch(chunk, Some((a, &mut rng)), &self.device)?,
+                None => train.batch(chunk, None, &self.device)?,
+            };
+            let logits = self.model.forward(&batch.images, true)?;
+            let loss = cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite { loss: value, epoch, batch: b + 1 });
+            }
+            self.optimizer.backward_step(&loss)?;
+            loss_sum += value as f64 * chunk.len() as f64;
+            correct += count_correct(&logits, &batch.labels)?;
+            seen += chunk.len();
+            progress(BatchProgress { batch: b + 1, batches, images: seen });
+        }
+        Ok((loss_sum / seen.max(1) as f64, correct as f64 / seen.max(1) as f64))
+    }
+
+    fn evaluate(&mut self, split: Split) -> Result<(f64, Confusion), TrainError> {
+        let set = match split {
+            Split::Val => &self.data.val,
+            Split::Test => self.data.test.as_ref().ok_or(TrainError::NoTestData)?,
+        };
+        evaluate(&self.model, set, self.data.classes.len(), &self.device)
+    }
+
+    fn save_weights(&self, path: &Path) -> Result<(), TrainError> {
+        Ok(write_atomically(path, |tmp| self.model.save(tmp))?)
+    }
+
+    fn load_weights(&mut self, path: &Path) -> Result<(), TrainError> {
+        Ok(self.model.load(path)?)
+    }
+
+    fn save_optimizer(&self, path: &Path) -> Result<(), TrainError> {
+        Ok(write_atomically(path, |tmp| self.optimizer.save_state(tmp))?)
+    }
+
+    fn load_optimizer(&mut self, path: &Path) -> Result<(), TrainError> {
+        Ok(self.optimizer.load_state(path)?)
+    }
+}
+
+/// Mean cross-entropy loss and the confusion matrix of `model` on `set`, in eval mode.
+pub fn evaluate(model: &Model, set: &ImageSet, classes: usize, device: &Device) -> Result<(f64, Confusion), TrainError> {
+    let mut confusion = Confusion::new(classes);
+    let mut loss_sum = 0.0f64;
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for chunk in indices.chunks(EVAL_BATCH) {
+        let batch = set.batch(chunk, None, device)?;
+        let logits = model.forward(&batch.images, false)?.detach();
+        let loss = cross_entropy(&logits, &batch.labels, 0.0)?.to_scalar::<f32>()?;
+        loss_sum += loss as f64 * chunk.len() as f64;
+        let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let truth = batch.labels.to_vec1::<u32>()?;
+        for (t, p) in truth.iter().zip(&predicted) {
+            confusion.add(*t as usize, *p as usize);
+        }
+    }
+    Ok((loss_sum / set.len().max(1) as f64, confusion))
+}
+
+fn count_correct(logits: &Tensor, labels: &Tensor) -> candle_core::Result<usize> {
+    let predicted = logits.argmax(D::Minus1)?;
+    predicted.eq(labels)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>().map(|c| c as usize)
+}

@@ -1,0 +1,95 @@
+//! Resume state: after every epoch the trainer writes the weights, the optimizer state and
+//! the epoch history to `<run dir>/resume/` *before* it reports the epoch, so a run killed at
+//! any moment continues from its last finished epoch with no gap and no repeat.
+//!
+//! `state.json` is replaced atomically (write, fsync, rename) and names the weight files of
+//! its epoch; files of older epochs are removed after the rename.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::event::EpochRecord;
+use super::strategy::EpochSummary;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResumeState {
+    /// The last finished epoch (1-based).
+    pub epoch: usize,
+    /// Every finished epoch, as reported; the coordinator stores any it has not stored yet.
+    pub records: Vec<EpochRecord>,
+    /// The learning rate for the next epoch.
+    pub next_lr: f64,
+    /// Set when training is over (all epochs, or early stopping) and only the final
+    /// evaluation remains.
+    pub stop_reason: Option<String>,
+    /// The batch size the run trains with (it can differ from the config after an OOM retry).
+    pub batch_size: usize,
+    pub weights: String,
+    pub optimizer: String,
+}
+
+impl ResumeState {
+    pub fn history(&self) -> Vec<EpochSummary> {
+        self.records.iter().map(|r| r.summary.clone()).collect()
+    }
+
+    pub fn dir(run_dir: &Path) -> PathBuf {
+        run_dir.join("resume")
+    }
+
+    fn file(run_dir: &Path) -> PathBuf {
+        Self::dir(run_dir).join("state.json")
+    }
+
+    /// File names for the weights and optimizer state of `epoch`.
+    pub fn files_for(epoch: usize) -> (String, String) {
+        (format!("weights-{epoch:05}.safetensors"), format!("optimizer-{epoch:05}.safetensors"))
+    }
+
+    /// The saved state of a run, if any. A missing file is `Ok(None)`; a corrupt one is an
+    /// error (the caller starts the run over).
+    pub fn load(run_dir: &Path) -> std::io::Result<Option<ResumeState>> {
+        match std::fs::read_to_string(Self::file(run_dir)) {
+            Ok(text) => serde_json::from_str(&text).map(Some).map_err(std::io::Error::other),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Atomically make this the run's state (its weight files must already be written),
+    /// then delete the files of older epochs.
+    pub fn commit(&self, run_dir: &Path) -> std::io::Result<()> {
+        let dir = Self::dir(run_dir);
+        let tmp = dir.join("state.json.tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(serde_json::to_string(self).map_err(std::io::Error::other)?.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, Self::file(run_dir))?;
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = name.ends_with(".safetensors") && name != self.weights && name != self.optimizer;
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Forget any saved state (a run that starts over).
+    pub fn clear(run_dir: &Path) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(Self::dir(run_dir)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Write a file so that readers see either the old or the new content, never half of it.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> candle_core::Result<()>) -> candle_core::Result<()> {
+    let tmp = path.with_extension("tmp");
+    write(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(candle_core::Error::wrap)
+}
