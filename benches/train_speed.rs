@@ -268,7 +268,11 @@ fn main() -> Result<()> {
     for (key, label, shapes, op) in ops_table() {
         let shapes: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
         println!("{label}");
-        let fast = if a.fast { Some(fwd_bwd(&shapes, &op)?) } else { None };
+        let fast = if a.fast {
+            Some(fwd_bwd(&shapes, &op)?)
+        } else {
+            None
+        };
         if let Some(fast) = fast {
             println!("    fast      {fast:9.2} ms");
             println!("RESULT op_{key}_fast {fast:.3}");
@@ -278,7 +282,10 @@ fn main() -> Result<()> {
             let reference = fwd_bwd(&shapes, &op)?;
             kernels::set_fast_path(true);
             let ratio = fast.map(|f| format!("  (fast is {:.1}x faster)", reference / f));
-            println!("    reference {reference:9.2} ms{}", ratio.unwrap_or_default());
+            println!(
+                "    reference {reference:9.2} ms{}",
+                ratio.unwrap_or_default()
+            );
             println!("RESULT op_{key}_reference {reference:.3}");
         }
     }

@@ -2,8 +2,10 @@
 //! the epoch history to `<run dir>/resume/` *before* it reports the epoch, so a run killed at
 //! any moment continues from its last finished epoch with no gap and no repeat.
 //!
-//! `state.json` is replaced atomically (write, fsync, rename) and names the weight files of
-//! its epoch; files of older epochs are removed after the rename.
+//! `state.json` is replaced atomically (write, rename) and names the weight files of its
+//! epoch. Making it durable (fsync of the files and the folder) runs in the background while
+//! the next epoch starts; the epoch is reported only once that is done, and the files of
+//! older epochs are removed only then.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -57,25 +59,29 @@ impl ResumeState {
         }
     }
 
-    /// Atomically make this the run's state (its weight files must already be written),
-    /// then delete the files of older epochs.
-    pub fn commit(&self, run_dir: &Path) -> std::io::Result<()> {
+    /// Atomically make this the run's state (its weight files must already be written).
+    /// The returned [`Durable`] finishes the job in the background: fsync, then removal of
+    /// older epochs' files. Wait for it before reporting the epoch.
+    pub fn commit(&self, run_dir: &Path) -> std::io::Result<Durable> {
         let dir = Self::dir(run_dir);
         let tmp = dir.join("state.json.tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(serde_json::to_string(self).map_err(std::io::Error::other)?.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, Self::file(run_dir))?;
-        for entry in std::fs::read_dir(&dir)?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let stale = name.ends_with(".safetensors") && name != self.weights && name != self.optimizer;
-            if stale {
-                let _ = std::fs::remove_file(entry.path());
+        std::fs::File::create(&tmp)?.write_all(serde_json::to_string(self).map_err(std::io::Error::other)?.as_bytes())?;
+        let file = Self::file(run_dir);
+        std::fs::rename(&tmp, &file)?;
+        let keep = [self.weights.clone(), self.optimizer.clone()];
+        let files = [dir.join(&keep[0]), dir.join(&keep[1]), file];
+        Ok(Durable(std::thread::spawn(move || {
+            for f in files.iter().chain(std::iter::once(&dir)) {
+                std::fs::File::open(f)?.sync_all()?;
             }
-        }
-        Ok(())
+            for entry in std::fs::read_dir(&dir)?.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".safetensors") && !keep.contains(&name) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            Ok(())
+        })))
     }
 
     /// Forget any saved state (a run that starts over).
@@ -84,6 +90,15 @@ impl ResumeState {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// A committed state on its way to disk.
+pub struct Durable(std::thread::JoinHandle<std::io::Result<()>>);
+
+impl Durable {
+    pub fn wait(self) -> std::io::Result<()> {
+        self.0.join().map_err(|_| std::io::Error::other("the fsync thread panicked"))?
     }
 }
 

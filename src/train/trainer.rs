@@ -13,7 +13,7 @@ use candle_core::{Tensor, D};
 use super::event::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
 use super::learner::{Learner, Split};
 use super::metrics::Metrics;
-use super::resume::ResumeState;
+use super::resume::{Durable, ResumeState};
 use super::strategy::{EpochSummary, Keep};
 use crate::sweep::RunSpec;
 
@@ -35,6 +35,36 @@ pub enum TrainError {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::RunDir { path: path.into(), source }
+}
+
+/// Sends events, holding back the last epoch's until its resume state is on disk, so the
+/// store never holds an epoch the run could not resume after.
+struct Emitter<'a> {
+    emit: &'a mut dyn FnMut(Event),
+    pending: Option<(Durable, Event)>,
+    run_dir: &'a Path,
+}
+
+impl Emitter<'_> {
+    fn flush(&mut self) -> Result<(), TrainError> {
+        if let Some((durable, event)) = self.pending.take() {
+            durable.wait().map_err(io(self.run_dir))?;
+            (self.emit)(event);
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, event: Event) -> Result<(), TrainError> {
+        self.flush()?;
+        (self.emit)(event);
+        Ok(())
+    }
+
+    fn after(&mut self, durable: Durable, event: Event) -> Result<(), TrainError> {
+        self.flush()?;
+        self.pending = Some((durable, event));
+        Ok(())
+    }
 }
 
 /// How a run begins: fresh, or from the state saved under its folder.
@@ -60,6 +90,7 @@ pub fn train(
     emit: &mut dyn FnMut(Event),
 ) -> Result<RunEnd, TrainError> {
     let cfg = &run.config;
+    let mut out = Emitter { emit, pending: None, run_dir };
     std::fs::create_dir_all(ResumeState::dir(run_dir)).map_err(io(run_dir))?;
     let saved = match begin {
         Start::Resume { .. } => ResumeState::load(run_dir).map_err(io(run_dir))?,
@@ -81,10 +112,10 @@ pub fn train(
         stop_reason = state.stop_reason.clone();
     }
     let train_images = start.train_images;
-    emit(Event::Started { run: run.id.clone(), start: RunStart { resumed_from: saved.as_ref().map(|s| s.epoch), ..start } });
+    out.send(Event::Started { run: run.id.clone(), start: RunStart { resumed_from: saved.as_ref().map(|s| s.epoch), ..start } })?;
     if let Start::Resume { stored_epochs } = begin {
         for record in records.iter().filter(|r| r.summary.epoch > stored_epochs) {
-            emit(Event::Epoch { run: run.id.clone(), record: record.clone() });
+            out.send(Event::Epoch { run: run.id.clone(), record: record.clone() })?;
         }
     }
 
@@ -99,6 +130,7 @@ pub fn train(
             break;
         }
         if stop.load(Ordering::Relaxed) {
+            out.flush()?;
             return Err(TrainError::Interrupted(epoch - 1));
         }
         let lr = learner.lr();
@@ -106,7 +138,9 @@ pub fn train(
         let id = run.id.clone();
         let mut progress = |p: super::learner::BatchProgress| {
             let secs = started.elapsed().as_secs_f64().max(1e-9);
-            emit(Event::Progress { run: id.clone(), epoch, batch: p.batch, batches: p.batches, images_per_sec: p.images as f64 / secs });
+            let event = Event::Progress { run: id.clone(), epoch, batch: p.batch, batches: p.batches, images_per_sec: p.images as f64 / secs };
+            // A failed fsync surfaces at the epoch's end, where the state is saved again.
+            let _ = out.send(event);
         };
         let (train_loss, train_acc) = learner.train_epoch(epoch, &mut progress)?;
         let train_seconds = started.elapsed().as_secs_f64();
@@ -141,11 +175,12 @@ pub fn train(
             checkpoint_saved,
         };
         records.push(record.clone());
-        save_state(learner, run_dir, epoch, &records, next_lr, &stop_reason, batch_size)?;
-        emit(Event::Epoch { run: run.id.clone(), record });
+        let durable = save_state(learner, run_dir, epoch, &records, next_lr, &stop_reason, batch_size)?;
+        out.after(durable, Event::Epoch { run: run.id.clone(), record })?;
         learner.set_lr(next_lr);
     }
 
+    out.flush()?;
     let checkpoint_epoch = cfg.train.checkpoint.saved_epoch(&history);
     if has_test {
         // Evaluate the weights a user takes away: the kept checkpoint, else the last ones.
@@ -159,7 +194,7 @@ pub fn train(
         let (loss, confusion) = learner.evaluate(Split::Test)?;
         let metrics = Metrics::from_confusion(&confusion);
         let evaluation = Evaluation { split: "test".into(), epoch, loss, metrics, confusion };
-        emit(Event::Evaluated { run: run.id.clone(), evaluation });
+        out.send(Event::Evaluated { run: run.id.clone(), evaluation })?;
     }
     Ok(RunEnd {
         stop_reason: stop_reason.unwrap_or_else(|| format!("completed {} epochs", cfg.epochs)),
@@ -177,7 +212,7 @@ fn save_state(
     next_lr: f64,
     stop_reason: &Option<String>,
     batch_size: usize,
-) -> Result<(), TrainError> {
+) -> Result<Durable, TrainError> {
     let dir = ResumeState::dir(run_dir);
     let (weights, optimizer) = ResumeState::files_for(epoch);
     learner.save_weights(&dir.join(&weights))?;

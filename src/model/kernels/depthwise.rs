@@ -60,22 +60,31 @@ fn input_grad_plane<T: Float>(g: &Geom, dy: &[T], k: &[T], dx: &mut [T]) {
     });
 }
 
-/// One plane's contribution to the weight gradient: `dk (kh x kw) += corr(x, dy)`.
-fn weight_grad_plane<T: Float>(g: &Geom, x: &[T], dy: &[T], dk: &mut [T]) {
+/// One plane's contribution to the weight gradient: `acc[tap]` gets `corr(x, dy)` at that
+/// tap, spread over 8 lanes so that the dot products vectorise.
+fn weight_grad_plane<T: Float>(g: &Geom, x: &[T], dy: &[T], acc: &mut [[T; 8]]) {
     let (w, ow, s, p) = (g.w, g.ow, g.stride, g.pad);
     for_each_tap(g, |oh, ih, kj, (lo, hi), tap| {
         let (src, d) = (&x[ih * w..(ih + 1) * w], &dy[oh * ow + lo..oh * ow + hi]);
-        let mut acc = T::zero();
+        let lanes = &mut acc[tap];
         if s == 1 {
-            for (a, b) in d.iter().zip(&src[lo + kj - p..hi + kj - p]) {
-                acc += *a * *b;
+            let (mut dc, mut sc) = (
+                d.chunks_exact(8),
+                src[lo + kj - p..hi + kj - p].chunks_exact(8),
+            );
+            for (a, b) in (&mut dc).zip(&mut sc) {
+                for l in 0..8 {
+                    lanes[l] += a[l] * b[l];
+                }
+            }
+            for (l, (a, b)) in dc.remainder().iter().zip(sc.remainder()).enumerate() {
+                lanes[l] += *a * *b;
             }
         } else {
             for (i, a) in d.iter().enumerate() {
-                acc += *a * src[(lo + i) * s + kj - p];
+                lanes[i % 8] += *a * src[(lo + i) * s + kj - p];
             }
         }
-        dk[tap] += acc;
     });
 }
 
@@ -110,14 +119,14 @@ fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
     let mut dk = vec![T::zero(); g.co * kk];
     par_chunks(&mut dk, kk, 0, |c, dkc, _| {
+        let mut acc = vec![[T::zero(); 8]; kk];
         for b in 0..g.b {
             let i = b * g.co + c;
-            weight_grad_plane(
-                g,
-                &x[i * hw..(i + 1) * hw],
-                &dy[i * ohw..(i + 1) * ohw],
-                dkc,
-            );
+            let (xp, dyp) = (&x[i * hw..(i + 1) * hw], &dy[i * ohw..(i + 1) * ohw]);
+            weight_grad_plane(g, xp, dyp, &mut acc);
+        }
+        for (d, lanes) in dkc.iter_mut().zip(&acc) {
+            *d = lanes.iter().fold(T::zero(), |s, v| s + *v);
         }
         Ok(())
     })?;

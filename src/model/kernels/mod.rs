@@ -22,6 +22,10 @@
 //! `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` / the physical cores, and [`set_threads`] lets
 //! the kernels use fewer. Results never depend on the thread count: every reduction splits
 //! its work into chunks fixed by the shapes alone and sums them in order.
+//!
+//! Memory: on Linux with glibc the first kernel call tells malloc to keep freed memory for
+//! reuse instead of unmapping it (see `keep_freed_memory`), which removes the page faults
+//! and cross-core TLB flushes of allocating every activation afresh.
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -123,7 +127,26 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Size of candle's CPU thread pool: its workers plus the calling thread.
 fn pool_size() -> usize {
+    keep_freed_memory();
     candle_core::utils::barrier_pool().n_workers() + 1
+}
+
+/// Makes glibc's malloc keep freed memory for reuse (once per process, on the first kernel
+/// call): no `mmap` for large blocks and no trimming below 1 GiB. Training allocates and frees
+/// activation-sized buffers (megabytes) in every op; by default each is a fresh `mmap`, and
+/// unmapping it in a multi-threaded process interrupts every core to flush its TLB (on this
+/// 2-core VM that made a depthwise layer 6x slower with 2 threads than with 1). The cost is
+/// that the process keeps its peak heap, as a training run does anyway.
+fn keep_freed_memory() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only changes allocator parameters; glibc serialises it internally.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_MAX, 0);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        }
+    });
 }
 
 /// Sets the number of threads the fast CPU kernels use; `0` (the default) uses all of

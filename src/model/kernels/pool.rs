@@ -14,54 +14,35 @@ fn geom(l: &Layout, kernel: usize, stride: usize, pad: usize) -> Result<Geom> {
     Geom::new((b, c, h, w), (c, kernel, kernel), stride, pad)
 }
 
-/// One plane of the forward pass: `y` gets each window's maximum and `arg` (when given) the
-/// plane index of its first occurrence.
-fn forward_plane<T: Float>(g: &Geom, x: &[T], y: &mut [T], mut arg: Option<&mut [u32]>) {
+/// One plane of the forward pass: `y` gets each window's maximum and `arg` the plane index
+/// of its first occurrence. Each window starts from its first valid element (so a window of
+/// NaN or -inf values still has an index) and later taps replace it only when strictly
+/// greater, without branches.
+fn forward_plane<T: Float>(g: &Geom, x: &[T], y: &mut [T], arg: &mut [u32]) {
     let (w, ow, s, p) = (g.w, g.ow, g.stride, g.pad);
-    y.fill(T::from_f64(f64::NEG_INFINITY));
-    if let Some(arg) = arg.as_deref_mut() {
-        arg.fill(u32::MAX);
-    }
     for oh in 0..g.oh {
-        let dst = &mut y[oh * ow..(oh + 1) * ow];
-        for ki in 0..g.kh {
-            let ih = oh * s + ki;
-            if ih < p || ih - p >= g.h {
-                continue;
-            }
-            let row = (ih - p) * w;
-            let src = &x[row..row + w];
-            for kj in 0..g.kw {
-                let (lo, hi) = g.valid(kj, w, ow);
-                match arg.as_deref_mut() {
-                    None => {
-                        for (o, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
-                            let v = src[o * s + kj - p];
-                            if v > *d {
-                                *d = v;
-                            }
-                        }
-                    }
-                    Some(arg) => {
-                        let arg = &mut arg[oh * ow..(oh + 1) * ow];
-                        for (o, (d, a)) in dst
-                            .iter_mut()
-                            .zip(arg.iter_mut())
-                            .enumerate()
-                            .take(hi)
-                            .skip(lo)
-                        {
-                            let at = o * s + kj - p;
-                            // The first valid tap of the window always wins, so even a
-                            // window of NaN or -inf values has an index.
-                            if *a == u32::MAX || src[at] > *d {
-                                *d = src[at];
-                                *a = (row + at) as u32;
-                            }
-                        }
-                    }
+        // Input rows of this output row's windows: `oh * s - p ..`, clipped to the image.
+        let r_lo = (oh * s).max(p) - p;
+        let r_hi = (oh * s + g.kh).min(g.h + p) - p;
+        let (dst, idx) = (
+            &mut y[oh * ow..(oh + 1) * ow],
+            &mut arg[oh * ow..(oh + 1) * ow],
+        );
+        for (o, (d, a)) in dst.iter_mut().zip(idx.iter_mut()).enumerate() {
+            let c_lo = (o * s).max(p) - p;
+            let c_hi = (o * s + g.kw).min(w + p) - p;
+            let mut best_at = r_lo * w + c_lo;
+            let mut best = x[best_at];
+            for r in r_lo..r_hi {
+                let row = &x[r * w + c_lo..r * w + c_hi];
+                for (j, v) in row.iter().enumerate() {
+                    let better = *v > best;
+                    best = if better { *v } else { best };
+                    best_at = if better { r * w + c_lo + j } else { best_at };
                 }
             }
+            *d = best;
+            *a = best_at as u32;
         }
     }
 }
@@ -93,17 +74,12 @@ impl MaxPool2d {
             candle_core::bail!("max_pool2d: planes of {hw} elements are too large")
         }
         let mut y = vec![T::zero(); g.b * g.ci * ohw];
-        if !self.keep_argmax {
-            par_chunks(&mut y, ohw, 0, |i, yp, _| {
-                forward_plane(&g, &x[i * hw..(i + 1) * hw], yp, None);
-                Ok(())
-            })?;
-        } else {
-            let mut arg = vec![0u32; g.b * g.ci * ohw];
-            par_chunks2(&mut y, ohw, &mut arg, ohw, |i, yp, ap| {
-                forward_plane(&g, &x[i * hw..(i + 1) * hw], yp, Some(ap));
-                Ok(())
-            })?;
+        let mut arg = vec![0u32; g.b * g.ci * ohw];
+        par_chunks2(&mut y, ohw, &mut arg, ohw, |i, yp, ap| {
+            forward_plane(&g, &x[i * hw..(i + 1) * hw], yp, ap);
+            Ok(())
+        })?;
+        if self.keep_argmax {
             if let Ok(mut slot) = self.argmax.lock() {
                 *slot = Some(Arc::new(arg));
             }
