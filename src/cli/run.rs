@@ -52,6 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe().context("cannot find the sweep executable to start workers")?,
         stale_after: Duration::from_secs(60),
         heartbeat_every: Duration::from_secs(5),
+        threads: sweep.threads,
     };
     let outcome = run_sweep(&sweep, store, opts, crate::progress::for_stderr()).with_context(|| format!("sweep {} stopped", sweep.name))?;
     for (label, error) in &outcome.failed {

@@ -48,6 +48,8 @@ pub struct Options {
     /// A `running` run whose owner sent no heartbeat for this long is taken over.
     pub stale_after: Duration,
     pub heartbeat_every: Duration,
+    /// CPU threads per worker; `None` leaves the environment's choice.
+    pub threads: Option<usize>,
 }
 
 /// 0: dispatch; 1: drain (no new runs, running ones stop after their epoch); 2: stop now.
@@ -216,6 +218,7 @@ pub fn run_sweep(sweep: &Sweep, mut store: Store, opts: Options, mut display: Bo
                 control: control.clone(),
                 exe: exe.clone(),
                 sweep_dir: sweep_dir.clone(),
+                threads: opts.threads,
                 process: None,
             };
             loops.push(tokio::spawn(ctx.work()));

@@ -25,6 +25,7 @@ pub(super) struct SlotLoop {
     pub(super) control: watch::Receiver<Control>,
     pub(super) exe: PathBuf,
     pub(super) sweep_dir: PathBuf,
+    pub(super) threads: Option<usize>,
     /// The slot's worker process, kept between runs that finish cleanly.
     pub(super) process: Option<Process>,
 }
@@ -121,6 +122,10 @@ impl SlotLoop {
         cmd.process_group(0);
         if let Slot::Gpu(i) = self.slot {
             cmd.env("CUDA_VISIBLE_DEVICES", i.to_string());
+        }
+        // candle sizes its CPU thread pool once, at start: set it before the worker starts.
+        if let Some(n) = self.threads {
+            cmd.env("CANDLE_NUM_THREADS", n.to_string()).env("RAYON_NUM_THREADS", n.to_string());
         }
         let mut child = cmd.spawn().map_err(|e| format!("cannot start the worker process {}: {e}", self.exe.display()))?;
         let (Some(stdin), Some(stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {

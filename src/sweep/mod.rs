@@ -58,6 +58,8 @@ pub struct Sweep {
     /// The data section with paths as written (relative to the sweep file's folder).
     pub data: DataSpec,
     pub settings: TrainSettings,
+    /// CPU threads per run (`[train] threads`); `None`: all cores (or RAYON_NUM_THREADS).
+    pub threads: Option<usize>,
     /// Values of the grid keys that are fixed (not in `[grid]`).
     pub fixed: Hyper,
     /// Gridded keys in expansion order, each with its values in file order.

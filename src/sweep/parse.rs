@@ -13,7 +13,7 @@ use crate::train::strategy::{Checkpointing, EarlyStopping, Keep, Monitor, Reduce
 
 const TOP_KEYS: [&str; 7] = ["name", "seed", "data", "train", "grid", "optimizer", "augment"];
 const DATA_KEYS: [&str; 5] = ["train", "test", "val_split", "image_size", "channels"];
-const TRAIN_SETTINGS: [&str; 3] = ["early_stopping", "reduce_lr_on_plateau", "checkpoint"];
+const TRAIN_SETTINGS: [&str; 4] = ["early_stopping", "reduce_lr_on_plateau", "checkpoint", "threads"];
 const AUGMENT_KEYS: [&str; 8] =
     ["hflip", "vflip", "rotate", "shift", "zoom", "shear", "brightness", "contrast"];
 
@@ -99,6 +99,14 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
     let empty = Table::new();
     let train = p.table(&root, "train", "").unwrap_or(&empty);
     let settings = train_settings(train, &mut p);
+    let threads = match train.get("threads") {
+        None => None,
+        Some(Value::Integer(n)) if (0..=1024).contains(n) => (*n > 0).then_some(*n as usize),
+        Some(v) => {
+            p.add("train.threads", format!("expected the number of CPU threads per run (0 = all cores), got {v}"));
+            None
+        }
+    };
     let grid = p.table(&root, "grid", "").unwrap_or(&empty);
     let axes = grid_axes(train, grid, &mut fixed, &mut p);
     let optimizers = optimizers(&root, &mut p);
@@ -123,7 +131,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
     if !p.0.is_empty() {
         return Err(SweepError::Invalid { file, problems: p.0 });
     }
-    Ok(Sweep { name, file, data, settings, fixed, axes, optimizers, augments })
+    Ok(Sweep { name, file, data, settings, threads, fixed, axes, optimizers, augments })
 }
 
 fn sweep_name(root: &Table, path: &Path, p: &mut Problems) -> String {

@@ -235,6 +235,9 @@ fn training_settings_are_checked() {
     assert_problem(&p, "train.early_stopping.patience", "whole number");
     assert_problem(&p, "train.reduce_lr_on_plateau.factor", "between 0 and 1");
     assert_problem(&p, "train.checkpoint", "choose best, last or none");
+    let p = f.problems("[train]\nthreads = -2\n");
+    assert_problem(&p, "train.threads", "number of CPU threads");
+    assert_eq!(f.parse("[train]\nthreads = 1\n").unwrap().threads, Some(1));
     let p = f.problems("[train]\nearly_stopping = 5\n");
     assert_problem(&p, "train.early_stopping", "or false");
     assert!(f.parse("[train]\nearly_stopping = false\n").unwrap().settings.early_stopping.is_none());
