@@ -144,3 +144,21 @@ fn run_store_report_and_rerun() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM runs"), 2);
     assert_eq!(count(&db, "SELECT MAX(attempts) FROM runs"), 1);
 }
+
+/// The bundled quickstart reaches the accuracy its file promises (slow: about two minutes
+/// in a release build). `cargo test --release -- --ignored`
+#[test]
+#[ignore]
+fn quickstart_reaches_80_percent_validation_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sweep.db");
+    let db = db.to_str().unwrap();
+    let repo = crate::util::repo();
+    let out = sweep(&["run", "sweeps/quickstart.toml", "--db", db], &repo);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = sweep(&["report", "--best", "--format", "json", "--db", db], &repo);
+    let best: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let acc = best["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.80, "best validation accuracy {acc}");
+    assert!(best["test"]["accuracy"].as_f64().unwrap() >= 0.78, "{}", best["test"]);
+}
