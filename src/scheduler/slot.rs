@@ -157,7 +157,8 @@ impl SlotLoop {
         };
         let mut reported = None;
         let mut last_epoch = 0;
-        while handed {
+        // A worker that could not take the job has died: its exit says why.
+        while handed && reported.is_none() {
             tokio::select! {
                 line = process.lines.next_line() => match line {
                     Ok(Some(l)) => match serde_json::from_str::<Event>(&l) {

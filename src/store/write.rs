@@ -90,7 +90,9 @@ impl Store {
     /// `stale_secs`). Two `sweep run` processes never both get the same run.
     pub fn claim(&mut self, run: &str, owner: &str, stale_secs: f64, owner_alive: &dyn Fn(&str) -> bool) -> Result<Option<Claim>> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(String, Option<String>, Option<f64>, Option<i64>)> = tx
+        // (status, owner, seconds since its heartbeat, batch size)
+        type Row = (String, Option<String>, Option<f64>, Option<i64>);
+        let row: Option<Row> = tx
             .query_row(
                 "SELECT status, owner, (julianday('now') - julianday(heartbeat_at)) * 86400.0, batch_size FROM runs WHERE id = ?1",
                 [run],
