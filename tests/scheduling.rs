@@ -228,7 +228,17 @@ fn ctrl_c_lets_epochs_finish_then_resumes() {
     write_sweep(dir.path(), &["0.1", "0.2"], 1, 4);
     let spec = r#"{"epoch_ms": 200}"#;
     let child = start(dir.path(), 2, spec, &[]);
-    std::thread::sleep(Duration::from_millis(500));
+    // Interrupt once training is under way (an epoch stored), however slow the machine.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let db = dir.path().join("runs/sweep.db");
+        let stored = db.exists() && sweep(&["status", "--format", "json"], dir.path()).status.success()
+            && status(dir.path()).iter().any(|r| !r["epochs"].as_array().unwrap().is_empty());
+        if stored {
+            break;
+        }
+    }
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
