@@ -91,6 +91,13 @@ fn owner_alive(owner: &str) -> bool {
     pid.parse::<u32>().is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists())
 }
 
+/// How a claimed run starts: from its saved state (`Some(last stored epoch)`), or over
+/// (`None`; an unreadable state counts as none).
+fn resume_from(store: &mut Store, run: &str, run_dir: &Path) -> crate::store::Result<Option<usize>> {
+    let state = ResumeState::load(run_dir).ok().flatten();
+    store.prepare_resume(run, state.as_ref())
+}
+
 /// Estimated relative cost, for longest-first dispatch (which keeps the makespan short).
 fn cost(run: &RunSpec) -> f64 {
     let c = &run.config;
@@ -150,15 +157,7 @@ pub fn run_sweep(sweep: &Sweep, mut store: Store, opts: Options, mut display: Bo
                 Some(ToWriter::Claim { run, run_dir, reply }) => {
                     let answer = match store.claim(&run, &owner, stale_secs, &owner_alive)? {
                         None => None,
-                        Some(claim) => {
-                            let state = if claim.stored_epochs > 0 || run_dir.exists() {
-                                ResumeState::load(&run_dir).ok().flatten()
-                            } else {
-                                None
-                            };
-                            let resume = store.prepare_resume(&run, state.as_ref())?;
-                            Some((resume, claim.batch_size))
-                        }
+                        Some(claim) => Some((resume_from(&mut store, &run, &run_dir)?, claim.batch_size)),
                     };
                     let _ = reply.send(answer);
                 }
@@ -167,8 +166,7 @@ pub fn run_sweep(sweep: &Sweep, mut store: Store, opts: Options, mut display: Bo
                     display.note(&format!("{}: {note}", display.label(&run)));
                 }
                 Some(ToWriter::Resume { run, run_dir, reply }) => {
-                    let state = ResumeState::load(&run_dir).ok().flatten();
-                    let _ = reply.send(store.prepare_resume(&run, state.as_ref())?);
+                    let _ = reply.send(resume_from(&mut store, &run, &run_dir)?);
                 }
                 Some(ToWriter::HeldElsewhere) => outcome.held_elsewhere += 1,
                 Some(ToWriter::Dispatched { run, ms }) => store.record_dispatch(&run, ms)?,
