@@ -5,11 +5,11 @@
 //! output rows whose im2col block stays in the L2 cache. The weight gradient sums fixed
 //! groups of images into partial results that are added in order, so it is bit-identical for
 //! every thread count.
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::geom::{col2im, im2col, tiles, Geom};
 use super::mat::{gemm, View};
-use super::{float_dtype, par_chunks, slice, Float};
+use super::{par_chunks, slice, Float};
 
 /// Images per partial weight gradient (fixed, so results do not depend on the thread count).
 const IMAGES_PER_PARTIAL: usize = 4;
@@ -208,16 +208,10 @@ impl CustomOp2 for Conv2d {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        Ok(match float_dtype(s1, self.name())? {
-            DType::F32 => {
-                let (v, shape) = self.run::<f32>(slice(s1, l1)?, l1, slice(s2, l2)?, l2)?;
-                (CpuStorage::F32(v), shape)
-            }
-            _ => {
-                let (v, shape) = self.run::<f64>(slice(s1, l1)?, l1, slice(s2, l2)?, l2)?;
-                (CpuStorage::F64(v), shape)
-            }
-        })
+        Ok(by_dtype!(s1, self.name(), T => {
+            let (v, shape) = self.run::<T>(slice(s1, l1)?, l1, slice(s2, l2)?, l2)?;
+            (T::to_cpu_storage_owned(v), shape)
+        }))
     }
 
     fn bwd(

@@ -1,10 +1,10 @@
 //! Direct depthwise 2D convolution (`groups == channels`, one filter per channel, weight
 //! `(c, 1, kh, kw)`): forward and input gradient parallel over `(image, channel)` planes,
 //! weight gradient parallel over channels (each sums its images in order).
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::geom::Geom;
-use super::{float_dtype, par_chunks, slice, Float};
+use super::{par_chunks, slice, Float};
 
 /// Calls `f(oh, ih, kj, lo..hi, tap)` for every output row `oh`, kernel tap `(ki, kj)` (index
 /// `tap`) and the input row `ih` it reads, skipping taps that fall into the padding; output
@@ -222,16 +222,10 @@ impl CustomOp2 for Depthwise {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        Ok(match float_dtype(s1, self.name())? {
-            DType::F32 => {
-                let (v, shape) = self.run::<f32>(slice(s1, l1)?, l1, slice(s2, l2)?, l2)?;
-                (CpuStorage::F32(v), shape)
-            }
-            _ => {
-                let (v, shape) = self.run::<f64>(slice(s1, l1)?, l1, slice(s2, l2)?, l2)?;
-                (CpuStorage::F64(v), shape)
-            }
-        })
+        Ok(by_dtype!(s1, self.name(), T => {
+            let (v, shape) = self.run::<T>(slice(s1, l1)?, l1, slice(s2, l2)?, l2)?;
+            (T::to_cpu_storage_owned(v), shape)
+        }))
     }
 
     fn bwd(

@@ -1,8 +1,8 @@
 //! Parallel elementwise ops: ReLU and the residual join `relu(a + b)`, whose backward is
 //! one pass `dy * (y > 0)` (candle's ReLU backward takes five single-threaded passes).
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::{float_dtype, par_chunks, slice, Float};
+use super::{par_chunks, slice, Float};
 
 /// Elements per parallel work item.
 const CHUNK: usize = 32 * 1024;
@@ -71,22 +71,13 @@ impl Eltwise {
                 )
             }
         }
-        let out = match float_dtype(s1, CustomOp1::name(self))? {
-            DType::F32 => {
-                let b = match s2 {
-                    Some((s, l)) => slice::<f32>(s, l)?,
-                    None => &[],
-                };
-                CpuStorage::F32(self.run(slice(s1, l1)?, b)?)
-            }
-            _ => {
-                let b = match s2 {
-                    Some((s, l)) => slice::<f64>(s, l)?,
-                    None => &[],
-                };
-                CpuStorage::F64(self.run(slice(s1, l1)?, b)?)
-            }
-        };
+        let out = by_dtype!(s1, CustomOp1::name(self), T => {
+            let b = match s2 {
+                Some((s, l)) => slice::<T>(s, l)?,
+                None => &[],
+            };
+            T::to_cpu_storage_owned(self.run(slice(s1, l1)?, b)?)
+        });
         Ok((out, l1.shape().clone()))
     }
 }

@@ -2,12 +2,12 @@
 //! over `(image, channel)` planes. Padded positions never win. The forward pass records the
 //! index of each maximum, so the backward is a scatter; in a tie the first maximum in
 //! row-major window order takes the whole gradient, like PyTorch.
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, WithDType};
 
 use super::geom::Geom;
 use std::sync::{Arc, Mutex};
 
-use super::{float_dtype, par_chunks, par_chunks2, slice, Float};
+use super::{par_chunks, par_chunks2, slice, Float};
 
 fn geom(l: &Layout, kernel: usize, stride: usize, pad: usize) -> Result<Geom> {
     let (b, c, h, w) = l.shape().dims4()?;
@@ -94,16 +94,10 @@ impl CustomOp1 for MaxPool2d {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        Ok(match float_dtype(s, self.name())? {
-            DType::F32 => {
-                let (v, shape) = self.run::<f32>(slice(s, l)?, l)?;
-                (CpuStorage::F32(v), shape)
-            }
-            _ => {
-                let (v, shape) = self.run::<f64>(slice(s, l)?, l)?;
-                (CpuStorage::F64(v), shape)
-            }
-        })
+        Ok(by_dtype!(s, self.name(), T => {
+            let (v, shape) = self.run::<T>(slice(s, l)?, l)?;
+            (T::to_cpu_storage_owned(v), shape)
+        }))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
@@ -165,15 +159,9 @@ impl CustomOp1 for MaxPoolScatter {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        Ok(match float_dtype(s, self.name())? {
-            DType::F32 => {
-                let (v, shape) = self.run::<f32>(slice(s, l)?, l)?;
-                (CpuStorage::F32(v), shape)
-            }
-            _ => {
-                let (v, shape) = self.run::<f64>(slice(s, l)?, l)?;
-                (CpuStorage::F64(v), shape)
-            }
-        })
+        Ok(by_dtype!(s, self.name(), T => {
+            let (v, shape) = self.run::<T>(slice(s, l)?, l)?;
+            (T::to_cpu_storage_owned(v), shape)
+        }))
     }
 }
