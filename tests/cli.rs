@@ -28,14 +28,14 @@ fn plan_lists_the_expanded_runs_in_order() {
 fn a_broken_sweep_file_lists_every_problem_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.toml");
-    std::fs::write(&file, "[data]\ntrain = \"missing\"\nimage_size = [28, 28]\n[train]\nlearning_rat = 0.1\n[grid]\nbackbone = [\"resnet50\"]\n").unwrap();
+    std::fs::write(&file, "[data]\ntrain = \"missing\"\nimage_size = [28, 28]\n[train]\nlearning_rat = 0.1\n[grid]\nbackbone = [\"vgg16\"]\n").unwrap();
     let out = sweep(&["validate", file.to_str().unwrap()], dir.path());
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("broken.toml has 3 problems"), "{stderr}");
     assert!(stderr.contains("data.train: folder \"missing\" does not exist"), "{stderr}");
     assert!(stderr.contains("train.learning_rat: unknown key"), "{stderr}");
-    assert!(stderr.contains("grid.backbone[0]: unknown backbone \"resnet50\""), "{stderr}");
+    assert!(stderr.contains("grid.backbone[0]: unknown backbone \"vgg16\""), "{stderr}");
     // `run` refuses the same file before creating any database.
     let out = sweep(&["run", file.to_str().unwrap(), "--db", "db/sweep.db"], dir.path());
     assert_eq!(out.status.code(), Some(1));

@@ -1,5 +1,5 @@
-//! Building blocks shared by the backbones: convolution and batch norm (through
-//! [`super::ops`], so the fast CPU kernels are used), linear layers with explicit
+//! Building blocks shared by the backbones: dense and depthwise convolution and batch norm
+//! (through [`super::ops`], so the fast CPU kernels are used), linear layers with explicit
 //! initialisers, and seeded dropout.
 use candle_core::{Module, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
@@ -106,6 +106,52 @@ impl Conv {
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::conv2d(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.stride,
+            self.padding,
+        )
+    }
+}
+
+/// A depthwise (PyTorch `groups = channels`) square-kernel convolution.
+#[derive(Clone, Debug)]
+pub(crate) struct DepthwiseConv {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: usize,
+    padding: usize,
+}
+
+impl DepthwiseConv {
+    /// Variables `weight` (channels, 1, k, k) and, with `cfg.bias`, `bias` (channels,) under
+    /// `vb`. Fans as PyTorch computes them for that weight: in `k*k`, out `channels*k*k`.
+    pub(crate) fn new(vb: VarBuilder, channels: usize, cfg: ConvCfg) -> Result<Self> {
+        let k = cfg.kernel;
+        let (fan_in, fan_out) = (k * k, channels * k * k);
+        let weight = vb.get_with_hints(
+            (channels, 1, k, k),
+            "weight",
+            cfg.init.weight(fan_in, fan_out),
+        )?;
+        let bias = if cfg.bias {
+            Some(vb.get_with_hints(channels, "bias", cfg.init.bias(fan_in))?)
+        } else {
+            None
+        };
+        Ok(DepthwiseConv {
+            weight,
+            bias,
+            stride: cfg.stride,
+            padding: cfg.padding,
+        })
+    }
+}
+
+impl Module for DepthwiseConv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::depthwise_conv2d(
             x,
             &self.weight,
             self.bias.as_ref(),

@@ -4,11 +4,14 @@
 //!
 //! * `cnn`: the users' Keras baseline (see [`cnn`]): three 3x3 convolutions, two 2x2
 //!   max-pools, dropout 0.25/0.25/0.5 and a `16w` dense layer; base width 32 by default.
-//! * `resnet18` / `resnet34`: torchvision's BasicBlock ResNets (see [`resnet`]), base width 64
-//!   by default. **Stem:** torchvision's 7x7 stride-2 convolution + BN + ReLU + 3x3 stride-2
-//!   max-pool when `min(height, width) >= 96`; otherwise a CIFAR-style 3x3 stride-1
-//!   convolution + BN + ReLU and no max-pool, so small images (28x28, 32x32) are not reduced
-//!   to 1x1 before the last stage.
+//! * `resnet18` / `resnet34`: torchvision's BasicBlock ResNets, and `resnet50` / `resnet101` /
+//!   `resnet152`: its Bottleneck ResNets (see [`resnet`]); base width 64 by default.
+//!   **Stem:** torchvision's 7x7 stride-2 convolution + BN + ReLU + 3x3 stride-2 max-pool
+//!   when `min(height, width) >= 96`; otherwise a CIFAR-style 3x3 stride-1 convolution + BN +
+//!   ReLU and no max-pool, so small images (28x28, 32x32) are not reduced to 1x1 before the
+//!   last stage.
+//! * `xception`: Keras' Xception with the variable names of timm's `legacy_xception` (see
+//!   [`xception`]); base width 32 (the stem's channels) by default, images of at least 71x71.
 //!
 //! Variables live in a `VarMap` under torchvision-like names (`conv1.weight`, `bn1.running_mean`,
 //! `layer1.0.conv1.weight`, ..., `fc.bias`); these names are the checkpoint (safetensors)
@@ -25,7 +28,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use candle_nn::VarMap;
+use candle_nn::{VarBuilder, VarMap};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -37,6 +40,7 @@ pub mod ops;
 pub mod resnet;
 #[cfg(test)]
 mod tests;
+pub mod xception;
 
 /// The architectures a sweep can train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -45,17 +49,33 @@ pub enum Backbone {
     Cnn,
     Resnet18,
     Resnet34,
+    Resnet50,
+    Resnet101,
+    Resnet152,
+    Xception,
 }
 
 impl Backbone {
-    pub const ALL: [Backbone; 3] = [Backbone::Cnn, Backbone::Resnet18, Backbone::Resnet34];
+    pub const ALL: [Backbone; 7] = [
+        Backbone::Cnn,
+        Backbone::Resnet18,
+        Backbone::Resnet34,
+        Backbone::Resnet50,
+        Backbone::Resnet101,
+        Backbone::Resnet152,
+        Backbone::Xception,
+    ];
 
-    /// The name used in sweep files and checkpoints: "cnn", "resnet18", "resnet34".
+    /// The name used in sweep files and checkpoints: "cnn", "resnet18", ..., "xception".
     pub fn name(self) -> &'static str {
         match self {
             Backbone::Cnn => "cnn",
             Backbone::Resnet18 => "resnet18",
             Backbone::Resnet34 => "resnet34",
+            Backbone::Resnet50 => "resnet50",
+            Backbone::Resnet101 => "resnet101",
+            Backbone::Resnet152 => "resnet152",
+            Backbone::Xception => "xception",
         }
     }
 
@@ -67,11 +87,29 @@ impl Backbone {
             .find(|b| b.name().eq_ignore_ascii_case(s))
     }
 
-    /// Base width when the sweep does not set one: 32 for the cnn, 64 for the ResNets.
+    /// Base width when the sweep does not set one: 32 for the cnn and Xception (the real
+    /// Xception's stem), 64 for the ResNets.
     pub fn default_width(self) -> usize {
         match self {
-            Backbone::Cnn => 32,
-            Backbone::Resnet18 | Backbone::Resnet34 => 64,
+            Backbone::Cnn | Backbone::Xception => 32,
+            Backbone::Resnet18
+            | Backbone::Resnet34
+            | Backbone::Resnet50
+            | Backbone::Resnet101
+            | Backbone::Resnet152 => 64,
+        }
+    }
+
+    /// Smallest image height and width the backbone accepts.
+    pub fn min_size(self) -> usize {
+        match self {
+            Backbone::Cnn => cnn::MIN_SIZE,
+            Backbone::Xception => xception::MIN_SIZE,
+            Backbone::Resnet18
+            | Backbone::Resnet34
+            | Backbone::Resnet50
+            | Backbone::Resnet101
+            | Backbone::Resnet152 => 1,
         }
     }
 }
@@ -101,10 +139,7 @@ impl ModelSpec {
                 "model spec needs positive channels, classes and base width, got {self:?}"
             )
         }
-        let min = match self.backbone {
-            Backbone::Cnn => cnn::MIN_SIZE,
-            Backbone::Resnet18 | Backbone::Resnet34 => 1,
-        };
+        let min = self.backbone.min_size();
         if self.height < min || self.width < min {
             candle_core::bail!(
                 "{} needs images of at least {min}x{min}, got {}x{}",
@@ -120,6 +155,30 @@ impl ModelSpec {
 enum Net {
     Cnn(cnn::Cnn),
     ResNet(resnet::ResNet),
+    Xception(Box<xception::Xception>),
+}
+
+impl Net {
+    /// The network `spec` describes, its variables taken from `vb`.
+    fn new(vb: VarBuilder, spec: &ModelSpec) -> Result<Net> {
+        let (c, h, w, k, bw) = (
+            spec.channels,
+            spec.height,
+            spec.width,
+            spec.classes,
+            spec.base_width,
+        );
+        let build_resnet = |layout| resnet::ResNet::new(vb.clone(), layout, c, h, w, k, bw);
+        Ok(match spec.backbone {
+            Backbone::Cnn => Net::Cnn(cnn::Cnn::new(vb, c, h, w, k, bw)?),
+            Backbone::Resnet18 => Net::ResNet(build_resnet(resnet::Layout::RESNET18)?),
+            Backbone::Resnet34 => Net::ResNet(build_resnet(resnet::Layout::RESNET34)?),
+            Backbone::Resnet50 => Net::ResNet(build_resnet(resnet::Layout::RESNET50)?),
+            Backbone::Resnet101 => Net::ResNet(build_resnet(resnet::Layout::RESNET101)?),
+            Backbone::Resnet152 => Net::ResNet(build_resnet(resnet::Layout::RESNET152)?),
+            Backbone::Xception => Net::Xception(Box::new(xception::Xception::new(vb, c, k, bw)?)),
+        })
+    }
 }
 
 /// A trainable classifier: its variables, the network, and the dropout RNG.
@@ -147,22 +206,7 @@ impl Model {
         spec.validate()?;
         let varmap = VarMap::new();
         let vb = init::SeededVarMap::var_builder(&varmap, seed, DType::F32, device);
-        let (c, h, w, k, bw) = (
-            spec.channels,
-            spec.height,
-            spec.width,
-            spec.classes,
-            spec.base_width,
-        );
-        let net = match spec.backbone {
-            Backbone::Cnn => Net::Cnn(cnn::Cnn::new(vb, c, h, w, k, bw)?),
-            Backbone::Resnet18 => {
-                Net::ResNet(resnet::ResNet::new(vb, [2, 2, 2, 2], c, h, w, k, bw)?)
-            }
-            Backbone::Resnet34 => {
-                Net::ResNet(resnet::ResNet::new(vb, [3, 4, 6, 3], c, h, w, k, bw)?)
-            }
-        };
+        let net = Net::new(vb, spec)?;
         let trainable = {
             let data = varmap.data().lock().map_err(|_| lock_err())?;
             let mut named: Vec<(&String, &Var)> =
@@ -202,13 +246,15 @@ impl Model {
                 net.forward(&x, train, &mut rng)
             }
             Net::ResNet(net) => net.forward_t(&x, train),
+            Net::Xception(net) => net.forward_t(&x, train),
         }
     }
 
     /// Restarts the dropout masks from `seed`: the trainer reseeds every epoch, so a resumed
     /// run draws the same masks as an uninterrupted one.
     pub fn reseed_dropout(&self, seed: u64) -> Result<()> {
-        *self.dropout_rng.lock().map_err(|_| lock_err())? = StdRng::seed_from_u64(init::mix64(seed ^ 0x0D50_0D50_0D50_0D50));
+        *self.dropout_rng.lock().map_err(|_| lock_err())? =
+            StdRng::seed_from_u64(init::mix64(seed ^ 0x0D50_0D50_0D50_0D50));
         Ok(())
     }
 

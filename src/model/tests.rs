@@ -2,8 +2,11 @@
 //! checkpoints, and a tiny end-to-end overfit.
 use super::*;
 use crate::train::optim::{Optimizer, OptimizerConfig};
-use candle_core::{IndexOp, D};
+use candle_core::{IndexOp, Shape, D};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::Init;
 use rand::Rng;
+use std::sync::Arc;
 
 fn spec(
     backbone: Backbone,
@@ -27,6 +30,50 @@ fn images(b: usize, c: usize, h: usize, w: usize, seed: u64) -> Tensor {
     let mut rng = StdRng::seed_from_u64(seed);
     let data: Vec<f32> = (0..b * c * h * w).map(|_| rng.random::<f32>()).collect();
     Tensor::from_vec(data, (b, c, h, w), &Device::Cpu).unwrap()
+}
+
+/// `(h, w)` grown equally on both sides until the short one reaches the backbone's minimum
+/// (Xception's 71), keeping the parities and the difference between the two.
+fn fit_size(backbone: Backbone, h: usize, w: usize) -> (usize, usize) {
+    let grow = backbone.min_size().saturating_sub(h.min(w));
+    (h + grow, w + grow)
+}
+
+/// A `VarBuilder` backend that records the shape of every variable asked for and hands out
+/// broadcast zeros, so full-size networks are built without allocating or sampling weights.
+struct ShapeRecorder(Arc<Mutex<Vec<(String, Shape)>>>);
+
+impl SimpleBackend for ShapeRecorder {
+    fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        self.0.lock().unwrap().push((name.to_string(), s.clone()));
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
+        candle_core::bail!("no variable {name}")
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// Trainable parameters (running statistics excluded) of the network `spec` describes,
+/// counted from the shapes its constructor asks for.
+fn parameter_count_from_shapes(spec: &ModelSpec) -> usize {
+    let shapes = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Box::new(ShapeRecorder(shapes.clone()));
+    Net::new(
+        VarBuilder::from_backend(recorder, DType::F32, Device::Cpu),
+        spec,
+    )
+    .unwrap();
+    let shapes = shapes.lock().unwrap();
+    shapes
+        .iter()
+        .filter(|(name, _)| !is_running_stat(name))
+        .map(|(_, shape)| shape.elem_count())
+        .sum()
 }
 
 fn to_vec(t: &Tensor) -> Vec<f32> {
@@ -53,10 +100,16 @@ fn backbone_names_round_trip() {
         assert_eq!(serde_json::from_str::<Backbone>(&json).unwrap(), b);
     }
     assert_eq!(Backbone::parse(" ResNet18 "), Some(Backbone::Resnet18));
-    assert_eq!(Backbone::parse("resnet50"), None);
+    assert_eq!(Backbone::parse("resnet50"), Some(Backbone::Resnet50));
+    assert_eq!(Backbone::parse("Xception"), Some(Backbone::Xception));
+    assert_eq!(Backbone::parse("resnet51"), None);
     assert_eq!(Backbone::Cnn.default_width(), 32);
     assert_eq!(Backbone::Resnet18.default_width(), 64);
     assert_eq!(Backbone::Resnet34.default_width(), 64);
+    assert_eq!(Backbone::Resnet50.default_width(), 64);
+    assert_eq!(Backbone::Resnet101.default_width(), 64);
+    assert_eq!(Backbone::Resnet152.default_width(), 64);
+    assert_eq!(Backbone::Xception.default_width(), 32);
 }
 
 #[test]
@@ -84,6 +137,38 @@ fn resnet_parameter_counts_match_torchvision() {
     )
     .unwrap();
     assert_eq!(r34.parameter_count(), 21_797_672);
+}
+
+/// Reference: torchvision's documented model stats (`num_params`, = `sum(p.numel() for p in
+/// model.parameters())`) for `resnet50()` 25,557,032, `resnet101()` 44,549,160 and
+/// `resnet152()` 60,192,808: 3 channels, 1000 classes, 224x224 (7x7 stem), width 64.
+/// Counted from the constructors' shapes: sampling 130M weights would take seconds.
+#[test]
+fn bottleneck_resnet_parameter_counts_match_torchvision() {
+    for (backbone, expected) in [
+        (Backbone::Resnet50, 25_557_032),
+        (Backbone::Resnet101, 44_549_160),
+        (Backbone::Resnet152, 60_192_808),
+    ] {
+        let s = spec(backbone, 3, 224, 224, 1000, backbone.default_width());
+        assert_eq!(parameter_count_from_shapes(&s), expected, "{backbone}");
+    }
+    // The shape count is the model's count.
+    let s = spec(Backbone::Resnet50, 2, 32, 30, 7, 4);
+    let m = Model::new(&s, &Device::Cpu, 0).unwrap();
+    assert_eq!(parameter_count_from_shapes(&s), m.parameter_count());
+}
+
+/// Reference: Keras `keras.applications.Xception(weights=None)` (299x299x3, 1000 classes)
+/// reports 22,910,480 parameters of which 22,855,952 trainable (the rest are the BN moving
+/// means and variances); timm's `legacy_xception` has the same 22,855,952 parameters.
+#[test]
+fn xception_parameter_count_matches_keras() {
+    let s = spec(Backbone::Xception, 3, 299, 299, 1000, 32);
+    assert_eq!(parameter_count_from_shapes(&s), 22_855_952);
+    let s = spec(Backbone::Xception, 2, 71, 75, 7, 3);
+    let m = Model::new(&s, &Device::Cpu, 0).unwrap();
+    assert_eq!(parameter_count_from_shapes(&s), m.parameter_count());
 }
 
 /// Keras `model.summary()` of the baseline on 28x28x1, 10 classes, w = 32:
@@ -125,6 +210,100 @@ fn variable_names_follow_torchvision() {
     assert!(!names.iter().any(|n| n == "conv1.bias"));
 }
 
+/// Variable names and shapes of torchvision's `resnet50(num_classes=5)`, here at width 2:
+/// bottleneck convolutions `conv1..conv3`, a projection in every stage's first block (layer1's
+/// too, since it widens `w -> 4w`).
+#[test]
+fn bottleneck_variable_names_follow_torchvision() {
+    let m = Model::new(&spec(Backbone::Resnet50, 3, 8, 8, 5, 2), &Device::Cpu, 0).unwrap();
+    let all = m.named_tensors().unwrap();
+    for (name, shape) in [
+        ("conv1.weight", &[2, 3, 3, 3][..]),
+        ("layer1.0.conv1.weight", &[2, 2, 1, 1]),
+        ("layer1.0.conv2.weight", &[2, 2, 3, 3]),
+        ("layer1.0.conv3.weight", &[8, 2, 1, 1]),
+        ("layer1.0.bn3.running_mean", &[8]),
+        ("layer1.0.downsample.0.weight", &[8, 2, 1, 1]),
+        ("layer1.0.downsample.1.weight", &[8]),
+        ("layer2.0.conv1.weight", &[4, 8, 1, 1]),
+        ("layer2.0.downsample.0.weight", &[16, 8, 1, 1]),
+        ("layer4.2.conv3.weight", &[64, 16, 1, 1]),
+        ("fc.weight", &[5, 64]),
+        ("fc.bias", &[5]),
+    ] {
+        let t = all.get(name).unwrap_or_else(|| panic!("missing {name}"));
+        assert_eq!(t.dims(), shape, "{name}");
+    }
+    assert!(!all.contains_key("layer1.1.downsample.0.weight"));
+    assert!(!all.contains_key("layer4.3.conv1.weight"));
+    assert!(!all.contains_key("layer1.0.conv3.bias"));
+}
+
+/// Variable names and shapes of timm's `legacy_xception(num_classes=5)`, here at width 1
+/// (every width divided by 32, rounded up: 64 -> 2, 128 -> 4, 728 -> 23, 1024 -> 32,
+/// 2048 -> 64). `block1` has no leading ReLU, so its `rep` indices are 0 (conv), 1 (BN),
+/// 3, 4; the others' are 1, 2, 4, 5 (, 7, 8).
+#[test]
+fn xception_variable_names_follow_timm() {
+    let m = Model::new(&spec(Backbone::Xception, 3, 71, 72, 5, 1), &Device::Cpu, 0).unwrap();
+    let all = m.named_tensors().unwrap();
+    for (name, shape) in [
+        ("conv1.weight", &[1, 3, 3, 3][..]),
+        ("bn1.running_mean", &[1]),
+        ("conv2.weight", &[2, 1, 3, 3]),
+        ("bn2.weight", &[2]),
+        ("block1.skip.weight", &[4, 2, 1, 1]),
+        ("block1.skipbn.running_mean", &[4]),
+        ("block1.rep.0.conv1.weight", &[2, 1, 3, 3]),
+        ("block1.rep.0.pointwise.weight", &[4, 2, 1, 1]),
+        ("block1.rep.1.weight", &[4]),
+        ("block1.rep.3.conv1.weight", &[4, 1, 3, 3]),
+        ("block1.rep.4.running_var", &[4]),
+        ("block2.rep.1.conv1.weight", &[4, 1, 3, 3]),
+        ("block2.rep.2.bias", &[8]),
+        ("block3.skip.weight", &[23, 8, 1, 1]),
+        ("block4.rep.7.pointwise.weight", &[23, 23, 1, 1]),
+        ("block11.rep.8.running_mean", &[23]),
+        ("block12.rep.1.pointwise.weight", &[23, 23, 1, 1]),
+        ("block12.rep.4.pointwise.weight", &[32, 23, 1, 1]),
+        ("block12.skipbn.weight", &[32]),
+        ("conv3.conv1.weight", &[32, 1, 3, 3]),
+        ("conv3.pointwise.weight", &[48, 32, 1, 1]),
+        ("bn3.running_var", &[48]),
+        ("conv4.pointwise.weight", &[64, 48, 1, 1]),
+        ("bn4.bias", &[64]),
+        ("fc.weight", &[5, 64]),
+        ("fc.bias", &[5]),
+    ] {
+        let t = all.get(name).unwrap_or_else(|| panic!("missing {name}"));
+        assert_eq!(t.dims(), shape, "{name}");
+    }
+    for absent in [
+        "conv1.bias",
+        "block4.skip.weight",
+        "block1.rep.2.weight",
+        "block2.rep.0.conv1.weight",
+        "block12.rep.7.pointwise.weight",
+    ] {
+        assert!(!all.contains_key(absent), "unexpected {absent}");
+    }
+    // 2 stem + 4 skip + 2 + 2 + 2 + 8 * 3 + 2 rep + 2 exit batch norms, 4 tensors each.
+    let norms = all.keys().filter(|n| n.ends_with(".running_mean")).count();
+    assert_eq!(norms, 40);
+}
+
+#[test]
+fn xception_needs_keras_minimum_size() {
+    let err = Model::new(&spec(Backbone::Xception, 3, 70, 80, 5, 1), &Device::Cpu, 0)
+        .err()
+        .expect("70 pixels are too few");
+    assert!(err.to_string().contains("at least 71x71"), "{err}");
+    assert!(Model::new(&spec(Backbone::Xception, 3, 80, 70, 5, 1), &Device::Cpu, 0).is_err());
+    let m = Model::new(&spec(Backbone::Xception, 1, 71, 71, 5, 1), &Device::Cpu, 0).unwrap();
+    let y = m.forward(&images(2, 1, 71, 71, 0), true).unwrap();
+    assert_eq!(y.dims(), &[2, 5]);
+}
+
 #[test]
 fn running_stats_are_not_trainable() {
     let m = Model::new(&spec(Backbone::Resnet18, 1, 8, 8, 3, 2), &Device::Cpu, 0).unwrap();
@@ -146,6 +325,7 @@ fn running_stats_are_not_trainable() {
 fn forward_shapes_for_odd_and_non_square_inputs() {
     for backbone in Backbone::ALL {
         for (c, h, w) in [(1, 27, 31), (3, 5, 4)] {
+            let (h, w) = fit_size(backbone, h, w);
             let m = Model::new(&spec(backbone, c, h, w, 7, 2), &Device::Cpu, 1).unwrap();
             let x = images(2, c, h, w, 2);
             for train in [false, true] {
@@ -178,10 +358,25 @@ fn resnet_imagenet_stem_on_large_non_square_inputs() {
 }
 
 #[test]
+fn bottleneck_resnet_imagenet_stem_and_backward() {
+    let m = Model::new(&spec(Backbone::Resnet50, 3, 97, 100, 4, 1), &Device::Cpu, 1).unwrap();
+    let all = m.named_tensors().unwrap();
+    assert_eq!(all["conv1.weight"].dims(), &[1, 3, 7, 7]);
+    assert_eq!(all["fc.weight"].dims(), &[4, 32]);
+    let y = m.forward(&images(2, 3, 97, 100, 3), true).unwrap();
+    assert_eq!(y.dims(), &[2, 4]);
+    let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    for v in m.trainable_vars() {
+        assert!(grads.get(v.as_tensor()).is_some());
+    }
+}
+
+#[test]
 fn every_trainable_var_gets_a_gradient() {
     for backbone in Backbone::ALL {
-        let m = Model::new(&spec(backbone, 1, 9, 10, 3, 2), &Device::Cpu, 4).unwrap();
-        let y = m.forward(&images(3, 1, 9, 10, 5), true).unwrap();
+        let (h, w) = fit_size(backbone, 9, 10);
+        let m = Model::new(&spec(backbone, 1, h, w, 3, 2), &Device::Cpu, 4).unwrap();
+        let y = m.forward(&images(3, 1, h, w, 5), true).unwrap();
         let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         for v in m.trainable_vars() {
             assert!(
@@ -209,13 +404,14 @@ fn wrong_inputs_and_specs_are_errors() {
 #[test]
 fn same_seed_same_model_different_seed_different() {
     for backbone in Backbone::ALL {
-        let s = spec(backbone, 3, 8, 9, 4, 2);
+        let (h, w) = fit_size(backbone, 8, 9);
+        let s = spec(backbone, 3, h, w, 4, 2);
         let a = Model::new(&s, &Device::Cpu, 11).unwrap();
         let b = Model::new(&s, &Device::Cpu, 11).unwrap();
         let c = Model::new(&s, &Device::Cpu, 12).unwrap();
         assert_eq!(var_values(&a), var_values(&b));
         assert_ne!(var_values(&a), var_values(&c));
-        let x = images(3, 3, 8, 9, 6);
+        let x = images(3, 3, h, w, 6);
         for train in [false, true] {
             let ya = to_vec(&a.forward(&x, train).unwrap());
             let yb = to_vec(&b.forward(&x, train).unwrap());
@@ -256,6 +452,48 @@ fn train_steps(m: &Model, opt: &mut Optimizer, x: &Tensor, y: &Tensor, steps: us
         let logits = m.forward(x, true).unwrap();
         let loss = candle_nn::loss::cross_entropy(&logits, y).unwrap();
         opt.backward_step(&loss).unwrap();
+    }
+}
+
+/// Cross-entropy of `m` on `(x, y)` with batch statistics, as training sees it.
+fn train_loss(m: &Model, x: &Tensor, y: &Tensor) -> f32 {
+    let logits = m.forward(x, true).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits, y).unwrap();
+    loss.to_scalar::<f32>().unwrap()
+}
+
+/// A few SGD steps on one fixed batch lower the loss: the new backbones' gradients point
+/// downhill. The bottleneck ResNets need a tiny step: at initialisation every training-mode
+/// batch norm scales the gradient up a little (Yang et al., "A Mean Field Theory of Batch
+/// Normalization", ICLR 2019), so their early layers get huge gradients, the stem most of
+/// all, and larger steps overshoot. torchvision does the same: on 6 random 96x96 images
+/// `sum(p.grad.square().sum())` is ~0.7e3 for `resnet18(num_classes=3)` and ~4.8e5 for
+/// `resnet50(num_classes=3)` (ours: 0.6e3 and 4.5e5; 1e4 for this tiny ResNet-50).
+#[test]
+fn new_backbones_reduce_the_loss_with_sgd() {
+    let sgd = |momentum| OptimizerConfig::Sgd {
+        momentum,
+        nesterov: false,
+        weight_decay: 0.0,
+    };
+    for (backbone, h, w, width, config, lr) in [
+        (Backbone::Resnet50, 16, 15, 4, sgd(0.0), 1e-5),
+        (Backbone::Xception, 71, 72, 2, sgd(0.9), 0.02),
+    ] {
+        let m = Model::new(&spec(backbone, 3, h, w, 3, width), &Device::Cpu, 6).unwrap();
+        let x = images(6, 3, h, w, 11);
+        let y = Tensor::new(&[0u32, 1, 2, 0, 1, 2], &Device::Cpu).unwrap();
+        let mut opt = Optimizer::new(&config, m.trainable_vars(), lr).unwrap();
+        let mut losses = vec![train_loss(&m, &x, &y)];
+        for _ in 0..5 {
+            train_steps(&m, &mut opt, &x, &y, 1);
+            losses.push(train_loss(&m, &x, &y));
+        }
+        assert!(
+            losses.windows(2).all(|l| l[1] < l[0]),
+            "{backbone}: losses {losses:?}"
+        );
+        assert!(losses[5] < 0.9 * losses[0], "{backbone}: losses {losses:?}");
     }
 }
 
