@@ -72,6 +72,19 @@ if [[ ! -e $STUB || $SYS -nt $STUB || $0 -nt $STUB ]]; then
   cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$STUB" "$src"
   rm -f "$src"
 fi
+# cuDNN is linked (candle's `cudnn` feature, our cuDNN ops) but only loaded at run time, from
+# the machine's cuDNN 9 (PyTorch's nvidia-cudnn wheel): a stub of cudarc's cuDNN functions
+# (soname libcudnn.so.9) is enough to link, and spares a 700 MB wheel.
+CUDNN_SYS="$CUDARC/src/cudnn/sys/mod.rs"
+CUDNN_STUB="$ROOT/lib64/stubs/libcudnn.so"
+if [[ ! -e $CUDNN_STUB || $CUDNN_SYS -nt $CUDNN_STUB || $0 -nt $CUDNN_STUB ]]; then
+  log "making the cuDNN stub $CUDNN_STUB from $CUDNN_SYS"
+  src=$(mktemp --suffix=.c)
+  grep -oE 'pub unsafe fn cudnn[A-Za-z0-9_]+' "$CUDNN_SYS" | awk '{print $4}' | sort -u \
+    | awk '{print "int " $1 "(void) { return 1; }"}' > "$src"  # 1 = CUDNN_STATUS_NOT_INITIALIZED
+  cc -shared -fPIC -Wl,-soname,libcudnn.so.9 -o "$CUDNN_STUB" "$src"
+  rm -f "$src"
+fi
 
 # 4. The environment that candle-kernels (cudaforge: nvcc, CUDA_COMPUTE_CAP) and cudarc
 #    (nvcc --version; link search under $CUDA_ROOT/lib64{,/stubs}) read.
@@ -92,15 +105,17 @@ export "${ENV[@]}"
 
 if [[ ${1:-} == -- ]]; then shift; exec cargo "$@"; fi
 log "cargo build (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP, target dir $CARGO_TARGET_DIR)"
-cargo build --release --no-default-features --features cuda --example cuda_smoke --bin sweep "$@"
+cargo build --release --no-default-features --features cuda --example cuda_smoke --example gpu_bench \
+  --bin sweep "$@"
 log "built: $CARGO_TARGET_DIR/release/sweep and $CARGO_TARGET_DIR/release/examples/cuda_smoke"
 log "NEEDED: $(readelf -d "$CARGO_TARGET_DIR/release/sweep" | grep -oP 'NEEDED.*\[\K[^]]+' | tr '\n' ' ')"
 if [[ -n ${SWEEP_CUDA_BUNDLE:-} ]]; then
   tmp=$(mktemp -d)
   strip -o "$tmp/sweep" "$CARGO_TARGET_DIR/release/sweep"
   strip -o "$tmp/cuda_smoke" "$CARGO_TARGET_DIR/release/examples/cuda_smoke"
+  strip -o "$tmp/gpu_bench" "$CARGO_TARGET_DIR/release/examples/gpu_bench"
   mkdir -p "$(dirname "$SWEEP_CUDA_BUNDLE")"
-  tar -C "$tmp" -cf - sweep cuda_smoke | xz -T0 -6 > "$SWEEP_CUDA_BUNDLE"
+  tar -C "$tmp" -cf - sweep cuda_smoke gpu_bench | xz -T0 -6 > "$SWEEP_CUDA_BUNDLE"
   rm -rf "$tmp"
   log "bundle: $SWEEP_CUDA_BUNDLE ($(du -h "$SWEEP_CUDA_BUNDLE" | cut -f1))"
 fi

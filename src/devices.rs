@@ -100,11 +100,76 @@ impl std::str::FromStr for Request {
     }
 }
 
-/// The slots to run workers on, `per_device` workers each, and a note when the CPU is used
-/// although GPUs were asked for or found.
-pub fn choose(found: &Discovery, request: &Request, per_device: usize) -> Result<(Vec<Slot>, Option<String>), String> {
-    let per_device = per_device.max(1);
-    let repeat = |slots: Vec<Slot>| slots.into_iter().flat_map(|s| std::iter::repeat_n(s, per_device)).collect();
+/// How many runs train at once on one device (`--runs-per-device`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunsPerDevice {
+    /// One on the CPU; on a GPU one per [`MIB_PER_RUN`] of its free memory, at most
+    /// [`MAX_AUTO_RUNS`], and no more workers in all than CPU cores (each worker's loader
+    /// needs one).
+    Auto,
+    Fixed(usize),
+}
+
+/// GPU memory `auto` sets aside per run: above the peak of the heaviest configuration
+/// measured (resnet50 at 224x224, batch 64, fp32: about 12 GiB with the CUDA context).
+pub const MIB_PER_RUN: u64 = 16 * 1024;
+
+/// Most runs `auto` puts on one GPU: small runs (the 16 of sweeps/lr_batch.toml on an
+/// H100) finish sooner 4 at a time than 1 at a time, and more only adds contention.
+pub const MAX_AUTO_RUNS: usize = 4;
+
+impl std::str::FromStr for RunsPerDevice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RunsPerDevice, String> {
+        match s.trim() {
+            "auto" => Ok(RunsPerDevice::Auto),
+            n => match n.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(RunsPerDevice::Fixed(n)),
+                _ => Err(format!("`{s}` is not a number of runs: use `auto` or a whole number >= 1")),
+            },
+        }
+    }
+}
+
+impl RunsPerDevice {
+    /// Runs for `slot`, which `gpus` slots share with `cores` CPU cores.
+    fn for_slot(self, slot: &Slot, found: &Discovery, gpus: usize, cores: usize) -> usize {
+        match (self, slot) {
+            (RunsPerDevice::Fixed(n), _) => n.max(1),
+            (RunsPerDevice::Auto, Slot::Cpu) => 1,
+            (RunsPerDevice::Auto, Slot::Gpu(i)) => {
+                let free = found.gpus.iter().find(|g| g.index == *i).and_then(|g| g.free_mib).unwrap_or(0);
+                let by_memory = (free / MIB_PER_RUN) as usize;
+                let by_cores = cores / gpus.max(1);
+                by_memory.min(by_cores).clamp(1, MAX_AUTO_RUNS)
+            }
+        }
+    }
+}
+
+/// The slots to run workers on, as many workers each as `per_device` says, and a note when
+/// the CPU is used although GPUs were asked for or found.
+pub fn choose(found: &Discovery, request: &Request, per_device: RunsPerDevice) -> Result<(Vec<Slot>, Option<String>), String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    choose_with_cores(found, request, per_device, cores)
+}
+
+fn choose_with_cores(
+    found: &Discovery,
+    request: &Request,
+    per_device: RunsPerDevice,
+    cores: usize,
+) -> Result<(Vec<Slot>, Option<String>), String> {
+    let repeat = |slots: Vec<Slot>| -> Vec<Slot> {
+        let gpus = slots.iter().filter(|s| matches!(s, Slot::Gpu(_))).count();
+        slots
+            .into_iter()
+            .flat_map(|s| {
+                let n = per_device.for_slot(&s, found, gpus, cores);
+                std::iter::repeat_n(s, n)
+            })
+            .collect()
+    };
     match request {
         Request::Cpu => Ok((repeat(vec![Slot::Cpu]), None)),
         Request::Gpus(wanted) => {
@@ -187,18 +252,38 @@ mod tests {
 
     #[test]
     fn auto_uses_free_gpus_else_cpu_with_a_reason() {
-        assert_eq!(choose(&found(3, None), &Request::Auto, 1).unwrap(), (vec![Slot::Gpu(0), Slot::Gpu(2)], None));
-        assert_eq!(choose(&found(2, None), &Request::Auto, 2).unwrap().0, [Slot::Gpu(0), Slot::Gpu(0)]);
-        let (slots, note) = choose(&found(0, Some("no CUDA driver")), &Request::Auto, 1).unwrap();
+        assert_eq!(choose(&found(3, None), &Request::Auto, RunsPerDevice::Fixed(1)).unwrap(), (vec![Slot::Gpu(0), Slot::Gpu(2)], None));
+        assert_eq!(choose(&found(2, None), &Request::Auto, RunsPerDevice::Fixed(2)).unwrap().0, [Slot::Gpu(0), Slot::Gpu(0)]);
+        let (slots, note) = choose(&found(0, Some("no CUDA driver")), &Request::Auto, RunsPerDevice::Auto).unwrap();
         assert_eq!(slots, [Slot::Cpu]);
         assert!(note.unwrap().contains("no CUDA driver"));
     }
 
     #[test]
+    fn auto_runs_per_device_follow_free_memory_and_cores() {
+        let gpu = |index, free_gib: u64| Gpu { index, name: "g".into(), total_mib: 81_559, free_mib: Some(free_gib << 10) };
+        let found = Discovery { gpus: vec![gpu(0, 79), gpu(1, 20), gpu(2, 50)], cpu_reason: None, fake: false };
+        let auto = |request: &Request, cores| choose_with_cores(&found, request, RunsPerDevice::Auto, cores).unwrap().0;
+        let count = |slots: &[Slot], i| slots.iter().filter(|s| **s == Slot::Gpu(i)).count();
+        // 79 GiB free: 4 runs (the cap); 20 GiB: 1; 50 GiB: 3 (16 GiB each).
+        let slots = auto(&Request::Gpus(vec![0, 1, 2]), 64);
+        assert_eq!((count(&slots, 0), count(&slots, 1), count(&slots, 2)), (4, 1, 3));
+        // Two cores for three GPUs: one run each, never zero.
+        let slots = auto(&Request::Gpus(vec![0, 1, 2]), 2);
+        assert_eq!((count(&slots, 0), count(&slots, 1), count(&slots, 2)), (1, 1, 1));
+        // Six cores for one GPU: the memory's 4.
+        assert_eq!(auto(&Request::Gpus(vec![0]), 6).len(), 4);
+        assert_eq!(auto(&Request::Cpu, 64), [Slot::Cpu]);
+        assert_eq!("auto".parse(), Ok(RunsPerDevice::Auto));
+        assert_eq!("3".parse(), Ok(RunsPerDevice::Fixed(3)));
+        assert!("0".parse::<RunsPerDevice>().unwrap_err().contains("`auto`"));
+    }
+
+    #[test]
     fn explicit_gpus_must_exist_and_be_usable() {
-        assert_eq!(choose(&found(3, None), &Request::Gpus(vec![1]), 1).unwrap().0, [Slot::Gpu(1)]);
-        assert!(choose(&found(2, None), &Request::Gpus(vec![5]), 1).unwrap_err().contains("GPU 5 does not exist"));
-        assert!(choose(&found(2, Some("no CUDA")), &Request::Gpus(vec![0]), 1).unwrap_err().contains("no CUDA"));
-        assert_eq!(choose(&found(2, None), &Request::Cpu, 3).unwrap().0, [Slot::Cpu, Slot::Cpu, Slot::Cpu]);
+        assert_eq!(choose(&found(3, None), &Request::Gpus(vec![1]), RunsPerDevice::Fixed(1)).unwrap().0, [Slot::Gpu(1)]);
+        assert!(choose(&found(2, None), &Request::Gpus(vec![5]), RunsPerDevice::Fixed(1)).unwrap_err().contains("GPU 5 does not exist"));
+        assert!(choose(&found(2, Some("no CUDA")), &Request::Gpus(vec![0]), RunsPerDevice::Auto).unwrap_err().contains("no CUDA"));
+        assert_eq!(choose(&found(2, None), &Request::Cpu, RunsPerDevice::Fixed(3)).unwrap().0, [Slot::Cpu, Slot::Cpu, Slot::Cpu]);
     }
 }

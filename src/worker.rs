@@ -107,7 +107,9 @@ fn device(slot: &Slot) -> Result<Device, TrainError> {
     match slot {
         Slot::Cpu => Ok(Device::Cpu),
         // The coordinator pins the process with CUDA_VISIBLE_DEVICES: our GPU is number 0.
-        Slot::Gpu(_) if cfg!(feature = "cuda") => Ok(Device::new_cuda(0)?),
+        #[cfg(feature = "cuda")]
+        Slot::Gpu(_) => Ok(crate::model::kernels::cuda_device(0)?),
+        #[cfg(not(feature = "cuda"))]
         Slot::Gpu(i) => Err(TrainError::Candle(candle_core::Error::Msg(format!(
             "GPU {i} was assigned but this build has no CUDA support"
         )))),

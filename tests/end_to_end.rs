@@ -162,3 +162,32 @@ fn quickstart_reaches_80_percent_validation_accuracy() {
     assert!(acc >= 0.80, "best validation accuracy {acc}");
     assert!(best["test"]["accuracy"].as_f64().unwrap() >= 0.78, "{}", best["test"]);
 }
+
+/// bf16 autocast trains the quickstart CNN to fp32's accuracy within one point, on the
+/// validation and the test split (sweeps/precision.toml: the same seed and data, fp32 and
+/// bf16; on the CPU bf16's rounding is emulated). Slow: `cargo test --release -- --ignored`.
+#[test]
+#[ignore]
+fn bf16_trains_the_quickstart_to_fp32_accuracy_within_one_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sweep.db");
+    let db = db.to_str().unwrap();
+    let repo = crate::util::repo();
+    let out = sweep(&["run", "sweeps/precision.toml", "--db", db], &repo);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = sweep(&["report", "--format", "json", "--db", db], &repo);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    let by_precision = |p: &str| {
+        runs.iter()
+            .find(|r| r["config"]["precision"].as_str().unwrap_or("fp32") == p)
+            .unwrap_or_else(|| panic!("no {p} run in {report}"))
+    };
+    let (fp32, bf16) = (by_precision("fp32"), by_precision("bf16"));
+    for key in ["val_acc", "test_acc"] {
+        let (a, b) = (fp32[key].as_f64().unwrap(), bf16[key].as_f64().unwrap());
+        eprintln!("{key}: fp32 {a:.4}, bf16 {b:.4}");
+        assert!(a >= 0.78, "{key} of fp32 {a}");
+        assert!((a - b).abs() <= 0.01 + 1e-9, "{key}: fp32 {a}, bf16 {b}");
+    }
+}

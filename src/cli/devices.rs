@@ -21,7 +21,7 @@ pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
         }
         println!("{t}");
     }
-    let (slots, note) = devices::choose(&found, &Request::Auto, 1).map_err(anyhow::Error::msg)?;
+    let (slots, note) = devices::choose(&found, &Request::Auto, devices::RunsPerDevice::Auto).map_err(anyhow::Error::msg)?;
     let names: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
     println!("sweep run trains on: {}", names.join(", "));
     if let Some(note) = note {

@@ -27,6 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         row.extend([
             c.backbone.name().to_string(),
             c.width.to_string(),
+            c.precision.name().to_string(),
             c.optimizer.clone(),
             c.lr.to_string(),
             c.batch_size.to_string(),

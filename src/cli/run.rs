@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{DbArg, EXIT_INTERRUPTED, EXIT_RUNS_FAILED};
-use crate::devices::{self, Request};
+use crate::devices::{self, Request, RunsPerDevice};
 use crate::scheduler::{run_sweep, Options};
 use crate::store::Store;
 use crate::sweep::Sweep;
@@ -21,9 +21,10 @@ pub struct Args {
     /// Where to train: `auto` (every free GPU, else the CPU), `cpu`, or GPU indices like `0,2`.
     #[arg(long, default_value = "auto")]
     pub devices: Request,
-    /// Runs trained at once on each device.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub runs_per_device: usize,
+    /// Runs trained at once on each device: `auto` (one on the CPU; on a GPU one per 16 GiB
+    /// of free memory, at most 4, and no more workers than CPU cores) or a number.
+    #[arg(long, default_value = "auto", value_name = "N|auto")]
+    pub runs_per_device: RunsPerDevice,
     /// Forget this sweep's stored runs and checkpoints and start over.
     #[arg(long)]
     pub fresh: bool,

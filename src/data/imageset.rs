@@ -99,6 +99,16 @@ impl ImageSet {
         augment: Option<(&Augment, &mut StdRng)>,
         device: &Device,
     ) -> candle_core::Result<Batch> {
+        self.host_batch(indices, augment)?.to_device(device)
+    }
+
+    /// [`ImageSet::batch`] in host memory: the CPU work (augmentation, scaling) without the
+    /// copy to a device, so a loader thread can prepare batches ahead of training.
+    pub fn host_batch(
+        &self,
+        indices: &[usize],
+        augment: Option<(&Augment, &mut StdRng)>,
+    ) -> candle_core::Result<HostBatch> {
         let n = self.image_len();
         let mut pixels = Vec::with_capacity(indices.len() * n);
         let mut labels = Vec::with_capacity(indices.len());
@@ -119,10 +129,39 @@ impl ImageSet {
             }
             labels.push(self.labels[i]);
         }
-        let b = indices.len();
+        Ok(HostBatch {
+            pixels,
+            labels,
+            shape: (indices.len(), self.channels, self.height, self.width),
+        })
+    }
+}
+
+/// A batch prepared in host memory (see [`ImageSet::host_batch`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostBatch {
+    pixels: Vec<f32>,
+    labels: Vec<u32>,
+    shape: (usize, usize, usize, usize),
+}
+
+impl HostBatch {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the batch holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The tensors on `device`.
+    pub fn to_device(self, device: &Device) -> candle_core::Result<Batch> {
+        let b = self.labels.len();
         Ok(Batch {
-            images: Tensor::from_vec(pixels, (b, self.channels, self.height, self.width), device)?,
-            labels: Tensor::from_vec(labels, b, device)?,
+            images: Tensor::from_vec(self.pixels, self.shape, device)?,
+            labels: Tensor::from_vec(self.labels, b, device)?,
         })
     }
 }

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 pub use augment::Augment;
 pub use error::DataError;
-pub use imageset::{Batch, ImageSet};
+pub use imageset::{Batch, HostBatch, ImageSet};
 pub use split::epoch_order;
 
 /// Where the images are and how to shape them.

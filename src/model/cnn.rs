@@ -11,10 +11,10 @@
 //! rather than Keras' NHWC order; the parameter count is the same. Variable names: `conv1`,
 //! `conv2`, `conv3`, `fc1`, `fc2`.
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 
-use super::layers::{dropout, linear, Conv, ConvCfg, InitScheme};
+use super::layers::{dropout, linear, Conv, Linear, ConvCfg, InitScheme};
 use super::ops::{max_pool2d, relu};
 
 /// Smallest height/width the CNN accepts (two 2x2 poolings must leave at least 1x1).

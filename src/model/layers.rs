@@ -3,7 +3,7 @@
 //! initialisers, and seeded dropout.
 use candle_core::{Module, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
-use candle_nn::{BatchNorm, BatchNormConfig, Init, Linear, VarBuilder};
+use candle_nn::{BatchNorm, BatchNormConfig, Init, VarBuilder};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -161,6 +161,16 @@ impl Module for DepthwiseConv {
     }
 }
 
+/// A fully connected layer, run through [`ops::linear`] so that bf16 autocast applies.
+#[derive(Clone, Debug)]
+pub(crate) struct Linear(candle_nn::Linear);
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::linear(x, &self.0)
+    }
+}
+
 /// A fully connected layer `weight` (out, in) + `bias` (out,) under `vb`.
 pub(crate) fn linear(
     vb: VarBuilder,
@@ -170,7 +180,7 @@ pub(crate) fn linear(
 ) -> Result<Linear> {
     let weight = vb.get_with_hints((out_dim, in_dim), "weight", init.weight(in_dim, out_dim))?;
     let bias = vb.get_with_hints(out_dim, "bias", init.bias(in_dim))?;
-    Ok(Linear::new(weight, Some(bias)))
+    Ok(Linear(candle_nn::Linear::new(weight, Some(bias))))
 }
 
 /// Batch norm with PyTorch's defaults (eps 1e-5, momentum 0.1, affine): `weight` 1, `bias` 0,

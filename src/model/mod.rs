@@ -29,6 +29,7 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
+pub use precision::Precision;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -37,6 +38,7 @@ pub(crate) mod init;
 pub mod kernels;
 pub(crate) mod layers;
 pub mod ops;
+pub mod precision;
 pub mod resnet;
 #[cfg(test)]
 mod tests;
@@ -189,6 +191,7 @@ pub struct Model {
     net: Net,
     trainable: Vec<Var>,
     dropout_rng: Mutex<StdRng>,
+    precision: Precision,
 }
 
 fn is_running_stat(name: &str) -> bool {
@@ -224,6 +227,7 @@ impl Model {
             net,
             trainable,
             dropout_rng,
+            precision: Precision::Fp32,
         })
     }
 
@@ -240,14 +244,28 @@ impl Model {
             )
         }
         let x = x.to_dtype(DType::F32)?;
-        match &self.net {
+        let _autocast = precision::Autocast::enter(self.precision);
+        let logits = match &self.net {
             Net::Cnn(net) => {
                 let mut rng = self.dropout_rng.lock().map_err(|_| lock_err())?;
                 net.forward(&x, train, &mut rng)
             }
             Net::ResNet(net) => net.forward_t(&x, train),
             Net::Xception(net) => net.forward_t(&x, train),
-        }
+        }?;
+        // The loss is always computed in f32 (bf16 autocast's logits are bf16 on CUDA).
+        logits.to_dtype(DType::F32)
+    }
+
+    /// Trains and evaluates in `precision` from now on (the default is fp32); see
+    /// [`precision`]. The variables stay f32 either way.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    /// The precision the forward pass runs in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Restarts the dropout masks from `seed`: the trainer reseeds every epoch, so a resumed

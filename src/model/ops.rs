@@ -20,9 +20,9 @@
 //!   [`conv2d`] zero-pads the input so both remainders agree, which provably leaves the
 //!   output unchanged (see its docs).
 use candle_core::{DType, Result, Tensor};
-use candle_nn::BatchNorm;
+use candle_nn::{BatchNorm, Linear};
 
-use super::kernels;
+use super::{kernels, precision};
 
 /// Most negative finite value of a float dtype, used as the padding of [`max_pool2d`].
 fn lowest(dtype: DType) -> Result<f64> {
@@ -98,7 +98,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
     }
     let (b, c, h, w) = x.dims4()?;
     let low = lowest(x.dtype())?;
-    if kernels::supports(x) {
+    if kernels::supports(x) || kernels::gpu_supports(x) {
         out_len(h, kernel, stride, padding)?;
         out_len(w, kernel, stride, padding)?;
         let op = kernels::pool::MaxPool2d {
@@ -170,6 +170,7 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
+    let (x, weight) = &precision::operands(x, weight)?;
     let y = if fast(x, weight) {
         check_conv(x, weight, stride, padding)?;
         let op = kernels::conv::Conv2d::new(stride, padding);
@@ -177,7 +178,7 @@ pub fn conv2d(
     } else {
         conv2d_reference(x, weight, stride, padding, 1)?
     };
-    add_bias(y, bias)
+    precision::result(add_bias(y, bias)?)
 }
 
 /// Depthwise 2D convolution: every channel of `x` (B, C, H, W) convolved with its own
@@ -198,6 +199,7 @@ pub fn depthwise_conv2d(
             weight.shape()
         )
     }
+    let (x, weight) = &precision::operands(x, weight)?;
     let y = if fast(x, weight) {
         check_conv(x, weight, stride, padding)?;
         let op = kernels::depthwise::Depthwise::new(stride, padding);
@@ -205,12 +207,14 @@ pub fn depthwise_conv2d(
     } else {
         conv2d_reference(x, weight, stride, padding, c)?
     };
-    add_bias(y, bias)
+    precision::result(add_bias(y, bias)?)
 }
 
-/// Whether `x` and `weight` can take the fast CPU kernels together.
+/// Whether `x` and `weight` can take the fast CPU kernels, or cuDNN, together.
 fn fast(x: &Tensor, weight: &Tensor) -> bool {
-    kernels::supports(x) && weight.device().is_cpu() && weight.dtype() == x.dtype()
+    let cpu = kernels::supports(x) && weight.device().is_cpu();
+    let gpu = kernels::gpu_supports(x) && weight.device().same_device(x.device());
+    (cpu || gpu) && weight.dtype() == x.dtype()
 }
 
 fn check_conv(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<()> {
@@ -234,7 +238,7 @@ fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         None => Ok(y),
         Some(bias) => {
             let c = y.dim(1)?;
-            y.broadcast_add(&bias.reshape((1, c, 1, 1))?)
+            y.broadcast_add(&bias.reshape((1, c, 1, 1))?.to_dtype(y.dtype())?)
         }
     }
 }
@@ -261,7 +265,7 @@ fn conv2d_reference(
 
 /// `max(x, 0)`. The fast CPU kernel's gradient is 0 at exactly 0 (PyTorch's), candle's 1.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    if kernels::supports(x) {
+    if kernels::supports(x) || kernels::gpu_supports(x) {
         x.contiguous()?.apply_op1(kernels::eltwise::Eltwise::Relu)
     } else {
         x.relu()
@@ -270,7 +274,9 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 
 /// `max(a + b, 0)`: the join of a residual block, fused into one op on the CPU.
 pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if kernels::supports(a) && b.device().is_cpu() && a.dtype() == b.dtype() {
+    let cpu = kernels::supports(a) && b.device().is_cpu();
+    let gpu = kernels::gpu_supports(a) && b.device().same_device(a.device());
+    if (cpu || gpu) && a.dtype() == b.dtype() {
         if a.shape() != b.shape() {
             candle_core::bail!(
                 "add_relu: shapes {:?} and {:?} differ",
@@ -293,6 +299,10 @@ pub fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) -> Result
     if kernels::supports(x) && bn.weight_and_bias().is_some() {
         return kernels::norm::batch_norm(x, bn, train, relu);
     }
+    #[cfg(feature = "cuda")]
+    if kernels::gpu_supports(x) && bn.weight_and_bias().is_some() {
+        return kernels::cuda::norm::batch_norm(x, bn, train, relu);
+    }
     let y = candle_core::ModuleT::forward_t(bn, x, train)?;
     if relu {
         y.relu()
@@ -301,8 +311,24 @@ pub fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) -> Result
     }
 }
 
-/// Global average pooling: mean over H and W of an NCHW tensor, giving (B, C).
+/// Global average pooling: mean over H and W of an NCHW tensor, giving (B, C); bf16 and f16
+/// activations are summed in f32.
 pub fn avg_pool_global(x: &Tensor) -> Result<Tensor> {
     let (_b, _c, _h, _w) = x.dims4()?;
-    x.mean((2, 3))
+    match x.dtype() {
+        DType::BF16 | DType::F16 => x.to_dtype(DType::F32)?.mean((2, 3)),
+        _ => x.mean((2, 3)),
+    }
+}
+
+/// The fully connected layer `x W^T + b` of a (B, in) input, under the active precision
+/// (bf16 operands and result in bf16 autocast; the bias is added in the result's dtype).
+pub fn linear(x: &Tensor, layer: &Linear) -> Result<Tensor> {
+    let (x, w) = precision::operands(x, layer.weight())?;
+    let y = x.matmul(&w.t()?)?;
+    let y = match layer.bias() {
+        Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?)?,
+        None => y,
+    };
+    precision::result(y)
 }

@@ -19,9 +19,9 @@
 //! Initialisation follows torchvision: kaiming-normal (fan-out, ReLU) convolutions without
 //! bias, BN weight 1 / bias 0, PyTorch's default uniform initialisation for `fc`.
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use super::layers::{linear, Conv, ConvCfg, InitScheme, Norm};
+use super::layers::{linear, Conv, ConvCfg, InitScheme, Linear, Norm};
 use super::ops::{add_relu, avg_pool_global, max_pool2d};
 
 /// Images with both sides at least this large get torchvision's ImageNet stem.

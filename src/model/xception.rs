@@ -22,9 +22,9 @@
 //! BN defaults and linear initialisation), not Keras (Glorot-uniform, BN eps 1e-3).
 //! Keras needs inputs of at least [`MIN_SIZE`] pixels a side.
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use super::layers::{linear, Conv, ConvCfg, DepthwiseConv, InitScheme, Norm};
+use super::layers::{linear, Conv, ConvCfg, DepthwiseConv, InitScheme, Linear, Norm};
 use super::ops::{avg_pool_global, max_pool2d, relu};
 
 /// Smallest image side Keras' `Xception` accepts.

@@ -9,9 +9,10 @@ use super::{Hyper, RunConfig, RunSpec, Sweep};
 
 /// Keys that may be fixed (in `[train]`, or `seed` at the top level) or gridded (in `[grid]`),
 /// in expansion order.
-pub const GRID_KEYS: [&str; 10] = [
+pub const GRID_KEYS: [&str; 11] = [
     "backbone",
     "width",
+    "precision",
     "optimizer",
     "lr",
     "batch_size",
@@ -81,6 +82,7 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
         augment_settings: sweep.augments.get(&h.augment).cloned().unwrap_or_default(),
         epochs: h.epochs,
         seed: h.seed,
+        precision: h.precision,
         train: sweep.settings.clone(),
         data: crate::data::DataSpec { seed: h.seed, ..sweep.data.clone() },
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Augment, DataSpec};
-use crate::model::Backbone;
+use crate::model::{Backbone, Precision};
 use crate::train::optim::OptimizerConfig;
 use crate::train::strategy::{Checkpointing, EarlyStopping, ReduceLrOnPlateau};
 
@@ -83,6 +83,10 @@ pub struct RunConfig {
     pub augment_settings: Augment,
     pub epochs: usize,
     pub seed: u64,
+    /// fp32 (left out of the run id's hash, so runs from before this key keep their ids)
+    /// or bf16 autocast.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
     pub train: TrainSettings,
     pub data: DataSpec,
 }

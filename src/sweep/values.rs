@@ -1,5 +1,5 @@
 //! The per-run hyperparameters that may be fixed or gridded, and how one TOML value sets each.
-use crate::model::Backbone;
+use crate::model::{Backbone, Precision};
 
 /// Values of every grid key for one run (or the fixed values of a sweep).
 #[derive(Clone, Debug, PartialEq)]
@@ -15,6 +15,7 @@ pub struct Hyper {
     pub augment: String,
     pub epochs: usize,
     pub seed: u64,
+    pub precision: Precision,
 }
 
 impl Default for Hyper {
@@ -30,6 +31,7 @@ impl Default for Hyper {
             augment: "none".into(),
             epochs: 10,
             seed: 42,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -103,6 +105,12 @@ impl Hyper {
                 toml::Value::Integer(i) if *i >= 0 => self.seed = *i as u64,
                 other => return Err(format!("expected a whole number >= 0, got {}", got(other))),
             },
+            "precision" => {
+                let s = string(v)?;
+                self.precision = Precision::parse(s).ok_or_else(|| {
+                    format!("unknown precision \"{s}\"; choose fp32 or bf16 (bf16 autocast)")
+                })?;
+            }
             other => return Err(format!("`{other}` is not a grid key")),
         }
         Ok(())
@@ -121,6 +129,7 @@ impl Hyper {
             "augment" => self.augment.clone(),
             "epochs" => self.epochs.to_string(),
             "seed" => self.seed.to_string(),
+            "precision" => self.precision.name().to_string(),
             _ => String::new(),
         }
     }
@@ -150,5 +159,9 @@ mod tests {
         assert!(h.set("optimizer", &toml::Value::String("rmsprop".into())).is_err());
         assert!(h.set("seed", &toml::Value::Integer(-1)).is_err());
         assert!(h.set("label_smoothing", &toml::Value::Float(1.0)).is_err());
+        assert!(h.set("precision", &toml::Value::String("BF16".into())).is_ok());
+        assert_eq!(h.precision, Precision::Bf16);
+        let e = h.set("precision", &toml::Value::String("fp16".into())).unwrap_err();
+        assert!(e.contains("fp32 or bf16"), "{e}");
     }
 }

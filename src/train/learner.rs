@@ -69,7 +69,8 @@ impl CandleLearner {
             classes: data.classes.len(),
             base_width: config.width,
         };
-        let model = Model::new(&spec, device, config.seed)?;
+        let mut model = Model::new(&spec, device, config.seed)?;
+        model.set_precision(config.precision);
         let optimizer = Optimizer::new(&config.optimizer_settings, model.trainable_vars(), config.lr)?;
         Ok(CandleLearner { config: config.clone(), batch_size, data, device: device.clone(), model, optimizer })
     }
@@ -92,6 +93,10 @@ impl Learner for CandleLearner {
         self.optimizer.set_lr(lr)
     }
 
+    /// A loader thread prepares the batches (augmentation, scaling) ahead of training, in
+    /// the epoch's order and from the epoch's RNG, so the results are those of preparing
+    /// them inline. Each batch's loss and hit count are read back to the host only after the
+    /// next batch has been queued, so a GPU always has the next step's work waiting.
     fn train_epoch(&mut self, epoch: usize, progress: &mut dyn FnMut(BatchProgress)) -> Result<(f64, f64), TrainError> {
         let train = &self.data.train;
         if train.is_empty() {
@@ -102,30 +107,46 @@ impl Learner for CandleLearner {
         let order = epoch_order(train.len(), &mut rng);
         let augment = &self.config.augment_settings;
         let augment = (!augment.is_identity()).then_some(augment);
-        let batches = order.len().div_ceil(self.batch_size);
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        for (b, chunk) in order.chunks(self.batch_size).enumerate() {
-            // Batch norm cannot train on a single image; a lone last image waits.
-            if chunk.len() < 2 && seen > 0 {
-                continue;
+        let batch_size = self.batch_size;
+        let batches = order.len().div_ceil(batch_size);
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(LOADER_AHEAD);
+            scope.spawn(move || {
+                for (b, chunk) in order.chunks(batch_size).enumerate() {
+                    // Batch norm cannot train on a single image; a lone last image waits.
+                    if chunk.len() < 2 && b > 0 {
+                        continue;
+                    }
+                    let batch = train.host_batch(chunk, augment.map(|a| (a, &mut rng)));
+                    if tx.send((b, batch)).is_err() {
+                        return; // training stopped early
+                    }
+                }
+            });
+            let mut totals = EpochTotals::default();
+            let mut pending: Option<PendingBatch> = None;
+            for (b, batch) in rx {
+                let batch = batch?.to_device(&self.device)?;
+                let logits = self.model.forward(&batch.images, true)?;
+                let loss = cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+                self.optimizer.backward_step(&loss)?;
+                let queued = PendingBatch {
+                    batch: b + 1,
+                    images: batch.labels.dim(0)?,
+                    loss: loss.detach(),
+                    correct: correct_count(&logits, &batch.labels)?,
+                };
+                if let Some(done) = pending.replace(queued) {
+                    totals.settle(done, epoch)?;
+                }
+                totals.launched += batch.labels.dim(0)?;
+                progress(BatchProgress { batch: b + 1, batches, images: totals.launched });
             }
-            let batch = match augment {
-                Some(a) => train.batch(chunk, Some((a, &mut rng)), &self.device)?,
-                None => train.batch(chunk, None, &self.device)?,
-            };
-            let logits = self.model.forward(&batch.images, true)?;
-            let loss = cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
-            let value = loss.to_scalar::<f32>()?;
-            if !value.is_finite() {
-                return Err(TrainError::NonFinite { loss: value, epoch, batch: b + 1 });
+            if let Some(done) = pending {
+                totals.settle(done, epoch)?;
             }
-            self.optimizer.backward_step(&loss)?;
-            loss_sum += value as f64 * chunk.len() as f64;
-            correct += count_correct(&logits, &batch.labels)?;
-            seen += chunk.len();
-            progress(BatchProgress { batch: b + 1, batches, images: seen });
-        }
-        Ok((loss_sum / seen.max(1) as f64, correct as f64 / seen.max(1) as f64))
+            Ok(totals.means())
+        })
     }
 
     fn evaluate(&mut self, split: Split) -> Result<(f64, Confusion), TrainError> {
@@ -172,7 +193,47 @@ pub fn evaluate(model: &Model, set: &ImageSet, classes: usize, device: &Device) 
     Ok((loss_sum / set.len().max(1) as f64, confusion))
 }
 
-fn count_correct(logits: &Tensor, labels: &Tensor) -> candle_core::Result<usize> {
-    let predicted = logits.argmax(D::Minus1)?;
-    predicted.eq(labels)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>().map(|c| c as usize)
+/// Batches the loader thread may prepare ahead of the one training.
+const LOADER_AHEAD: usize = 2;
+
+/// A trained batch whose loss and hit count are still on the device.
+struct PendingBatch {
+    batch: usize,
+    images: usize,
+    loss: Tensor,
+    correct: Tensor,
+}
+
+/// The running sums of one training epoch.
+#[derive(Default)]
+struct EpochTotals {
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+    launched: usize,
+}
+
+impl EpochTotals {
+    /// Reads a batch's results back; a non-finite loss fails the epoch, naming the batch.
+    fn settle(&mut self, done: PendingBatch, epoch: usize) -> Result<(), TrainError> {
+        let value = done.loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Err(TrainError::NonFinite { loss: value, epoch, batch: done.batch });
+        }
+        self.loss_sum += value as f64 * done.images as f64;
+        self.correct += done.correct.to_scalar::<u32>()? as usize;
+        self.seen += done.images;
+        Ok(())
+    }
+
+    /// (mean loss, accuracy).
+    fn means(&self) -> (f64, f64) {
+        let n = self.seen.max(1) as f64;
+        (self.loss_sum / n, self.correct as f64 / n)
+    }
+}
+
+/// How many rows of `logits` pick their label, as a u32 scalar left on the device.
+fn correct_count(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
+    logits.argmax(D::Minus1)?.eq(labels)?.to_dtype(DType::U32)?.sum_all()
 }

@@ -7,7 +7,7 @@
 //! every thread count.
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::geom::{col2im, im2col, tiles, Geom};
+use super::geom::{Pass, col2im, im2col, tiles, Geom};
 use super::mat::{gemm, View};
 use super::{par_chunks, slice, Float};
 
@@ -123,17 +123,6 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
     Ok(partials)
 }
 
-/// Which of the three passes a [`Conv2d`] op computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pass {
-    /// `(x, weight) -> y`.
-    Forward,
-    /// `(dy, weight) -> dx` for an input of the given height and width.
-    InputGrad(usize, usize),
-    /// `(x, dy) -> dweight` for a kernel of the given height and width.
-    WeightGrad(usize, usize),
-}
-
 /// Dense convolution with the given stride and padding; its backward uses the same op type
 /// for the two gradients.
 pub(crate) struct Conv2d {
@@ -212,6 +201,17 @@ impl CustomOp2 for Conv2d {
             let (v, shape) = self.run::<T>(slice(s1, l1)?, l1, slice(s2, l2)?, l2)?;
             (T::to_cpu_storage_owned(v), shape)
         }))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::conv::conv2d(self.pass, (self.stride, self.pad, 1), (s1, l1), (s2, l2))
     }
 
     fn bwd(

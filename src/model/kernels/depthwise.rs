@@ -3,7 +3,7 @@
 //! weight gradient parallel over channels (each sums its images in order).
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::geom::Geom;
+use super::geom::{Geom, Pass};
 use super::{par_chunks, slice, Float};
 
 /// Calls `f(oh, ih, kj, lo..hi, tap)` for every output row `oh`, kernel tap `(ki, kj)` (index
@@ -133,17 +133,6 @@ fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T>> {
     Ok(dk)
 }
 
-/// Which of the three passes a [`Depthwise`] op computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pass {
-    /// `(x, weight) -> y`.
-    Forward,
-    /// `(dy, weight) -> dx` for an input of the given height and width.
-    InputGrad(usize, usize),
-    /// `(x, dy) -> dweight` for a kernel of the given height and width.
-    WeightGrad(usize, usize),
-}
-
 /// Depthwise convolution with the given stride and padding; its backward uses the same op
 /// type for the two gradients.
 pub(crate) struct Depthwise {
@@ -226,6 +215,21 @@ impl CustomOp2 for Depthwise {
             let (v, shape) = self.run::<T>(slice(s1, l1)?, l1, slice(s2, l2)?, l2)?;
             (T::to_cpu_storage_owned(v), shape)
         }))
+    }
+
+    /// cuDNN with one group per channel; the channels are dimension 1 of the first input
+    /// in all three passes (x, dy, x).
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let groups = l1.shape().dims4()?.1;
+        let geometry = (self.stride, self.pad, groups);
+        super::cuda::conv::conv2d(self.pass, geometry, (s1, l1), (s2, l2))
     }
 
     fn bwd(

@@ -98,6 +98,18 @@ impl CustomOp1 for Eltwise {
         self.storage(s, l, None)
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        match self {
+            Eltwise::Relu => super::cuda::eltwise::run(super::cuda::eltwise::Op::Relu, (s, l), None),
+            _ => candle_core::bail!("{} takes two arguments", CustomOp1::name(self)),
+        }
+    }
+
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(
             y.apply_op2_no_bwd(&dy.contiguous()?, &Eltwise::ReluGrad)?,
@@ -121,6 +133,23 @@ impl CustomOp2 for Eltwise {
             candle_core::bail!("fast-relu takes one argument")
         }
         self.storage(s1, l1, Some((s2, l2)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use super::cuda::eltwise::{run, Op};
+        let op = match self {
+            Eltwise::Relu => candle_core::bail!("fast-relu takes one argument"),
+            Eltwise::AddRelu => Op::AddRelu,
+            Eltwise::ReluGrad => Op::ReluGrad,
+        };
+        run(op, (s1, l1), Some((s2, l2)))
     }
 
     fn bwd(

@@ -7,6 +7,17 @@ use super::Float;
 /// Bytes of im2col data per tile: a quarter of a typical 1 MiB L2 cache.
 const TILE_BYTES: usize = 256 * 1024;
 
+/// Which of the three passes of a convolution op computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Pass {
+    /// `(x, weight) -> y`.
+    Forward,
+    /// `(dy, weight) -> dx` for an input of the given height and width.
+    InputGrad(usize, usize),
+    /// `(x, dy) -> dweight` for a kernel of the given height and width.
+    WeightGrad(usize, usize),
+}
+
 /// Shapes of one convolution: input `(b, ci, h, w)`, weight `(co, ci, kh, kw)`, output
 /// `(b, co, oh, ow)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

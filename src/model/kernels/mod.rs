@@ -49,6 +49,8 @@ macro_rules! by_dtype {
 }
 
 pub(crate) mod conv;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 pub(crate) mod depthwise;
 pub(crate) mod eltwise;
 pub(crate) mod geom;
@@ -99,6 +101,37 @@ pub(crate) fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [
         Some((start, end)) => Ok(&all[start..end]),
         None => candle_core::bail!("fast kernel input must be contiguous, got {l:?}"),
     }
+}
+
+/// Whether `t` can take the cuDNN ops (feature `cuda`): a CUDA tensor of dtype f32 or bf16.
+#[cfg(feature = "cuda")]
+pub(crate) fn gpu_supports(t: &Tensor) -> bool {
+    cuda::supports(t)
+}
+
+/// Whether `t` can take the cuDNN ops: never in a build without CUDA.
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn gpu_supports(_t: &Tensor) -> bool {
+    false
+}
+
+/// CUDA device `ordinal` set up for training: every buffer lives on candle's one stream of
+/// that device (cuDNN is bound to it too), so cudarc's cross-stream event tracking, two CUDA
+/// events created with every allocation, is only overhead and is turned off.
+#[cfg(feature = "cuda")]
+pub fn cuda_device(ordinal: usize) -> Result<candle_core::Device> {
+    let dev = candle_core::Device::new_cuda(ordinal)?;
+    if let candle_core::Device::Cuda(d) = &dev {
+        // SAFETY: no buffer is shared with another stream (see above).
+        unsafe { d.disable_event_tracking() };
+    }
+    Ok(dev)
+}
+
+/// CUDA device `ordinal`: in a build without CUDA, the error saying so.
+#[cfg(not(feature = "cuda"))]
+pub fn cuda_device(ordinal: usize) -> Result<candle_core::Device> {
+    candle_core::Device::new_cuda(ordinal)
 }
 
 /// Whether `t` can take the fast path: a CPU tensor of dtype f32 or f64.

@@ -100,8 +100,28 @@ impl CustomOp1 for MaxPool2d {
         }))
     }
 
-    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        checked(self.kernel, self.stride, self.pad)?;
+        super::cuda::pool::max_pool2d((self.kernel, self.stride, self.pad), s, l)
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let dy = dy.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let op = super::cuda::pool::MaxPoolGrad {
+                kernel: self.kernel,
+                stride: self.stride,
+                pad: self.pad,
+            };
+            return Ok(Some(x.contiguous()?.apply_op3_no_bwd(&y.contiguous()?, &dy, &op)?));
+        }
+        let _ = y;
         let Some(argmax) = self.argmax.lock().ok().and_then(|slot| slot.clone()) else {
             candle_core::bail!("max_pool2d backward without recorded maxima (keep_argmax off)")
         };
