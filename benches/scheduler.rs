@@ -15,7 +15,11 @@ fn lpt(mut jobs: Vec<f64>, devices: usize) -> f64 {
     jobs.sort_by(|a, b| b.total_cmp(a));
     let mut load = vec![0.0f64; devices];
     for j in jobs {
-        let (i, _) = load.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).unwrap_or((0, &0.0));
+        let (i, _) = load
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap_or((0, &0.0));
         load[i] += j;
     }
     load.into_iter().fold(0.0, f64::max)
@@ -37,16 +41,32 @@ fn main() {
         .args(["run", "bench.toml"])
         .current_dir(dir.path())
         .env("SWEEP_FAKE_GPUS", DEVICES.to_string())
-        .env("SWEEP_FAKE_TRAINER", format!("{{\"epoch_ms\": {EPOCH_MS}}}"))
+        .env(
+            "SWEEP_FAKE_TRAINER",
+            format!("{{\"epoch_ms\": {EPOCH_MS}}}"),
+        )
         .output()
         .expect("run sweep");
     let makespan = started.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let db = rusqlite::Connection::open(dir.path().join("runs/sweep.db")).expect("database");
-    let mut stmt = db.prepare("SELECT json_extract(config, '$.epochs'), dispatch_ms FROM runs").expect("query");
-    let rows: Vec<(f64, f64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("rows").map(|r| r.expect("row")).collect();
-    let ideal: Vec<f64> = rows.iter().map(|r| r.0 * EPOCH_MS as f64 / 1000.0).collect();
+    let mut stmt = db
+        .prepare("SELECT json_extract(config, '$.epochs'), dispatch_ms FROM runs")
+        .expect("query");
+    let rows: Vec<(f64, f64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    let ideal: Vec<f64> = rows
+        .iter()
+        .map(|r| r.0 * EPOCH_MS as f64 / 1000.0)
+        .collect();
     let work: f64 = ideal.iter().sum();
     let best = lpt(ideal, DEVICES);
     let mut dispatch: Vec<f64> = rows.iter().map(|r| r.1).collect();
@@ -55,11 +75,18 @@ fn main() {
     let mean = dispatch.iter().sum::<f64>() / n as f64;
     // Everything beyond training and dispatch: saving the resume state and storing each
     // epoch, process starts and the sweep's own start and end.
-    let per_epoch = ((makespan - best) * DEVICES as f64 - mean / 1000.0 * n as f64) / rows.iter().map(|r| r.0).sum::<f64>();
+    let per_epoch = ((makespan - best) * DEVICES as f64 - mean / 1000.0 * n as f64)
+        / rows.iter().map(|r| r.0).sum::<f64>();
     println!("scheduler: {n} fake runs on {DEVICES} fake GPUs, {EPOCH_MS} ms epochs, {work:.1} s of training");
     println!("  makespan             {makespan:>8.2} s   (whole `sweep run`, start to exit)");
     println!("  ideal longest-first  {best:>8.2} s   (same run lengths, zero overhead)");
-    println!("  ratio                {:>8.3}     (target <= 1.05)", makespan / best);
+    println!(
+        "  ratio                {:>8.3}     (target <= 1.05)",
+        makespan / best
+    );
     println!("  dispatch per run     {mean:>8.2} ms  mean, median {:.2} ms, p95 {:.2} ms (claim -> worker started; target < 5 ms)", dispatch[n / 2], dispatch[n * 95 / 100]);
-    println!("  other cost per epoch {:>8.2} ms  (resume state + stored epoch; from the makespan gap)", per_epoch * 1000.0);
+    println!(
+        "  other cost per epoch {:>8.2} ms  (resume state + stored epoch; from the makespan gap)",
+        per_epoch * 1000.0
+    );
 }

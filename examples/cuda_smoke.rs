@@ -20,9 +20,9 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use candle_core::Var;
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
-use candle_core::Var;
 use sweep::model::{ops, Backbone, Model, ModelSpec};
 use sweep::train::optim::{Optimizer, OptimizerConfig};
 use sweep::train::trainer::cross_entropy;
@@ -34,7 +34,12 @@ const TOL: f32 = 1e-3;
 const STEP_TOL: f32 = 5e-3;
 
 fn adam() -> OptimizerConfig {
-    OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+    OptimizerConfig::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    }
 }
 
 /// A fixed random batch (uniform images, random labels), made on the host.
@@ -42,7 +47,10 @@ fn batch(n: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let x: Vec<f32> = (0..n * 3 * 32 * 32).map(|_| rng.random::<f32>()).collect();
     let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..10u32)).collect();
-    Ok((Tensor::from_vec(x, (n, 3, 32, 32), dev)?, Tensor::from_vec(y, n, dev)?))
+    Ok((
+        Tensor::from_vec(x, (n, 3, 32, 32), dev)?,
+        Tensor::from_vec(y, n, dev)?,
+    ))
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
@@ -67,17 +75,29 @@ fn check(spec: &ModelSpec, gpu: &Device, steps: usize, bs: usize) -> Result<bool
     let gpu_model = Model::new(spec, gpu, SEED)?;
     let (xc, yc) = batch(bs, &Device::Cpu)?;
     let (xg, yg) = (xc.to_device(gpu)?, yc.to_device(gpu)?);
-    let fwd = max_abs_diff(&cpu_model.forward(&xc, false)?, &gpu_model.forward(&xg, false)?)?;
-    println!("{name}: {} params; eval forward max|cpu-gpu| = {fwd:.2e}", gpu_model.parameter_count());
+    let fwd = max_abs_diff(
+        &cpu_model.forward(&xc, false)?,
+        &gpu_model.forward(&xg, false)?,
+    )?;
+    println!(
+        "{name}: {} params; eval forward max|cpu-gpu| = {fwd:.2e}",
+        gpu_model.parameter_count()
+    );
     ok &= fwd < TOL;
     let mut oc = Optimizer::new(&adam(), cpu_model.trainable_vars(), 1e-3)?;
     let mut og = Optimizer::new(&adam(), gpu_model.trainable_vars(), 1e-3)?;
     let mut worst = 0f32;
     for _ in 0..3 {
-        let (lc, lg) = (step(&cpu_model, &mut oc, &xc, &yc)?, step(&gpu_model, &mut og, &xg, &yg)?);
+        let (lc, lg) = (
+            step(&cpu_model, &mut oc, &xc, &yc)?,
+            step(&gpu_model, &mut og, &xg, &yg)?,
+        );
         worst = worst.max((lc - lg).abs());
     }
-    let after = max_abs_diff(&cpu_model.forward(&xc, false)?, &gpu_model.forward(&xg, false)?)?;
+    let after = max_abs_diff(
+        &cpu_model.forward(&xc, false)?,
+        &gpu_model.forward(&xg, false)?,
+    )?;
     println!("{name}: 3 Adam steps on both: max|loss cpu-gpu| = {worst:.2e}, eval logits after = {after:.2e}");
     ok &= worst < STEP_TOL;
     drop((cpu_model, oc));
@@ -104,8 +124,15 @@ fn check(spec: &ModelSpec, gpu: &Device, steps: usize, bs: usize) -> Result<bool
     let last = tail.iter().sum::<f32>() / tail.len() as f32; // dropout makes single steps noisy
     let ips = (bs * (steps - 1)) as f64 / secs;
     println!("{name}: loss by step {}", shown.join(" "));
-    println!("{name}: {:.1} ms/step, {ips:.0} img/s (batch {bs}, train fwd+bwd+Adam, f32)", 1e3 * secs / (steps - 1) as f64);
-    let factor = if spec.backbone == Backbone::Cnn { 0.97 } else { 0.5 };
+    println!(
+        "{name}: {:.1} ms/step, {ips:.0} img/s (batch {bs}, train fwd+bwd+Adam, f32)",
+        1e3 * secs / (steps - 1) as f64
+    );
+    let factor = if spec.backbone == Backbone::Cnn {
+        0.97
+    } else {
+        0.5
+    };
     if !(last.is_finite() && last < factor * first) {
         println!("{name}: FAIL: loss did not go down (first {first:.3}, mean of last 5 {last:.3})");
         ok = false;
@@ -115,7 +142,12 @@ fn check(spec: &ModelSpec, gpu: &Device, steps: usize, bs: usize) -> Result<bool
 
 /// Max |a - b| over max |a| (a: the CPU reference).
 fn rel_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-    let scale = a.to_dtype(DType::F32)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    let scale = a
+        .to_dtype(DType::F32)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f32>()?;
     Ok(max_abs_diff(a, b)? / scale.max(1e-12))
 }
 
@@ -143,7 +175,10 @@ fn compare_op(
         let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
         let y = f(&ts)?;
         let r = random(y.dims(), 99)?.to_dtype(dt)?.to_device(dev)?;
-        let grads = (y.clone() * r)?.to_dtype(DType::F32)?.sum_all()?.backward()?;
+        let grads = (y.clone() * r)?
+            .to_dtype(DType::F32)?
+            .sum_all()?
+            .backward()?;
         let mut out = vec![y];
         for t in &ts {
             out.push(grads.get(t).context("missing gradient")?.clone());
@@ -152,10 +187,17 @@ fn compare_op(
     };
     let cpu = run(&Device::Cpu, DType::F32)?;
     let dev = run(gpu, dtype)?;
-    let diffs: Vec<f32> = cpu.iter().zip(&dev).map(|(a, b)| rel_diff(a, b)).collect::<Result<_>>()?;
+    let diffs: Vec<f32> = cpu
+        .iter()
+        .zip(&dev)
+        .map(|(a, b)| rel_diff(a, b))
+        .collect::<Result<_>>()?;
     let worst = diffs.iter().cloned().fold(0f32, f32::max);
     let shown: Vec<String> = diffs.iter().map(|d| format!("{d:.1e}")).collect();
-    println!("  {name} {dtype:?}: rel diff y, grads = {}", shown.join(", "));
+    println!(
+        "  {name} {dtype:?}: rel diff y, grads = {}",
+        shown.join(", ")
+    );
     Ok(worst)
 }
 
@@ -163,17 +205,31 @@ fn op_checks(gpu: &Device) -> Result<bool> {
     println!("ops, cuDNN against the CPU kernels:");
     let mut ok = true;
     for dtype in [DType::F32, DType::BF16] {
-        let (conv_tol, exact_tol) = if dtype == DType::F32 { (1e-2, 1e-4) } else { (5e-2, 5e-2) };
+        let (conv_tol, exact_tol) = if dtype == DType::F32 {
+            (1e-2, 1e-4)
+        } else {
+            (5e-2, 5e-2)
+        };
         let convs: [(&str, [usize; 4], [usize; 4], usize, usize); 4] = [
             ("conv 3x3/1 p1", [4, 8, 15, 12], [16, 8, 3, 3], 1, 1),
-            ("conv 3x3/2 p1 odd/even", [4, 8, 15, 12], [16, 8, 3, 3], 2, 1),
+            (
+                "conv 3x3/2 p1 odd/even",
+                [4, 8, 15, 12],
+                [16, 8, 3, 3],
+                2,
+                1,
+            ),
             ("conv 7x7/2 p3", [2, 3, 33, 30], [8, 3, 7, 7], 2, 3),
             ("conv 1x1/2", [4, 8, 15, 12], [16, 8, 1, 1], 2, 0),
         ];
         for (name, xs, ws, s, p) in convs {
-            let d = compare_op(name, gpu, dtype, &[random(&xs, 1)?, random(&ws, 2)?], &|t| {
-                ops::conv2d(&t[0], &t[1], None, s, p)
-            })?;
+            let d = compare_op(
+                name,
+                gpu,
+                dtype,
+                &[random(&xs, 1)?, random(&ws, 2)?],
+                &|t| ops::conv2d(&t[0], &t[1], None, s, p),
+            )?;
             ok &= d < conv_tol;
         }
         for (name, s) in [("depthwise 3x3/1 p1", 1), ("depthwise 3x3/2 p1", 2)] {
@@ -194,7 +250,9 @@ fn op_checks(gpu: &Device) -> Result<bool> {
             let rm = Var::zeros(16, DType::F32, dev)?.as_tensor().clone();
             let rv = Var::ones(16, DType::F32, dev)?.as_tensor().clone();
             let g = (random(&[16], 6).map_err(candle_core::Error::wrap)? + 1.5)?.to_device(dev)?;
-            let b = random(&[16], 7).map_err(candle_core::Error::wrap)?.to_device(dev)?;
+            let b = random(&[16], 7)
+                .map_err(candle_core::Error::wrap)?
+                .to_device(dev)?;
             let bn = candle_nn::BatchNorm::new(16, rm.clone(), rv.clone(), g, b, 1e-5)?;
             Ok((bn, rm, rv))
         };
@@ -202,7 +260,11 @@ fn op_checks(gpu: &Device) -> Result<bool> {
         let (bn_cpu, rm_cpu, rv_cpu) = bn_on(&Device::Cpu)?;
         let (bn_gpu, rm_gpu, rv_gpu) = bn_on(gpu)?;
         let d = compare_op("batch norm + relu (train)", gpu, dtype, &[x], &|t| {
-            let bn = if t[0].device().is_cpu() { &bn_cpu } else { &bn_gpu };
+            let bn = if t[0].device().is_cpu() {
+                &bn_cpu
+            } else {
+                &bn_gpu
+            };
             ops::batch_norm(&t[0], bn, true, true)
         })?;
         let stats = rel_diff(&rm_cpu, &rm_gpu)?.max(rel_diff(&rv_cpu, &rv_gpu)?);
@@ -221,27 +283,51 @@ fn main() -> Result<()> {
     if dry_run {
         args.remove(0);
     }
-    let args: Vec<usize> = args.iter().map(|a| a.parse().context("usage: cuda_smoke [--cpu] [STEPS] [BATCH]")).collect::<Result<_>>()?;
+    let args: Vec<usize> = args
+        .iter()
+        .map(|a| {
+            a.parse()
+                .context("usage: cuda_smoke [--cpu] [STEPS] [BATCH]")
+        })
+        .collect::<Result<_>>()?;
     let steps = args.first().copied().unwrap_or(50).max(2);
     let bs = args.get(1).copied().unwrap_or(64).max(1);
-    let gpu = match if dry_run { Ok(Device::Cpu) } else { sweep::model::kernels::cuda_device(0) } {
+    let gpu = match if dry_run {
+        Ok(Device::Cpu)
+    } else {
+        sweep::model::kernels::cuda_device(0)
+    } {
         Ok(d) => d,
         Err(e) => {
             // candle appends a backtrace to driver errors: the first line says it all.
-            eprintln!("CUDA unavailable: {}", e.to_string().lines().next().unwrap_or_default());
+            eprintln!(
+                "CUDA unavailable: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            );
             eprintln!("  needs a binary built with `--features cuda` (scripts/build-cuda.sh),");
             eprintln!("  the NVIDIA driver (libcuda.so.1) and a visible GPU; see docs/CUDA.md");
             std::process::exit(2);
         }
     };
-    println!("device: {}, seed {SEED}, {steps} steps, batch {bs}", if dry_run { "cpu (dry run)" } else { "cuda:0" });
+    println!(
+        "device: {}, seed {SEED}, {steps} steps, batch {bs}",
+        if dry_run { "cpu (dry run)" } else { "cuda:0" }
+    );
     let mut ok = true;
     if !dry_run {
         ok &= op_checks(&gpu)?;
     }
     for (backbone, base_width) in [(Backbone::Resnet18, 16), (Backbone::Cnn, 32)] {
-        let spec = ModelSpec { backbone, channels: 3, height: 32, width: 32, classes: 10, base_width };
-        ok &= check(&spec, &gpu, steps, bs).with_context(|| format!("{} on CUDA", backbone.name()))?;
+        let spec = ModelSpec {
+            backbone,
+            channels: 3,
+            height: 32,
+            width: 32,
+            classes: 10,
+            base_width,
+        };
+        ok &= check(&spec, &gpu, steps, bs)
+            .with_context(|| format!("{} on CUDA", backbone.name()))?;
     }
     if !ok {
         bail!("CUDA smoke test FAILED (see above)");

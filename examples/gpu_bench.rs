@@ -50,7 +50,8 @@ fn parse() -> Result<Args> {
         match arg.as_str() {
             "--precision" => {
                 let p = it.next().context(USAGE)?;
-                a.precision = Precision::parse(&p).with_context(|| format!("precision {p}: {USAGE}"))?;
+                a.precision =
+                    Precision::parse(&p).with_context(|| format!("precision {p}: {USAGE}"))?;
             }
             "--steps" => a.steps = it.next().context(USAGE)?.parse().context(USAGE)?,
             "--reference" => a.reference = true,
@@ -58,7 +59,9 @@ fn parse() -> Result<Args> {
             _ => pos.push(arg),
         }
     }
-    let [model, size, batch] = pos.as_slice() else { bail!(USAGE) };
+    let [model, size, batch] = pos.as_slice() else {
+        bail!(USAGE)
+    };
     a.backbone = Backbone::parse(model).with_context(|| format!("unknown backbone {model}"))?;
     a.size = size.parse().context(USAGE)?;
     a.batch = batch.parse().context(USAGE)?;
@@ -67,7 +70,11 @@ fn parse() -> Result<Args> {
 
 fn main() -> Result<()> {
     let a = parse()?;
-    let dev = if a.cpu { Device::Cpu } else { sweep::model::kernels::cuda_device(0).context("CUDA device 0")? };
+    let dev = if a.cpu {
+        Device::Cpu
+    } else {
+        sweep::model::kernels::cuda_device(0).context("CUDA device 0")?
+    };
     kernels::set_fast_path(!a.reference);
     let spec = ModelSpec {
         backbone: a.backbone,
@@ -79,7 +86,11 @@ fn main() -> Result<()> {
     };
     let mut model = Model::new(&spec, &dev, 0)?;
     model.set_precision(a.precision);
-    let sgd = OptimizerConfig::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0 };
+    let sgd = OptimizerConfig::Sgd {
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 0.0,
+    };
     let mut opt = Optimizer::new(&sgd, model.trainable_vars(), 0.01)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let n = a.batch * 3 * a.size * a.size;
@@ -162,7 +173,9 @@ fn main() -> Result<()> {
         ms(upd)
     );
     if let Some(mib) = used_mib() {
-        println!("device memory in use: {mib} MiB (the run's peak, as the allocator's pool keeps it)");
+        println!(
+            "device memory in use: {mib} MiB (the run's peak, as the allocator's pool keeps it)"
+        );
     }
     if !last.is_finite() {
         bail!("loss is not finite ({last})");

@@ -51,17 +51,35 @@ pub struct Discovery {
 pub const FAKE_GPUS_ENV: &str = "SWEEP_FAKE_GPUS";
 
 pub fn discover() -> Discovery {
-    if let Some(n) = std::env::var(FAKE_GPUS_ENV).ok().and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(n) = std::env::var(FAKE_GPUS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         let gpus = (0..n)
-            .map(|i| Gpu { index: i, name: format!("Fake GPU {i}"), total_mib: 16_384, free_mib: Some(16_000) })
+            .map(|i| Gpu {
+                index: i,
+                name: format!("Fake GPU {i}"),
+                total_mib: 16_384,
+                free_mib: Some(16_000),
+            })
             .collect();
-        return Discovery { gpus, cpu_reason: None, fake: true };
+        return Discovery {
+            gpus,
+            cpu_reason: None,
+            fake: true,
+        };
     }
     match probe() {
-        Err(reason) => Discovery { gpus: Vec::new(), cpu_reason: Some(reason), fake: false },
-        Ok(gpus) if gpus.is_empty() => {
-            Discovery { gpus, cpu_reason: Some("the CUDA driver reports no GPU".into()), fake: false }
-        }
+        Err(reason) => Discovery {
+            gpus: Vec::new(),
+            cpu_reason: Some(reason),
+            fake: false,
+        },
+        Ok(gpus) if gpus.is_empty() => Discovery {
+            gpus,
+            cpu_reason: Some("the CUDA driver reports no GPU".into()),
+            fake: false,
+        },
         Ok(gpus) => {
             let cpu_reason = (!cfg!(feature = "cuda")).then(|| {
                 format!(
@@ -70,7 +88,11 @@ pub fn discover() -> Discovery {
                     if gpus.len() == 1 { "" } else { "s" }
                 )
             });
-            Discovery { gpus, cpu_reason, fake: false }
+            Discovery {
+                gpus,
+                cpu_reason,
+                fake: false,
+            }
         }
     }
 }
@@ -95,7 +117,11 @@ impl std::str::FromStr for Request {
                 .map(|p| p.trim().trim_start_matches("cuda:").parse::<usize>())
                 .collect::<Result<Vec<_>, _>>()
                 .map(Request::Gpus)
-                .map_err(|_| format!("`{s}` is not a device list: use `cpu`, `auto` or GPU indices like `0,2`")),
+                .map_err(|_| {
+                    format!(
+                        "`{s}` is not a device list: use `cpu`, `auto` or GPU indices like `0,2`"
+                    )
+                }),
         }
     }
 }
@@ -125,7 +151,9 @@ impl std::str::FromStr for RunsPerDevice {
             "auto" => Ok(RunsPerDevice::Auto),
             n => match n.parse::<usize>() {
                 Ok(n) if n >= 1 => Ok(RunsPerDevice::Fixed(n)),
-                _ => Err(format!("`{s}` is not a number of runs: use `auto` or a whole number >= 1")),
+                _ => Err(format!(
+                    "`{s}` is not a number of runs: use `auto` or a whole number >= 1"
+                )),
             },
         }
     }
@@ -138,7 +166,12 @@ impl RunsPerDevice {
             (RunsPerDevice::Fixed(n), _) => n.max(1),
             (RunsPerDevice::Auto, Slot::Cpu) => 1,
             (RunsPerDevice::Auto, Slot::Gpu(i)) => {
-                let free = found.gpus.iter().find(|g| g.index == *i).and_then(|g| g.free_mib).unwrap_or(0);
+                let free = found
+                    .gpus
+                    .iter()
+                    .find(|g| g.index == *i)
+                    .and_then(|g| g.free_mib)
+                    .unwrap_or(0);
                 let by_memory = (free / MIB_PER_RUN) as usize;
                 let by_cores = cores / gpus.max(1);
                 by_memory.min(by_cores).clamp(1, MAX_AUTO_RUNS)
@@ -149,7 +182,11 @@ impl RunsPerDevice {
 
 /// The slots to run workers on, as many workers each as `per_device` says, and a note when
 /// the CPU is used although GPUs were asked for or found.
-pub fn choose(found: &Discovery, request: &Request, per_device: RunsPerDevice) -> Result<(Vec<Slot>, Option<String>), String> {
+pub fn choose(
+    found: &Discovery,
+    request: &Request,
+    per_device: RunsPerDevice,
+) -> Result<(Vec<Slot>, Option<String>), String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     choose_with_cores(found, request, per_device, cores)
 }
@@ -174,12 +211,18 @@ fn choose_with_cores(
         Request::Cpu => Ok((repeat(vec![Slot::Cpu]), None)),
         Request::Gpus(wanted) => {
             if let Some(reason) = &found.cpu_reason {
-                return Err(format!("--devices names GPUs but none can be used: {reason}"));
+                return Err(format!(
+                    "--devices names GPUs but none can be used: {reason}"
+                ));
             }
             for w in wanted {
                 if !found.gpus.iter().any(|g| g.index == *w) {
-                    let have: Vec<String> = found.gpus.iter().map(|g| g.index.to_string()).collect();
-                    return Err(format!("GPU {w} does not exist; found: {}", have.join(", ")));
+                    let have: Vec<String> =
+                        found.gpus.iter().map(|g| g.index.to_string()).collect();
+                    return Err(format!(
+                        "GPU {w} does not exist; found: {}",
+                        have.join(", ")
+                    ));
                 }
             }
             let mut unique = wanted.clone();
@@ -188,9 +231,17 @@ fn choose_with_cores(
         }
         Request::Auto => {
             if let Some(reason) = &found.cpu_reason {
-                return Ok((repeat(vec![Slot::Cpu]), Some(format!("training on the CPU: {reason}"))));
+                return Ok((
+                    repeat(vec![Slot::Cpu]),
+                    Some(format!("training on the CPU: {reason}")),
+                ));
             }
-            let free: Vec<Slot> = found.gpus.iter().filter(|g| !g.busy()).map(|g| Slot::Gpu(g.index)).collect();
+            let free: Vec<Slot> = found
+                .gpus
+                .iter()
+                .filter(|g| !g.busy())
+                .map(|g| Slot::Gpu(g.index))
+                .collect();
             if free.is_empty() {
                 return Ok((repeat(vec![Slot::Cpu]), Some("training on the CPU: every GPU is busy (over half its memory in use); name them with --devices to use them anyway".into())));
             }
@@ -218,8 +269,16 @@ fn probe() -> Result<Vec<Gpu>, String> {
         let name = result::device::get_name(dev).unwrap_or_else(|_| "unknown GPU".into());
         // SAFETY: `dev` was returned by cuDeviceGet above.
         let total = unsafe { result::device::total_mem(dev) }.unwrap_or(0) as u64;
-        let free = CudaContext::new(i).ok().and_then(|ctx| ctx.mem_get_info().ok()).map(|(f, _)| f as u64 >> 20);
-        gpus.push(Gpu { index: i, name, total_mib: total >> 20, free_mib: free });
+        let free = CudaContext::new(i)
+            .ok()
+            .and_then(|ctx| ctx.mem_get_info().ok())
+            .map(|(f, _)| f as u64 >> 20);
+        gpus.push(Gpu {
+            index: i,
+            name,
+            total_mib: total >> 20,
+            free_mib: free,
+        });
     }
     Ok(gpus)
 }
@@ -237,8 +296,19 @@ mod tests {
     use super::*;
 
     fn found(n: usize, reason: Option<&str>) -> Discovery {
-        let gpus = (0..n).map(|i| Gpu { index: i, name: "g".into(), total_mib: 1000, free_mib: Some(if i == 1 { 100 } else { 900 }) }).collect();
-        Discovery { gpus, cpu_reason: reason.map(String::from), fake: false }
+        let gpus = (0..n)
+            .map(|i| Gpu {
+                index: i,
+                name: "g".into(),
+                total_mib: 1000,
+                free_mib: Some(if i == 1 { 100 } else { 900 }),
+            })
+            .collect();
+        Discovery {
+            gpus,
+            cpu_reason: reason.map(String::from),
+            fake: false,
+        }
     }
 
     #[test]
@@ -247,30 +317,65 @@ mod tests {
         assert_eq!("auto".parse::<Request>(), Ok(Request::Auto));
         assert_eq!("0, 2".parse::<Request>(), Ok(Request::Gpus(vec![0, 2])));
         assert_eq!("cuda:1".parse::<Request>(), Ok(Request::Gpus(vec![1])));
-        assert!("gpu0".parse::<Request>().unwrap_err().contains("`cpu`, `auto`"));
+        assert!("gpu0"
+            .parse::<Request>()
+            .unwrap_err()
+            .contains("`cpu`, `auto`"));
     }
 
     #[test]
     fn auto_uses_free_gpus_else_cpu_with_a_reason() {
-        assert_eq!(choose(&found(3, None), &Request::Auto, RunsPerDevice::Fixed(1)).unwrap(), (vec![Slot::Gpu(0), Slot::Gpu(2)], None));
-        assert_eq!(choose(&found(2, None), &Request::Auto, RunsPerDevice::Fixed(2)).unwrap().0, [Slot::Gpu(0), Slot::Gpu(0)]);
-        let (slots, note) = choose(&found(0, Some("no CUDA driver")), &Request::Auto, RunsPerDevice::Auto).unwrap();
+        assert_eq!(
+            choose(&found(3, None), &Request::Auto, RunsPerDevice::Fixed(1)).unwrap(),
+            (vec![Slot::Gpu(0), Slot::Gpu(2)], None)
+        );
+        assert_eq!(
+            choose(&found(2, None), &Request::Auto, RunsPerDevice::Fixed(2))
+                .unwrap()
+                .0,
+            [Slot::Gpu(0), Slot::Gpu(0)]
+        );
+        let (slots, note) = choose(
+            &found(0, Some("no CUDA driver")),
+            &Request::Auto,
+            RunsPerDevice::Auto,
+        )
+        .unwrap();
         assert_eq!(slots, [Slot::Cpu]);
         assert!(note.unwrap().contains("no CUDA driver"));
     }
 
     #[test]
     fn auto_runs_per_device_follow_free_memory_and_cores() {
-        let gpu = |index, free_gib: u64| Gpu { index, name: "g".into(), total_mib: 81_559, free_mib: Some(free_gib << 10) };
-        let found = Discovery { gpus: vec![gpu(0, 79), gpu(1, 20), gpu(2, 50)], cpu_reason: None, fake: false };
-        let auto = |request: &Request, cores| choose_with_cores(&found, request, RunsPerDevice::Auto, cores).unwrap().0;
+        let gpu = |index, free_gib: u64| Gpu {
+            index,
+            name: "g".into(),
+            total_mib: 81_559,
+            free_mib: Some(free_gib << 10),
+        };
+        let found = Discovery {
+            gpus: vec![gpu(0, 79), gpu(1, 20), gpu(2, 50)],
+            cpu_reason: None,
+            fake: false,
+        };
+        let auto = |request: &Request, cores| {
+            choose_with_cores(&found, request, RunsPerDevice::Auto, cores)
+                .unwrap()
+                .0
+        };
         let count = |slots: &[Slot], i| slots.iter().filter(|s| **s == Slot::Gpu(i)).count();
         // 79 GiB free: 4 runs (the cap); 20 GiB: 1; 50 GiB: 3 (16 GiB each).
         let slots = auto(&Request::Gpus(vec![0, 1, 2]), 64);
-        assert_eq!((count(&slots, 0), count(&slots, 1), count(&slots, 2)), (4, 1, 3));
+        assert_eq!(
+            (count(&slots, 0), count(&slots, 1), count(&slots, 2)),
+            (4, 1, 3)
+        );
         // Two cores for three GPUs: one run each, never zero.
         let slots = auto(&Request::Gpus(vec![0, 1, 2]), 2);
-        assert_eq!((count(&slots, 0), count(&slots, 1), count(&slots, 2)), (1, 1, 1));
+        assert_eq!(
+            (count(&slots, 0), count(&slots, 1), count(&slots, 2)),
+            (1, 1, 1)
+        );
         // Six cores for one GPU: the memory's 4.
         assert_eq!(auto(&Request::Gpus(vec![0]), 6).len(), 4);
         assert_eq!(auto(&Request::Cpu, 64), [Slot::Cpu]);
@@ -281,9 +386,35 @@ mod tests {
 
     #[test]
     fn explicit_gpus_must_exist_and_be_usable() {
-        assert_eq!(choose(&found(3, None), &Request::Gpus(vec![1]), RunsPerDevice::Fixed(1)).unwrap().0, [Slot::Gpu(1)]);
-        assert!(choose(&found(2, None), &Request::Gpus(vec![5]), RunsPerDevice::Fixed(1)).unwrap_err().contains("GPU 5 does not exist"));
-        assert!(choose(&found(2, Some("no CUDA")), &Request::Gpus(vec![0]), RunsPerDevice::Auto).unwrap_err().contains("no CUDA"));
-        assert_eq!(choose(&found(2, None), &Request::Cpu, RunsPerDevice::Fixed(3)).unwrap().0, [Slot::Cpu, Slot::Cpu, Slot::Cpu]);
+        assert_eq!(
+            choose(
+                &found(3, None),
+                &Request::Gpus(vec![1]),
+                RunsPerDevice::Fixed(1)
+            )
+            .unwrap()
+            .0,
+            [Slot::Gpu(1)]
+        );
+        assert!(choose(
+            &found(2, None),
+            &Request::Gpus(vec![5]),
+            RunsPerDevice::Fixed(1)
+        )
+        .unwrap_err()
+        .contains("GPU 5 does not exist"));
+        assert!(choose(
+            &found(2, Some("no CUDA")),
+            &Request::Gpus(vec![0]),
+            RunsPerDevice::Auto
+        )
+        .unwrap_err()
+        .contains("no CUDA"));
+        assert_eq!(
+            choose(&found(2, None), &Request::Cpu, RunsPerDevice::Fixed(3))
+                .unwrap()
+                .0,
+            [Slot::Cpu, Slot::Cpu, Slot::Cpu]
+        );
     }
 }

@@ -47,7 +47,10 @@ struct Runs {
 
 impl Runs {
     fn set(&mut self, states: &[RunState]) {
-        self.runs = states.iter().map(|s| (s.spec.id.clone(), s.spec.clone())).collect();
+        self.runs = states
+            .iter()
+            .map(|s| (s.spec.id.clone(), s.spec.clone()))
+            .collect();
         self.total = states.len();
     }
 
@@ -124,7 +127,9 @@ impl Runs {
             ),
             Event::Finished { end, .. } => format!("{label} done: {}", end.stop_reason),
             Event::Failed { error, .. } => format!("{label} FAILED: {error}"),
-            Event::Stopped { epoch, .. } => format!("{label} stopped after epoch {epoch}; `sweep run` resumes it"),
+            Event::Stopped { epoch, .. } => {
+                format!("{label} stopped after epoch {epoch}; `sweep run` resumes it")
+            }
             Event::Progress { .. } => return None,
         })
     }
@@ -139,7 +144,10 @@ fn summary(outcome: &SweepOutcome) -> String {
         outcome.already_done
     );
     if outcome.held_elsewhere > 0 {
-        s += &format!(", {} being trained by another `sweep run`", outcome.held_elsewhere);
+        s += &format!(
+            ", {} being trained by another `sweep run`",
+            outcome.held_elsewhere
+        );
     }
     if outcome.interrupted {
         s += " (interrupted: run `sweep run` again to resume)";
@@ -154,7 +162,13 @@ pub struct Lines {
 }
 
 impl Display for Lines {
-    fn begin(&mut self, sweep: &Sweep, states: &[RunState], outcome: &SweepOutcome, slots: &[Slot]) {
+    fn begin(
+        &mut self,
+        sweep: &Sweep,
+        states: &[RunState],
+        outcome: &SweepOutcome,
+        slots: &[Slot],
+    ) {
         self.runs.set(states);
         eprintln!("{}", self.runs.header(&sweep.name, outcome, slots));
     }
@@ -189,19 +203,33 @@ pub struct Bars {
 }
 
 impl Display for Bars {
-    fn begin(&mut self, sweep: &Sweep, states: &[RunState], outcome: &SweepOutcome, slots: &[Slot]) {
+    fn begin(
+        &mut self,
+        sweep: &Sweep,
+        states: &[RunState],
+        outcome: &SweepOutcome,
+        slots: &[Slot],
+    ) {
         self.runs.set(states);
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let _ = multi.println(self.runs.header(&sweep.name, outcome, slots));
         let bar = multi.add(ProgressBar::new(outcome.total as u64));
-        bar.set_style(ProgressStyle::with_template("sweep {bar:30} {pos}/{len} runs {msg} [{elapsed_precise}, ETA {eta}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "sweep {bar:30} {pos}/{len} runs {msg} [{elapsed_precise}, ETA {eta}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         bar.set_position(outcome.already_done as u64);
         self.slot_names = slots.iter().map(|s| s.to_string()).collect();
         self.slots = slots
             .iter()
             .map(|_| {
                 let b = multi.add(ProgressBar::new(1));
-                b.set_style(ProgressStyle::with_template("{prefix:>8} {bar:20} {msg} ETA {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+                b.set_style(
+                    ProgressStyle::with_template("{prefix:>8} {bar:20} {msg} ETA {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
                 b.enable_steady_tick(Duration::from_millis(500));
                 b
             })
@@ -216,23 +244,36 @@ impl Display for Bars {
                 let _ = multi.println(line);
             }
         }
-        let Some(bar) = self.slots.get(slot) else { return };
+        let Some(bar) = self.slots.get(slot) else {
+            return;
+        };
         bar.set_prefix(self.slot_names.get(slot).cloned().unwrap_or_default());
         match event {
             Event::Started { run, .. } => {
                 bar.reset();
                 bar.set_message(self.runs.label(run));
             }
-            Event::Progress { run, epoch, batch, batches, images_per_sec } => {
+            Event::Progress {
+                run,
+                epoch,
+                batch,
+                batches,
+                images_per_sec,
+            } => {
                 let epochs = self.runs.epochs(run).max(1);
                 bar.set_length((epochs * batches) as u64);
                 bar.set_position(((epoch - 1) * batches + batch) as u64);
-                bar.set_message(format!("{} epoch {epoch}/{epochs} batch {batch}/{batches} {images_per_sec:.0} img/s", self.runs.label(run)));
+                bar.set_message(format!(
+                    "{} epoch {epoch}/{epochs} batch {batch}/{batches} {images_per_sec:.0} img/s",
+                    self.runs.label(run)
+                ));
             }
             Event::Finished { .. } | Event::Failed { .. } | Event::Stopped { .. } => {
                 bar.set_message("idle");
                 if let Some(s) = &self.sweep {
-                    s.set_position((outcome.already_done + outcome.done + outcome.failed.len()) as u64);
+                    s.set_position(
+                        (outcome.already_done + outcome.done + outcome.failed.len()) as u64,
+                    );
                     s.set_message(format!("({} failed)", outcome.failed.len()));
                 }
             }

@@ -76,7 +76,9 @@ pub fn serve() -> ExitCode {
     let stdout = std::io::stdout();
     let mut emit = |event: Event| {
         let mut out = stdout.lock();
-        let ok = serde_json::to_writer(&mut out, &event).is_ok() && out.write_all(b"\n").is_ok() && out.flush().is_ok();
+        let ok = serde_json::to_writer(&mut out, &event).is_ok()
+            && out.write_all(b"\n").is_ok()
+            && out.flush().is_ok();
         if !ok {
             // The coordinator is gone; the last committed resume state is what counts.
             std::process::exit(4);
@@ -96,7 +98,10 @@ pub fn serve() -> ExitCode {
         let event = match run(&job, &mut data, &stop, &mut emit) {
             Ok(end) => Event::Finished { run: id, end },
             Err(TrainError::Interrupted(epoch)) => Event::Stopped { run: id, epoch },
-            Err(e) => Event::Failed { run: id, error: e.to_string() },
+            Err(e) => Event::Failed {
+                run: id,
+                error: e.to_string(),
+            },
         };
         emit(event);
     }
@@ -116,7 +121,12 @@ fn device(slot: &Slot) -> Result<Device, TrainError> {
     }
 }
 
-fn run(job: &Job, cache: &mut Option<(DataSpec, Arc<data::Dataset>)>, stop: &AtomicBool, emit: &mut dyn FnMut(Event)) -> Result<RunEnd, TrainError> {
+fn run(
+    job: &Job,
+    cache: &mut Option<(DataSpec, Arc<data::Dataset>)>,
+    stop: &AtomicBool,
+    emit: &mut dyn FnMut(Event),
+) -> Result<RunEnd, TrainError> {
     let begin = match job.resume {
         Some(stored_epochs) => Start::Resume { stored_epochs },
         None => Start::Fresh,
@@ -126,7 +136,9 @@ fn run(job: &Job, cache: &mut Option<(DataSpec, Arc<data::Dataset>)>, stop: &Ato
         let mut learner = FakeLearner::new(spec, &job.run, job.batch_size);
         let start = RunStart {
             device: job.slot.to_string(),
-            classes: (0..learner.classes()).map(|k| format!("class{k}")).collect(),
+            classes: (0..learner.classes())
+                .map(|k| format!("class{k}"))
+                .collect(),
             parameters: 1000,
             train_images: 100,
             val_images: 10 * learner.classes(),
@@ -135,14 +147,26 @@ fn run(job: &Job, cache: &mut Option<(DataSpec, Arc<data::Dataset>)>, stop: &Ato
             batch_size: job.batch_size,
             resumed_from: None,
         };
-        return train::train(&job.run, &mut learner, start, false, &job.run_dir, begin, stop, emit);
+        return train::train(
+            &job.run,
+            &mut learner,
+            start,
+            false,
+            &job.run_dir,
+            begin,
+            stop,
+            emit,
+        );
     }
     let device = device(&job.slot)?;
     let data = match cache {
         Some((spec, d)) if *spec == job.data => d.clone(),
         _ => {
             *cache = None;
-            let d = Arc::new(data::load(&job.data).map_err(|e| TrainError::Candle(candle_core::Error::Msg(e.to_string())))?);
+            let d = Arc::new(
+                data::load(&job.data)
+                    .map_err(|e| TrainError::Candle(candle_core::Error::Msg(e.to_string())))?,
+            );
             *cache = Some((job.data.clone(), d.clone()));
             d
         }
@@ -159,5 +183,14 @@ fn run(job: &Job, cache: &mut Option<(DataSpec, Arc<data::Dataset>)>, stop: &Ato
         batch_size: job.batch_size,
         resumed_from: None,
     };
-    train::train(&job.run, &mut learner, start, data.test.is_some(), &job.run_dir, begin, stop, emit)
+    train::train(
+        &job.run,
+        &mut learner,
+        start,
+        data.test.is_some(),
+        &job.run_dir,
+        begin,
+        stop,
+        emit,
+    )
 }

@@ -16,12 +16,24 @@ fn plan_lists_the_expanded_runs_in_order() {
     let out = sweep(&["plan", "sweeps/lr_batch.toml"], &repo());
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.starts_with("sweep lr_batch: 16 runs (grid: backbone x optimizer x lr x batch_size)"), "{stdout}");
+    assert!(
+        stdout
+            .starts_with("sweep lr_batch: 16 runs (grid: backbone x optimizer x lr x batch_size)"),
+        "{stdout}"
+    );
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("│ ")).collect();
     // Header plus 16 runs.
     assert_eq!(rows.len(), 17, "{stdout}");
-    assert!(rows[1].contains("cnn") && rows[1].contains("sgd") && rows[1].contains("0.01"), "{}", rows[1]);
-    assert!(rows[16].contains("resnet18") && rows[16].contains("adam") && rows[16].contains("0.001"), "{}", rows[16]);
+    assert!(
+        rows[1].contains("cnn") && rows[1].contains("sgd") && rows[1].contains("0.01"),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[16].contains("resnet18") && rows[16].contains("adam") && rows[16].contains("0.001"),
+        "{}",
+        rows[16]
+    );
 }
 
 #[test]
@@ -33,11 +45,23 @@ fn a_broken_sweep_file_lists_every_problem_and_exits_1() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("broken.toml has 3 problems"), "{stderr}");
-    assert!(stderr.contains("data.train: folder \"missing\" does not exist"), "{stderr}");
-    assert!(stderr.contains("train.learning_rat: unknown key"), "{stderr}");
-    assert!(stderr.contains("grid.backbone[0]: unknown backbone \"vgg16\""), "{stderr}");
+    assert!(
+        stderr.contains("data.train: folder \"missing\" does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("train.learning_rat: unknown key"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("grid.backbone[0]: unknown backbone \"vgg16\""),
+        "{stderr}"
+    );
     // `run` refuses the same file before creating any database.
-    let out = sweep(&["run", file.to_str().unwrap(), "--db", "db/sweep.db"], dir.path());
+    let out = sweep(
+        &["run", file.to_str().unwrap(), "--db", "db/sweep.db"],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(!dir.path().join("db").exists());
 }
@@ -48,5 +72,8 @@ fn report_without_a_database_says_what_to_do() {
     let out = sweep(&["report", "--db", "none.db"], dir.path());
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("no database at none.db: run `sweep run FILE` first"), "{stderr}");
+    assert!(
+        stderr.contains("no database at none.db: run `sweep run FILE` first"),
+        "{stderr}"
+    );
 }

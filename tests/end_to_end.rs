@@ -69,32 +69,80 @@ fn run_store_report_and_rerun() {
     }
 
     let db = Connection::open(root.join("runs/sweep.db")).unwrap();
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'done' AND attempts = 1"), 2);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM runs WHERE status = 'done' AND attempts = 1"
+        ),
+        2
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM epochs"), 4);
-    assert_eq!(count(&db, "SELECT COUNT(DISTINCT run_id || ':' || epoch) FROM epochs WHERE epoch IN (1, 2)"), 4);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(DISTINCT run_id || ':' || epoch) FROM epochs WHERE epoch IN (1, 2)"
+        ),
+        4
+    );
     // 3 classes per (run, epoch) on val, plus the test evaluation of each run.
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM class_metrics WHERE split = 'val'"), 2 * 2 * 3);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM class_metrics WHERE split = 'test'"), 2 * 3);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM class_metrics WHERE split = 'val'"
+        ),
+        2 * 2 * 3
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM class_metrics WHERE split = 'test'"
+        ),
+        2 * 3
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM skipped_files"), 2 * 3);
-    assert_eq!(count(&db, "SELECT MIN(train_images + val_images) FROM runs"), 36);
+    assert_eq!(
+        count(&db, "SELECT MIN(train_images + val_images) FROM runs"),
+        36
+    );
     assert_eq!(count(&db, "SELECT MIN(test_images) FROM runs"), 12);
     // Every run kept a checkpoint on disk.
     let mut stmt = db.prepare("SELECT checkpoint FROM runs").unwrap();
-    let paths: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+    let paths: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
     for p in &paths {
-        assert!(Path::new(p).is_absolute() || root.join(p).is_file(), "missing checkpoint {p}");
+        assert!(
+            Path::new(p).is_absolute() || root.join(p).is_file(),
+            "missing checkpoint {p}"
+        );
     }
 
     // The report, as a table.
     let out = sweep(&["report", "--best"], root);
     let (table, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(table.contains("*** CLASSWISE RESULT (validation, epoch"), "{table}");
-    assert!(table.contains("*** CLASSWISE RESULT (test, epoch"), "{table}");
+    assert!(
+        table.contains("*** CLASSWISE RESULT (validation, epoch"),
+        "{table}"
+    );
+    assert!(
+        table.contains("*** CLASSWISE RESULT (test, epoch"),
+        "{table}"
+    );
     for c in &classes {
         assert!(table.contains(c.as_str()), "{c} missing in\n{table}");
     }
-    for row in ["│ f1", "│ acc", "│ precision", "│ support", "macro avg", "weighted avg", "accuracy"] {
+    for row in [
+        "│ f1",
+        "│ acc",
+        "│ precision",
+        "│ support",
+        "macro avg",
+        "weighted avg",
+        "accuracy",
+    ] {
         assert!(table.contains(row), "{row} missing in\n{table}");
     }
     assert!(table.contains("notes.jpg"), "{table}");
@@ -102,13 +150,28 @@ fn run_store_report_and_rerun() {
     // The report, as JSON: its numbers follow from its own confusion matrix.
     let out = sweep(&["report", "--best", "--format", "json"], root);
     let best: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["run_id", "config", "metric", "epoch", "accuracy", "macro_f1", "weighted_f1", "classes", "confusion", "skipped_files"] {
+    for key in [
+        "run_id",
+        "config",
+        "metric",
+        "epoch",
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "classes",
+        "confusion",
+        "skipped_files",
+    ] {
         assert!(best.get(key).is_some(), "no {key} in {best}");
     }
     assert_eq!(best["metric"], "val_macro_f1");
     let matrix: Vec<Vec<u64>> = serde_json::from_value(best["confusion"].clone()).unwrap();
     assert_eq!(matrix.len(), 3);
-    assert_eq!(matrix.iter().flatten().sum::<u64>(), 9, "val split is 25% of 12 per class");
+    assert_eq!(
+        matrix.iter().flatten().sum::<u64>(),
+        9,
+        "val split is 25% of 12 per class"
+    );
     let rows = best["classes"].as_array().unwrap();
     let mut f1_sum = 0.0;
     for (k, row) in rows.iter().enumerate() {
@@ -117,7 +180,10 @@ fn run_store_report_and_rerun() {
         assert!((row["precision"].as_f64().unwrap() - p).abs() < 1e-12);
         assert!((row["recall"].as_f64().unwrap() - r).abs() < 1e-12);
         assert!((row["f1"].as_f64().unwrap() - f1).abs() < 1e-12);
-        assert_eq!(row["support"].as_u64().unwrap(), matrix[k].iter().sum::<u64>());
+        assert_eq!(
+            row["support"].as_u64().unwrap(),
+            matrix[k].iter().sum::<u64>()
+        );
         f1_sum += f1;
     }
     assert!((best["macro_f1"].as_f64().unwrap() - f1_sum / 3.0).abs() < 1e-12);
@@ -139,7 +205,10 @@ fn run_store_report_and_rerun() {
     let out = sweep(&["run", "tiny.toml"], root);
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("2 runs, 0 to train (2 already done, kept)"), "{stderr}");
+    assert!(
+        stderr.contains("2 runs, 0 to train (2 already done, kept)"),
+        "{stderr}"
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM epochs"), before);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM runs"), 2);
     assert_eq!(count(&db, "SELECT MAX(attempts) FROM runs"), 1);
@@ -160,7 +229,11 @@ fn quickstart_reaches_80_percent_validation_accuracy() {
     let best: Value = serde_json::from_slice(&out.stdout).unwrap();
     let acc = best["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.80, "best validation accuracy {acc}");
-    assert!(best["test"]["accuracy"].as_f64().unwrap() >= 0.78, "{}", best["test"]);
+    assert!(
+        best["test"]["accuracy"].as_f64().unwrap() >= 0.78,
+        "{}",
+        best["test"]
+    );
 }
 
 /// bf16 autocast trains the quickstart CNN to fp32's accuracy within one point, on the

@@ -23,31 +23,56 @@ fn write_sweep(dir: &Path, lrs: &[&str], seeds: usize, epochs: usize) {
 }
 
 fn fake_env(cmd: &mut Command, gpus: usize, spec: &str) {
-    cmd.env("SWEEP_FAKE_GPUS", gpus.to_string()).env("SWEEP_FAKE_TRAINER", spec);
+    cmd.env("SWEEP_FAKE_GPUS", gpus.to_string())
+        .env("SWEEP_FAKE_TRAINER", spec);
 }
 
 fn start(dir: &Path, gpus: usize, spec: &str, extra: &[&str]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sweep"));
-    cmd.args(["run", "fake.toml"]).args(extra).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["run", "fake.toml"])
+        .args(extra)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     fake_env(&mut cmd, gpus, spec);
     cmd.spawn().unwrap()
 }
 
 fn run_to_end(dir: &Path, gpus: usize, spec: &str, extra: &[&str]) -> (i32, String) {
     let out = start(dir, gpus, spec, extra).wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn status(dir: &Path) -> Vec<Value> {
     let out = sweep(&["status", "--format", "json"], dir);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    serde_json::from_str::<Value>(&stdout).unwrap().as_array().unwrap().clone()
+    serde_json::from_str::<Value>(&stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn by_label(runs: &[Value]) -> BTreeMap<String, Value> {
     // Labels read `lr=0.1 seed=1`: key on the learning rate.
-    runs.iter().map(|r| (r["label"].as_str().unwrap().split(' ').next().unwrap().to_string(), r.clone())).collect()
+    runs.iter()
+        .map(|r| {
+            (
+                r["label"]
+                    .as_str()
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                r.clone(),
+            )
+        })
+        .collect()
 }
 
 /// Epochs of every run must be exactly 1..=n.
@@ -64,7 +89,8 @@ fn starts(log: &Path) -> BTreeMap<(String, usize), usize> {
     let mut out = BTreeMap::new();
     for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
         let (id, epoch) = line.split_once(' ').unwrap();
-        *out.entry((id.to_string(), epoch.parse().unwrap())).or_insert(0) += 1;
+        *out.entry((id.to_string(), epoch.parse().unwrap()))
+            .or_insert(0) += 1;
     }
     out
 }
@@ -79,14 +105,45 @@ fn failing_runs_are_recorded_and_the_others_complete() {
     let runs = by_label(&status(dir.path()));
     assert_eq!(runs["lr=0.1"]["status"], "done");
     assert_eq!(runs["lr=0.2"]["status"], "failed");
-    assert!(runs["lr=0.2"]["error"].as_str().unwrap().contains("panicked at src/train/fake.rs"), "{}", runs["lr=0.2"]);
-    assert!(runs["lr=0.2"]["error"].as_str().unwrap().ends_with(": fake trainer panics as asked"), "{}", runs["lr=0.2"]);
-    assert!(runs["lr=0.3"]["error"].as_str().unwrap().contains("the loss became NaN at epoch 2"), "{}", runs["lr=0.3"]);
-    assert!(runs["lr=0.4"]["error"].as_str().unwrap().contains("signal 6 (SIGABRT)"), "{}", runs["lr=0.4"]);
+    assert!(
+        runs["lr=0.2"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("panicked at src/train/fake.rs"),
+        "{}",
+        runs["lr=0.2"]
+    );
+    assert!(
+        runs["lr=0.2"]["error"]
+            .as_str()
+            .unwrap()
+            .ends_with(": fake trainer panics as asked"),
+        "{}",
+        runs["lr=0.2"]
+    );
+    assert!(
+        runs["lr=0.3"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("the loss became NaN at epoch 2"),
+        "{}",
+        runs["lr=0.3"]
+    );
+    assert!(
+        runs["lr=0.4"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("signal 6 (SIGABRT)"),
+        "{}",
+        runs["lr=0.4"]
+    );
     // Out of memory: retried once at half the batch size, recorded, and done.
     assert_eq!(runs["lr=0.5"]["status"], "done", "{}", runs["lr=0.5"]);
     assert_eq!(runs["lr=0.5"]["batch_size"], 16);
-    assert!(runs["lr=0.5"]["note"].as_str().unwrap().contains("out of memory at batch size 32; retrying once at 16"));
+    assert!(runs["lr=0.5"]["note"]
+        .as_str()
+        .unwrap()
+        .contains("out of memory at batch size 32; retrying once at 16"));
     // Failed runs kept their stored epoch 1.
     assert_eq!(runs["lr=0.2"]["epochs"], serde_json::json!([1]));
     for r in runs.values() {
@@ -101,7 +158,11 @@ fn devices_lists_fake_gpus_and_devices_flag_pins_runs() {
     fake_env(&mut cmd, 3, "{}");
     let out = cmd.arg("devices").output().unwrap();
     let (stdout, _) = text(&out);
-    assert!(stdout.contains("Fake GPU 2") && stdout.contains("sweep run trains on: cuda:0, cuda:1, cuda:2"), "{stdout}");
+    assert!(
+        stdout.contains("Fake GPU 2")
+            && stdout.contains("sweep run trains on: cuda:0, cuda:1, cuda:2"),
+        "{stdout}"
+    );
     write_sweep(dir.path(), &["0.1", "0.2"], 2, 2);
     let (code, stderr) = run_to_end(dir.path(), 3, r#"{"epoch_ms": 5}"#, &["--devices", "2"]);
     assert_eq!(code, 0, "{stderr}");
@@ -115,7 +176,12 @@ fn devices_lists_fake_gpus_and_devices_flag_pins_runs() {
 fn eight_concurrent_workers_write_without_locking() {
     let dir = tempfile::tempdir().unwrap();
     write_sweep(dir.path(), &["0.1", "0.2", "0.3", "0.4"], 4, 3);
-    let (code, stderr) = run_to_end(dir.path(), 4, r#"{"epoch_ms": 20}"#, &["--runs-per-device", "2"]);
+    let (code, stderr) = run_to_end(
+        dir.path(),
+        4,
+        r#"{"epoch_ms": 20}"#,
+        &["--runs-per-device", "2"],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("locked"), "{stderr}");
     let runs = status(dir.path());
@@ -142,7 +208,10 @@ fn two_coordinators_never_train_the_same_run() {
     assert_complete(&runs, 3);
     let starts = starts(&log);
     assert_eq!(starts.len(), 12 * 3);
-    assert!(starts.values().all(|&n| n == 1), "an epoch ran twice: {starts:?}");
+    assert!(
+        starts.values().all(|&n| n == 1),
+        "an epoch ran twice: {starts:?}"
+    );
     assert!(runs.iter().all(|r| r["attempts"] == 1), "{runs:?}");
 }
 
@@ -153,7 +222,9 @@ fn kill_and_resume(seed: u64, kill_worker: bool) {
     let log = dir.path().join("starts.log");
     let spec = format!(r#"{{"epoch_ms": 40, "log": "{}"}}"#, log.display());
     // A small deterministic generator: the seed picks the kill times.
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
         x ^= x << 13;
         x ^= x >> 7;
@@ -164,7 +235,11 @@ fn kill_and_resume(seed: u64, kill_worker: bool) {
     for _ in 0..3 {
         let mut child = start(dir.path(), 2, &spec, &[]);
         std::thread::sleep(Duration::from_millis(150 + next() % 500));
-        let target = if kill_worker { workers_of(child.id()).into_iter().next() } else { Some(child.id()) };
+        let target = if kill_worker {
+            workers_of(child.id()).into_iter().next()
+        } else {
+            Some(child.id())
+        };
         if let Some(pid) = target {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             kills += 1;
@@ -179,10 +254,15 @@ fn kill_and_resume(seed: u64, kill_worker: bool) {
     // Each kill can repeat at most the one epoch it interrupted in each busy run.
     let starts = starts(&log);
     let repeats: usize = starts.values().map(|&n| n - 1).sum();
-    assert!(repeats <= kills * 2, "seed {seed}: {repeats} repeated epochs after {kills} kills: {starts:?}");
+    assert!(
+        repeats <= kills * 2,
+        "seed {seed}: {repeats} repeated epochs after {kills} kills: {starts:?}"
+    );
     for r in &runs {
         let id = r["run_id"].as_str().unwrap();
-        let n = (1..=5).filter(|e| starts.contains_key(&(id.to_string(), *e))).count();
+        let n = (1..=5)
+            .filter(|e| starts.contains_key(&(id.to_string(), *e)))
+            .count();
         assert_eq!(n, 5, "seed {seed}: run {id} did not start every epoch");
     }
 }
@@ -193,10 +273,15 @@ fn workers_of(pid: u32) -> Vec<u32> {
     loop {
         let mut found = Vec::new();
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
             let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
             // Fields after the command name: state, ppid, ...
-            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|s| s.parse::<u32>().ok());
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<u32>().ok());
             if ppid == Some(pid) {
                 found.push(p);
             }
@@ -233,13 +318,20 @@ fn ctrl_c_lets_epochs_finish_then_resumes() {
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         let db = dir.path().join("runs/sweep.db");
-        let stored = db.exists() && sweep(&["status", "--format", "json"], dir.path()).status.success()
-            && status(dir.path()).iter().any(|r| !r["epochs"].as_array().unwrap().is_empty());
+        let stored = db.exists()
+            && sweep(&["status", "--format", "json"], dir.path())
+                .status
+                .success()
+            && status(dir.path())
+                .iter()
+                .any(|r| !r["epochs"].as_array().unwrap().is_empty());
         if stored {
             break;
         }
     }
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -247,7 +339,10 @@ fn ctrl_c_lets_epochs_finish_then_resumes() {
     let runs = status(dir.path());
     for r in &runs {
         assert_eq!(r["status"], "stopped", "{r}");
-        assert!(!r["epochs"].as_array().unwrap().is_empty(), "the running epoch finished and was saved: {r}");
+        assert!(
+            !r["epochs"].as_array().unwrap().is_empty(),
+            "the running epoch finished and was saved: {r}"
+        );
     }
     let (code, stderr) = run_to_end(dir.path(), 2, spec, &[]);
     assert_eq!(code, 0, "{stderr}");

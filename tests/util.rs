@@ -7,11 +7,18 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn sweep(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).current_dir(cwd).output().expect("run sweep")
+    Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run sweep")
 }
 
 pub fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Copy the first `per_class` images of the first `classes` classes of a bundled split.
@@ -26,8 +33,11 @@ pub fn copy_classes(split: &str, dest: &Path, classes: usize, per_class: usize) 
     names.sort();
     names.truncate(classes);
     for class in &names {
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(src.join(class)).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(src.join(class))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
         files.sort();
         std::fs::create_dir_all(dest.join(class)).unwrap();
         for f in files.iter().take(per_class) {

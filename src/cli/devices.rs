@@ -16,12 +16,26 @@ pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
         t.load_preset(UTF8_FULL_CONDENSED);
         t.set_header(vec!["gpu", "name", "memory MiB", "free MiB", "state"]);
         for g in &found.gpus {
-            let free = g.free_mib.map(|f| f.to_string()).unwrap_or_else(|| "?".into());
-            t.add_row(vec![g.index.to_string(), g.name.clone(), g.total_mib.to_string(), free, if g.busy() { "busy".into() } else { "free".into() }]);
+            let free = g
+                .free_mib
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "?".into());
+            t.add_row(vec![
+                g.index.to_string(),
+                g.name.clone(),
+                g.total_mib.to_string(),
+                free,
+                if g.busy() {
+                    "busy".into()
+                } else {
+                    "free".into()
+                },
+            ]);
         }
         println!("{t}");
     }
-    let (slots, note) = devices::choose(&found, &Request::Auto, devices::RunsPerDevice::Auto).map_err(anyhow::Error::msg)?;
+    let (slots, note) = devices::choose(&found, &Request::Auto, devices::RunsPerDevice::Auto)
+        .map_err(anyhow::Error::msg)?;
     let names: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
     println!("sweep run trains on: {}", names.join(", "));
     if let Some(note) = note {

@@ -40,7 +40,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         t.add_row(row);
     }
     let gridded: Vec<&str> = sweep.axes.iter().map(|(k, _)| *k).collect();
-    println!("sweep {}: {} runs (grid: {})", sweep.name, runs.len(), if gridded.is_empty() { "none".into() } else { gridded.join(" x ") });
+    println!(
+        "sweep {}: {} runs (grid: {})",
+        sweep.name,
+        runs.len(),
+        if gridded.is_empty() {
+            "none".into()
+        } else {
+            gridded.join(" x ")
+        }
+    );
     println!("{t}");
     Ok(ExitCode::SUCCESS)
 }
@@ -48,6 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn sweep_weight_decay(c: &crate::sweep::RunConfig) -> String {
     use crate::train::optim::OptimizerConfig;
     match &c.optimizer_settings {
-        OptimizerConfig::Sgd { weight_decay, .. } | OptimizerConfig::Adam { weight_decay, .. } => weight_decay.to_string(),
+        OptimizerConfig::Sgd { weight_decay, .. } | OptimizerConfig::Adam { weight_decay, .. } => {
+            weight_decay.to_string()
+        }
     }
 }

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use super::StoredSweep;
-use crate::report::{best_json, best_table, runs_json, runs_table, BestRun, SweepReport, TableStyle};
+use crate::report::{
+    best_json, best_table, runs_json, runs_table, BestRun, SweepReport, TableStyle,
+};
 use crate::store::Store;
 use crate::train::strategy::Monitor;
 
@@ -59,7 +61,11 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = Store::open_read_only(&args.stored.db.db)?;
     let report = SweepReport::load(&store, args.stored.sweep.as_deref(), args.metric.into())?;
-    let style = if args.format == Format::Markdown { TableStyle::Markdown } else { TableStyle::Terminal };
+    let style = if args.format == Format::Markdown {
+        TableStyle::Markdown
+    } else {
+        TableStyle::Terminal
+    };
     let out = if args.best {
         let best = BestRun::load(&store, report)?;
         match args.format {
@@ -77,5 +83,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn width(arg: Option<usize>) -> usize {
-    arg.or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok())).unwrap_or(100)
+    arg.or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()))
+        .unwrap_or(100)
 }

@@ -33,33 +33,46 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sweep = Sweep::from_file(&args.file)?;
     let found = devices::discover();
-    let (slots, note) = devices::choose(&found, &args.devices, args.runs_per_device).map_err(anyhow::Error::msg)?;
+    let (slots, note) =
+        devices::choose(&found, &args.devices, args.runs_per_device).map_err(anyhow::Error::msg)?;
     if let Some(note) = note {
         eprintln!("{note}");
     }
     let mut store = Store::open(&args.db.db)?;
-    let runs_dir = args.db.db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let runs_dir = args
+        .db
+        .db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     if args.fresh {
         let n = store.forget_sweep(&sweep.name)?;
         let dir = runs_dir.join(&sweep.name);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
         }
         eprintln!("--fresh: forgot {n} stored runs of sweep {}", sweep.name);
     }
     let opts = Options {
         slots,
         runs_dir,
-        exe: std::env::current_exe().context("cannot find the sweep executable to start workers")?,
+        exe: std::env::current_exe()
+            .context("cannot find the sweep executable to start workers")?,
         stale_after: Duration::from_secs(60),
         heartbeat_every: Duration::from_secs(5),
         threads: sweep.threads,
     };
-    let outcome = run_sweep(&sweep, store, opts, crate::progress::for_stderr()).with_context(|| format!("sweep {} stopped", sweep.name))?;
+    let outcome = run_sweep(&sweep, store, opts, crate::progress::for_stderr())
+        .with_context(|| format!("sweep {} stopped", sweep.name))?;
     for (label, error) in &outcome.failed {
         eprintln!("  failed: {label}: {error}");
     }
-    eprintln!("See `sweep report --db {}` (or `sweep status`).", args.db.db.display());
+    eprintln!(
+        "See `sweep report --db {}` (or `sweep status`).",
+        args.db.db.display()
+    );
     Ok(if outcome.interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if outcome.failed.is_empty() {

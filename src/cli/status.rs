@@ -31,7 +31,11 @@ fn ranges(epochs: &[usize]) -> String {
         while j + 1 < epochs.len() && epochs[j + 1] == epochs[j] + 1 {
             j += 1;
         }
-        out.push(if i == j { epochs[i].to_string() } else { format!("{}-{}", epochs[i], epochs[j]) });
+        out.push(if i == j {
+            epochs[i].to_string()
+        } else {
+            format!("{}-{}", epochs[i], epochs[j])
+        });
         i = j + 1;
     }
     out.join(",")
@@ -63,9 +67,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Table => {
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
-            t.set_header(vec!["#", "run", "label", "status", "device", "attempts", "epochs", "note / error"]);
+            t.set_header(vec![
+                "#",
+                "run",
+                "label",
+                "status",
+                "device",
+                "attempts",
+                "epochs",
+                "note / error",
+            ]);
             for (r, epochs) in &rows {
-                let note = r.error.clone().or_else(|| r.note.clone()).unwrap_or_default();
+                let note = r
+                    .error
+                    .clone()
+                    .or_else(|| r.note.clone())
+                    .unwrap_or_default();
                 t.add_row(vec![
                     r.index.to_string(),
                     r.id.clone(),

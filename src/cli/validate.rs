@@ -13,6 +13,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sweep = Sweep::from_file(&args.file)?;
     let n = sweep.runs().len();
-    println!("ok: {n} run{} in sweep {}", if n == 1 { "" } else { "s" }, sweep.name);
+    println!(
+        "ok: {n} run{} in sweep {}",
+        if n == 1 { "" } else { "s" },
+        sweep.name
+    );
     Ok(ExitCode::SUCCESS)
 }

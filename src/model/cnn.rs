@@ -14,7 +14,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 
-use super::layers::{dropout, linear, Conv, Linear, ConvCfg, InitScheme};
+use super::layers::{dropout, linear, Conv, ConvCfg, InitScheme, Linear};
 use super::ops::{max_pool2d, relu};
 
 /// Smallest height/width the CNN accepts (two 2x2 poolings must leave at least 1x1).

@@ -16,7 +16,9 @@ use std::cell::Cell;
 use candle_core::{DType, Result, Tensor};
 
 /// The numeric precision a run trains in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// Everything in f32 (on CUDA, cuDNN may use TF32 for convolutions, PyTorch's default).
@@ -98,7 +100,11 @@ pub(crate) fn operands(x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor)> {
             Ok((x.to_dtype(DType::BF16)?, w.to_dtype(DType::BF16)?))
         }
         Precision::Bf16 => {
-            let x = if x.dtype() == DType::BF16 { x.to_dtype(DType::F32)? } else { round_bf16(x)? };
+            let x = if x.dtype() == DType::BF16 {
+                x.to_dtype(DType::F32)?
+            } else {
+                round_bf16(x)?
+            };
             Ok((x, round_bf16(&w.to_dtype(DType::F32)?)?))
         }
     }
@@ -122,7 +128,10 @@ mod tests {
     fn names_round_trip_and_default_is_fp32() {
         for p in Precision::ALL {
             assert_eq!(Precision::parse(p.name()), Some(p));
-            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.name()));
+            assert_eq!(
+                serde_json::to_string(&p).unwrap(),
+                format!("\"{}\"", p.name())
+            );
         }
         assert_eq!(Precision::parse(" BF16 "), Some(Precision::Bf16));
         assert_eq!(Precision::parse("fp16"), None);
@@ -165,9 +174,21 @@ mod tests {
         let x: Vec<f32> = (0..8 * 16 * 16).map(|_| rng.random::<f32>()).collect();
         let x = Tensor::from_vec(x, (8, 1, 16, 16), &Device::Cpu).unwrap();
         let y = Tensor::new(&[0u32, 1, 2, 0, 1, 2, 0, 1], &Device::Cpu).unwrap();
-        let adam = OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+        let adam = OptimizerConfig::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
         for (backbone, width) in [(Backbone::Cnn, 4), (Backbone::Resnet18, 4)] {
-            let spec = ModelSpec { backbone, channels: 1, height: 16, width: 16, classes: 3, base_width: width };
+            let spec = ModelSpec {
+                backbone,
+                channels: 1,
+                height: 16,
+                width: 16,
+                classes: 3,
+                base_width: width,
+            };
             let curve = |p: Precision| -> Vec<f32> {
                 let mut m = Model::new(&spec, &Device::Cpu, 7).unwrap();
                 m.set_precision(p);
@@ -181,13 +202,21 @@ mod tests {
                         opt.backward_step(&loss).unwrap();
                         loss.to_scalar::<f32>().unwrap()
                     })
-                    .inspect(|_| assert!(m.trainable_vars().iter().all(|v| v.dtype() == DType::F32)))
+                    .inspect(|_| {
+                        assert!(m.trainable_vars().iter().all(|v| v.dtype() == DType::F32))
+                    })
                     .collect()
             };
             let (a, b) = (curve(Precision::Fp32), curve(Precision::Bf16));
-            assert!(a.iter().zip(&b).any(|(a, b)| a != b), "{backbone}: bf16 changed nothing: {a:?}");
+            assert!(
+                a.iter().zip(&b).any(|(a, b)| a != b),
+                "{backbone}: bf16 changed nothing: {a:?}"
+            );
             for (a, b) in a.iter().zip(&b) {
-                assert!((a - b).abs() <= 0.05 * a.abs(), "{backbone}: fp32 {a}, bf16 {b}");
+                assert!(
+                    (a - b).abs() <= 0.05 * a.abs(),
+                    "{backbone}: fp32 {a}, bf16 {b}"
+                );
             }
             assert!(b[4] < b[0], "{backbone}: bf16 did not learn: {b:?}");
         }

@@ -35,7 +35,9 @@ impl RunResult {
     }
 
     pub fn score(&self, metric: Monitor) -> Option<f64> {
-        self.best_epoch().map(|e| metric.value(&summary(e))).filter(|v| !v.is_nan())
+        self.best_epoch()
+            .map(|e| metric.value(&summary(e)))
+            .filter(|v| !v.is_nan())
     }
 }
 
@@ -63,7 +65,11 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
-    pub fn load(store: &Store, sweep: Option<&str>, metric: Monitor) -> Result<SweepReport, ReportError> {
+    pub fn load(
+        store: &Store,
+        sweep: Option<&str>,
+        metric: Monitor,
+    ) -> Result<SweepReport, ReportError> {
         let sweep = store.sweep(sweep)?;
         let mut runs = Vec::new();
         for run in store.runs(sweep.id)? {
@@ -74,7 +80,12 @@ impl SweepReport {
                 Some((epoch, _)) => store.split_metrics(&run.id, "test", epoch)?,
                 None => None,
             };
-            runs.push(RunResult { run, epochs, best, test });
+            runs.push(RunResult {
+                run,
+                epochs,
+                best,
+                test,
+            });
         }
         runs.sort_by(|a, b| {
             let (sa, sb) = (a.score(metric), b.score(metric));
@@ -86,7 +97,11 @@ impl SweepReport {
                 (None, None) => a.run.index.cmp(&b.run.index),
             }
         });
-        Ok(SweepReport { sweep, metric, runs })
+        Ok(SweepReport {
+            sweep,
+            metric,
+            runs,
+        })
     }
 }
 
@@ -103,11 +118,26 @@ pub struct BestRun {
 impl BestRun {
     pub fn load(store: &Store, report: SweepReport) -> Result<BestRun, ReportError> {
         let name = report.sweep.name.clone();
-        let result = report.runs.into_iter().find(|r| r.score(report.metric).is_some()).ok_or(ReportError::NoEpochs(name.clone()))?;
-        let epoch = result.best_epoch().map(|e| e.epoch).ok_or(ReportError::NoEpochs(name.clone()))?;
-        let val = store.split_metrics(&result.run.id, "val", epoch)?.ok_or(ReportError::NoEpochs(name))?;
+        let result = report
+            .runs
+            .into_iter()
+            .find(|r| r.score(report.metric).is_some())
+            .ok_or(ReportError::NoEpochs(name.clone()))?;
+        let epoch = result
+            .best_epoch()
+            .map(|e| e.epoch)
+            .ok_or(ReportError::NoEpochs(name.clone()))?;
+        let val = store
+            .split_metrics(&result.run.id, "val", epoch)?
+            .ok_or(ReportError::NoEpochs(name))?;
         let skipped = store.skipped_files(&result.run.id)?;
-        Ok(BestRun { sweep: report.sweep, metric: report.metric, result, val, skipped })
+        Ok(BestRun {
+            sweep: report.sweep,
+            metric: report.metric,
+            result,
+            val,
+            skipped,
+        })
     }
 }
 
@@ -127,7 +157,11 @@ pub fn class_rows(m: &SplitMetrics) -> Vec<ClassRow> {
         .iter()
         .enumerate()
         .map(|(k, c)| ClassRow {
-            name: m.class_names.get(k).cloned().unwrap_or_else(|| k.to_string()),
+            name: m
+                .class_names
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| k.to_string()),
             precision: c.precision,
             recall: c.recall,
             f1: c.f1,

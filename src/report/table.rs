@@ -37,7 +37,8 @@ fn right_align_from(t: &mut Table, first: usize) {
 pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
     let mut t = new_table(style);
     t.set_header(vec![
-        "rank", "#", "run", "label", "status", "epochs", "best", "val_acc", "val_f1", "val_loss", "test_acc", "seconds",
+        "rank", "#", "run", "label", "status", "epochs", "best", "val_acc", "val_f1", "val_loss",
+        "test_acc", "seconds",
     ]);
     for (rank, r) in report.runs.iter().enumerate() {
         let e = r.best_epoch();
@@ -94,7 +95,13 @@ pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
         cfg.add_row(vec![k, v]);
     }
     let epochs = best.result.epochs.len();
-    cfg.add_row(vec!["epochs run".into(), format!("{epochs} ({})", run.stop_reason.as_deref().unwrap_or(&run.status))]);
+    cfg.add_row(vec![
+        "epochs run".into(),
+        format!(
+            "{epochs} ({})",
+            run.stop_reason.as_deref().unwrap_or(&run.status)
+        ),
+    ]);
     if let Some(p) = run.parameters {
         cfg.add_row(vec!["parameters".into(), p.to_string()]);
     }
@@ -107,7 +114,10 @@ pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
         out += &classwise(test, "test", style, width);
     }
     if !best.skipped.is_empty() {
-        out += &format!("\n{} unreadable file(s) were skipped:\n", best.skipped.len());
+        out += &format!(
+            "\n{} unreadable file(s) were skipped:\n",
+            best.skipped.len()
+        );
         for s in &best.skipped {
             out += &format!("  {}: {}\n", s.path.display(), s.reason);
         }
@@ -123,7 +133,15 @@ fn flatten(config: &serde_json::Value) -> Vec<(String, String)> {
         match v {
             Value::Object(map) => {
                 for (k, v) in map {
-                    walk(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out);
+                    walk(
+                        &if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        },
+                        v,
+                        out,
+                    );
                 }
             }
             Value::Null => {}
@@ -181,11 +199,31 @@ pub fn classwise(m: &SplitMetrics, split: &str, style: TableStyle, width: usize)
     let mut avg = new_table(style);
     avg.set_header(vec!["*** AVG RESULT ***", "precision", "recall", "f1"]);
     let mm = &m.metrics;
-    avg.add_row(vec!["macro avg".into(), format!("{:.4}", mm.macro_precision), format!("{:.4}", mm.macro_recall), format!("{:.4}", mm.macro_f1)]);
-    avg.add_row(vec!["weighted avg".into(), format!("{:.4}", mm.weighted_precision), format!("{:.4}", mm.weighted_recall), format!("{:.4}", mm.weighted_f1)]);
-    avg.add_row(vec!["accuracy".into(), String::new(), String::new(), format!("{:.4}", mm.accuracy)]);
+    avg.add_row(vec![
+        "macro avg".into(),
+        format!("{:.4}", mm.macro_precision),
+        format!("{:.4}", mm.macro_recall),
+        format!("{:.4}", mm.macro_f1),
+    ]);
+    avg.add_row(vec![
+        "weighted avg".into(),
+        format!("{:.4}", mm.weighted_precision),
+        format!("{:.4}", mm.weighted_recall),
+        format!("{:.4}", mm.weighted_f1),
+    ]);
+    avg.add_row(vec![
+        "accuracy".into(),
+        String::new(),
+        String::new(),
+        format!("{:.4}", mm.accuracy),
+    ]);
     if let Some(loss) = m.loss {
-        avg.add_row(vec!["loss".into(), String::new(), String::new(), format!("{loss:.4}")]);
+        avg.add_row(vec![
+            "loss".into(),
+            String::new(),
+            String::new(),
+            format!("{loss:.4}"),
+        ]);
     }
     right_align_from(&mut avg, 1);
     out += &format!("{avg}\n");
@@ -206,7 +244,9 @@ mod tests {
     use crate::train::metrics::{Confusion, Metrics};
 
     fn split() -> SplitMetrics {
-        let confusion = Confusion { matrix: vec![vec![3, 1, 0], vec![0, 2, 0], vec![1, 0, 1]] };
+        let confusion = Confusion {
+            matrix: vec![vec![3, 1, 0], vec![0, 2, 0], vec![1, 0, 1]],
+        };
         SplitMetrics {
             split: "val".into(),
             epoch: 4,
@@ -227,9 +267,15 @@ mod tests {
     #[test]
     fn markdown_tables_are_markdown() {
         let got = classwise(&split(), "validation", TableStyle::Markdown, 200);
-        assert!(got.contains("|           |    cat |    dog | ankle_boot |\n|---"), "{got}");
+        assert!(
+            got.contains("|           |    cat |    dog | ankle_boot |\n|---"),
+            "{got}"
+        );
         assert!(got.contains("|          2 |\n\n| *** AVG RESULT"), "{got}");
-        assert!(got.contains("| f1        | 0.7500 | 0.8000 |     0.6667 |"), "{got}");
+        assert!(
+            got.contains("| f1        | 0.7500 | 0.8000 |     0.6667 |"),
+            "{got}"
+        );
     }
 
     const SNAPSHOT: &str = r"

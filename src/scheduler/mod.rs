@@ -61,22 +61,46 @@ pub(crate) enum Control {
 }
 
 pub(crate) enum ToWriter {
-    Event { slot: usize, event: Event },
-    Claim { run: String, run_dir: PathBuf, reply: oneshot::Sender<Option<(Option<usize>, Option<usize>)>> },
-    Retry { run: String, batch_size: usize, note: String },
+    Event {
+        slot: usize,
+        event: Event,
+    },
+    Claim {
+        run: String,
+        run_dir: PathBuf,
+        reply: oneshot::Sender<Option<(Option<usize>, Option<usize>)>>,
+    },
+    Retry {
+        run: String,
+        batch_size: usize,
+        note: String,
+    },
     /// Line the stored epochs up with the saved state again before resuming in place.
-    Resume { run: String, run_dir: PathBuf, reply: oneshot::Sender<Option<usize>> },
+    Resume {
+        run: String,
+        run_dir: PathBuf,
+        reply: oneshot::Sender<Option<usize>>,
+    },
     HeldElsewhere,
     /// Milliseconds from claiming a run to its worker's `Started`.
-    Dispatched { run: String, ms: f64 },
+    Dispatched {
+        run: String,
+        ms: f64,
+    },
     Interrupted,
     Note(String),
 }
 
 /// This process's name in the `owner` column: host and pid.
 pub fn owner_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-    format!("{}:{}", if host.is_empty() { "localhost" } else { &host }, std::process::id())
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{}:{}",
+        if host.is_empty() { "localhost" } else { &host },
+        std::process::id()
+    )
 }
 
 /// Whether the process named by `owner` may still be alive. Only processes on this host
@@ -88,12 +112,17 @@ fn owner_alive(owner: &str) -> bool {
     if host != my_host || !Path::new("/proc/self").exists() {
         return true;
     }
-    pid.parse::<u32>().is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists())
+    pid.parse::<u32>()
+        .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists())
 }
 
 /// How a claimed run starts: from its saved state (`Some(last stored epoch)`), or over
 /// (`None`; an unreadable state counts as none).
-fn resume_from(store: &mut Store, run: &str, run_dir: &Path) -> crate::store::Result<Option<usize>> {
+fn resume_from(
+    store: &mut Store,
+    run: &str,
+    run_dir: &Path,
+) -> crate::store::Result<Option<usize>> {
     let state = ResumeState::load(run_dir).ok().flatten();
     store.prepare_resume(run, state.as_ref())
 }
@@ -117,9 +146,19 @@ fn cost(run: &RunSpec) -> f64 {
 }
 
 /// Train every run of `sweep` that is not done yet, storing each event as it happens.
-pub fn run_sweep(sweep: &Sweep, mut store: Store, opts: Options, mut display: Box<dyn Display>) -> anyhow::Result<SweepOutcome> {
-    let states = store.register(sweep, &sweep.runs()).context("cannot record the sweep's runs")?;
-    let mut outcome = SweepOutcome { total: states.len(), ..Default::default() };
+pub fn run_sweep(
+    sweep: &Sweep,
+    mut store: Store,
+    opts: Options,
+    mut display: Box<dyn Display>,
+) -> anyhow::Result<SweepOutcome> {
+    let states = store
+        .register(sweep, &sweep.runs())
+        .context("cannot record the sweep's runs")?;
+    let mut outcome = SweepOutcome {
+        total: states.len(),
+        ..Default::default()
+    };
     let mut todo: Vec<(RunSpec, DataSpec)> = Vec::new();
     for s in &states {
         if s.done {
@@ -128,7 +167,11 @@ pub fn run_sweep(sweep: &Sweep, mut store: Store, opts: Options, mut display: Bo
             todo.push((s.spec.clone(), sweep.resolve_data(&s.spec.config.data)));
         }
     }
-    todo.sort_by(|a, b| cost(&b.0).total_cmp(&cost(&a.0)).then(a.0.index.cmp(&b.0.index)));
+    todo.sort_by(|a, b| {
+        cost(&b.0)
+            .total_cmp(&cost(&a.0))
+            .then(a.0.index.cmp(&b.0.index))
+    });
     display.begin(sweep, &states, &outcome, &opts.slots);
     if todo.is_empty() {
         display.finish(&outcome);
@@ -153,26 +196,44 @@ pub fn run_sweep(sweep: &Sweep, mut store: Store, opts: Options, mut display: Bo
             match msg {
                 None => {}
                 Some(ToWriter::Event { slot, event }) => {
-                    store.apply(&event).with_context(|| format!("cannot store an event of run {}", event.run()))?;
+                    store
+                        .apply(&event)
+                        .with_context(|| format!("cannot store an event of run {}", event.run()))?;
                     match &event {
                         Event::Finished { .. } => outcome.done += 1,
-                        Event::Failed { run, error } => outcome.failed.push((display.label(run), error.clone())),
+                        Event::Failed { run, error } => {
+                            outcome.failed.push((display.label(run), error.clone()))
+                        }
                         _ => {}
                     }
                     display.event(slot, &event, &outcome);
                 }
-                Some(ToWriter::Claim { run, run_dir, reply }) => {
+                Some(ToWriter::Claim {
+                    run,
+                    run_dir,
+                    reply,
+                }) => {
                     let answer = match store.claim(&run, &owner, stale_secs, &owner_alive)? {
                         None => None,
-                        Some(claim) => Some((resume_from(&mut store, &run, &run_dir)?, claim.batch_size)),
+                        Some(claim) => {
+                            Some((resume_from(&mut store, &run, &run_dir)?, claim.batch_size))
+                        }
                     };
                     let _ = reply.send(answer);
                 }
-                Some(ToWriter::Retry { run, batch_size, note }) => {
+                Some(ToWriter::Retry {
+                    run,
+                    batch_size,
+                    note,
+                }) => {
                     store.retry_with_batch(&run, batch_size, &note)?;
                     display.note(&format!("{}: {note}", display.label(&run)));
                 }
-                Some(ToWriter::Resume { run, run_dir, reply }) => {
+                Some(ToWriter::Resume {
+                    run,
+                    run_dir,
+                    reply,
+                }) => {
                     let _ = reply.send(resume_from(&mut store, &run, &run_dir)?);
                 }
                 Some(ToWriter::HeldElsewhere) => outcome.held_elsewhere += 1,
@@ -236,6 +297,7 @@ pub fn run_sweep(sweep: &Sweep, mut store: Store, opts: Options, mut display: Bo
         }
         signals.abort();
     });
-    writer.join().map_err(|_| anyhow::anyhow!("the database writer panicked"))?
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the database writer panicked"))?
 }
-

@@ -45,7 +45,10 @@ fn is_oom(error: &str) -> bool {
 
 impl SlotLoop {
     fn send(&self, event: Event) {
-        let _ = self.to_writer.send(ToWriter::Event { slot: self.index, event });
+        let _ = self.to_writer.send(ToWriter::Event {
+            slot: self.index,
+            event,
+        });
     }
 
     pub(super) async fn work(mut self) {
@@ -60,12 +63,20 @@ impl SlotLoop {
             if *self.control.borrow() != Control::Run {
                 break;
             }
-            let next = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let next = self
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
             let Some((run, data)) = next else { break };
             let run_dir = self.sweep_dir.join(&run.id);
             let claimed_at = std::time::Instant::now();
             let (reply, answer) = oneshot::channel();
-            let claim = ToWriter::Claim { run: run.id.clone(), run_dir: run_dir.clone(), reply };
+            let claim = ToWriter::Claim {
+                run: run.id.clone(),
+                run_dir: run_dir.clone(),
+                reply,
+            };
             if self.to_writer.send(claim).is_err() {
                 break;
             }
@@ -73,7 +84,14 @@ impl SlotLoop {
                 let _ = self.to_writer.send(ToWriter::HeldElsewhere);
                 continue;
             };
-            let mut job = Job { batch_size: stored_batch.unwrap_or(run.config.batch_size), run, data, run_dir, slot: self.slot.clone(), resume };
+            let mut job = Job {
+                batch_size: stored_batch.unwrap_or(run.config.batch_size),
+                run,
+                data,
+                run_dir,
+                slot: self.slot.clone(),
+                resume,
+            };
             let mut retried = job.batch_size != job.run.config.batch_size;
             let mut revived = false;
             loop {
@@ -91,10 +109,17 @@ impl SlotLoop {
                 if died && !revived && !is_oom(&error) && error.contains("signal 9") {
                     revived = true;
                     let (reply, answer) = oneshot::channel();
-                    let msg = ToWriter::Resume { run: job.run.id.clone(), run_dir: job.run_dir.clone(), reply };
+                    let msg = ToWriter::Resume {
+                        run: job.run.id.clone(),
+                        run_dir: job.run_dir.clone(),
+                        reply,
+                    };
                     if self.to_writer.send(msg).is_ok() {
                         job.resume = answer.await.unwrap_or(None);
-                        let _ = self.to_writer.send(ToWriter::Note(format!("{}: {error}; resuming it", job.run.label)));
+                        let _ = self.to_writer.send(ToWriter::Note(format!(
+                            "{}: {error}; resuming it",
+                            job.run.label
+                        )));
                         continue;
                     }
                 }
@@ -102,11 +127,22 @@ impl SlotLoop {
                     retried = true;
                     job.batch_size /= 2;
                     job.resume = None;
-                    let note = format!("out of memory at batch size {}; retrying once at {}", job.batch_size * 2, job.batch_size);
-                    let _ = self.to_writer.send(ToWriter::Retry { run: job.run.id.clone(), batch_size: job.batch_size, note });
+                    let note = format!(
+                        "out of memory at batch size {}; retrying once at {}",
+                        job.batch_size * 2,
+                        job.batch_size
+                    );
+                    let _ = self.to_writer.send(ToWriter::Retry {
+                        run: job.run.id.clone(),
+                        batch_size: job.batch_size,
+                        note,
+                    });
                     continue;
                 }
-                self.send(Event::Failed { run: job.run.id.clone(), error });
+                self.send(Event::Failed {
+                    run: job.run.id.clone(),
+                    error,
+                });
                 break;
             }
         }
@@ -115,7 +151,11 @@ impl SlotLoop {
     /// Start a `sweep worker` process for this slot.
     fn spawn(&self) -> Result<Process, String> {
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.arg("worker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         // Its own process group: a terminal's Ctrl-C reaches the coordinator only, which
         // then asks each worker to stop after its epoch.
         #[cfg(unix)]
@@ -125,10 +165,18 @@ impl SlotLoop {
         }
         // candle sizes its CPU thread pool once, at start: set it before the worker starts.
         if let Some(n) = self.threads {
-            cmd.env("CANDLE_NUM_THREADS", n.to_string()).env("RAYON_NUM_THREADS", n.to_string());
+            cmd.env("CANDLE_NUM_THREADS", n.to_string())
+                .env("RAYON_NUM_THREADS", n.to_string());
         }
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start the worker process {}: {e}", self.exe.display()))?;
-        let (Some(stdin), Some(stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+        let mut child = cmd.spawn().map_err(|e| {
+            format!(
+                "cannot start the worker process {}: {e}",
+                self.exe.display()
+            )
+        })?;
+        let (Some(stdin), Some(stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
             return Err("the worker process has no pipes".into());
         };
         let errors = tokio::spawn(async move {
@@ -136,7 +184,12 @@ impl SlotLoop {
             let _ = stderr.read_to_string(&mut text).await;
             text
         });
-        Ok(Process { child, stdin: Some(stdin), lines: BufReader::new(stdout).lines(), errors })
+        Ok(Process {
+            child,
+            stdin: Some(stdin),
+            lines: BufReader::new(stdout).lines(),
+            errors,
+        })
     }
 
     /// Train `job` in this slot's worker process (started if needed). A worker that
@@ -205,7 +258,10 @@ impl SlotLoop {
             return WorkerEnd::Reported(e);
         }
         if *self.control.borrow() == Control::Kill {
-            return WorkerEnd::Reported(Event::Stopped { run: job.run.id.clone(), epoch: last_epoch });
+            return WorkerEnd::Reported(Event::Stopped {
+                run: job.run.id.clone(),
+                epoch: last_epoch,
+            });
         }
         WorkerEnd::Died(describe_death(status, &stderr))
     }
@@ -234,7 +290,10 @@ fn describe_death(status: Option<std::process::ExitStatus>, stderr: &str) -> Str
     let mut lines = stderr.lines().skip_while(|l| !l.contains("panicked at"));
     let panic = match (lines.next(), lines.next()) {
         (Some(at), message) => {
-            let at = at.get(at.find("panicked at").unwrap_or(0)..).unwrap_or(at).trim_end_matches(':');
+            let at = at
+                .get(at.find("panicked at").unwrap_or(0)..)
+                .unwrap_or(at)
+                .trim_end_matches(':');
             format!("{at}: {}", message.unwrap_or("").trim())
         }
         _ => String::new(),
@@ -252,7 +311,10 @@ fn describe_death(status: Option<std::process::ExitStatus>, stderr: &str) -> Str
                         11 => " (SIGSEGV)",
                         _ => "",
                     };
-                    return format!("the worker process was killed by signal {sig}{name}{}", tail(stderr));
+                    return format!(
+                        "the worker process was killed by signal {sig}{name}{}",
+                        tail(stderr)
+                    );
                 }
             }
             format!("the worker process exited with {s}")

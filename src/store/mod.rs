@@ -19,11 +19,18 @@ pub use write::{Claim, RunState};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("no database at {0}: run `sweep run FILE` first, or point --db at an existing one")]
     Missing(PathBuf),
     #[error("database {path} was written by a newer sweep (schema version {found}, this build knows {known}); upgrade sweep")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("corrupt JSON in the database: {0}")]
@@ -47,7 +54,10 @@ impl Store {
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             })?;
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.into(), source })?;
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.into(),
+            source,
+        })?;
         Self::configure(&conn)?;
         schema::migrate(&conn, path)?;
         Ok(Store { conn })
@@ -59,8 +69,10 @@ impl Store {
             return Err(StoreError::Missing(path.into()));
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|source| StoreError::Open { path: path.into(), source })?;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+            path: path.into(),
+            source,
+        })?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         schema::check_version(&conn, path)?;
         Ok(Store { conn })
@@ -80,11 +92,13 @@ impl Store {
         // handler: two `sweep run`s creating a database together retry here.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let mode: rusqlite::Result<String> = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+            let mode: rusqlite::Result<String> =
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
             match mode {
                 Ok(_) => break,
                 Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }

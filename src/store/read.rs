@@ -69,8 +69,17 @@ fn opt_usize(r: &Row, i: usize) -> rusqlite::Result<Option<usize>> {
 
 impl Store {
     pub fn sweeps(&self) -> Result<Vec<SweepRow>> {
-        let mut stmt = self.conn.prepare("SELECT id, name, file, updated_at FROM sweeps ORDER BY updated_at DESC, id DESC")?;
-        let rows = stmt.query_map([], |r| Ok(SweepRow { id: r.get(0)?, name: r.get(1)?, file: r.get(2)?, updated_at: r.get(3)? }))?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id, name, file, updated_at FROM sweeps ORDER BY updated_at DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SweepRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                file: r.get(2)?,
+                updated_at: r.get(3)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -80,10 +89,15 @@ impl Store {
         match name {
             Some(n) => sweeps.iter().find(|s| s.name == n).cloned().ok_or_else(|| {
                 let known: Vec<_> = sweeps.iter().map(|s| s.name.as_str()).collect();
-                StoreError::NotFound(format!("no sweep named \"{n}\" in the database; known sweeps: {}", known.join(", ")))
+                StoreError::NotFound(format!(
+                    "no sweep named \"{n}\" in the database; known sweeps: {}",
+                    known.join(", ")
+                ))
             }),
             None => sweeps.into_iter().next().ok_or_else(|| {
-                StoreError::NotFound("the database holds no sweep yet: run `sweep run FILE` first".into())
+                StoreError::NotFound(
+                    "the database holds no sweep yet: run `sweep run FILE` first".into(),
+                )
             }),
         }
     }
@@ -160,8 +174,15 @@ impl Store {
     }
 
     pub fn skipped_files(&self, run_id: &str) -> Result<Vec<Skipped>> {
-        let mut stmt = self.conn.prepare("SELECT path, reason FROM skipped_files WHERE run_id = ?1 ORDER BY path")?;
-        let rows = stmt.query_map([run_id], |r| Ok(Skipped { path: r.get::<_, String>(0)?.into(), reason: r.get(1)? }))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, reason FROM skipped_files WHERE run_id = ?1 ORDER BY path")?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(Skipped {
+                path: r.get::<_, String>(0)?.into(),
+                reason: r.get(1)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -179,7 +200,12 @@ impl Store {
 
     /// Per-class metrics and the confusion matrix of `split` ("val" or "test") at `epoch`.
     /// Averages are recomputed from the stored confusion matrix.
-    pub fn split_metrics(&self, run_id: &str, split: &str, epoch: usize) -> Result<Option<SplitMetrics>> {
+    pub fn split_metrics(
+        &self,
+        run_id: &str,
+        split: &str,
+        epoch: usize,
+    ) -> Result<Option<SplitMetrics>> {
         let matrix: Option<String> = self
             .conn
             .query_row(
@@ -188,8 +214,12 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        let Some(matrix) = matrix else { return Ok(None) };
-        let confusion = Confusion { matrix: serde_json::from_str(&matrix)? };
+        let Some(matrix) = matrix else {
+            return Ok(None);
+        };
+        let confusion = Confusion {
+            matrix: serde_json::from_str(&matrix)?,
+        };
         let mut metrics = Metrics::from_confusion(&confusion);
         let mut stmt = self.conn.prepare(
             "SELECT class_index, class_name, precision, recall, f1, support FROM class_metrics
@@ -198,7 +228,12 @@ impl Store {
         let rows = stmt.query_map(params![run_id, split, epoch as i64], |r| {
             Ok((
                 r.get::<_, String>(1)?,
-                ClassMetrics { precision: r.get(2)?, recall: r.get(3)?, f1: r.get(4)?, support: r.get::<_, i64>(5)? as u64 },
+                ClassMetrics {
+                    precision: r.get(2)?,
+                    recall: r.get(3)?,
+                    f1: r.get(4)?,
+                    support: r.get::<_, i64>(5)? as u64,
+                },
             ))
         })?;
         let mut class_names = Vec::new();
@@ -214,11 +249,22 @@ impl Store {
         let loss = match split {
             "val" => self
                 .conn
-                .query_row("SELECT val_loss FROM epochs WHERE run_id = ?1 AND epoch = ?2", params![run_id, epoch as i64], |r| r.get(0))
+                .query_row(
+                    "SELECT val_loss FROM epochs WHERE run_id = ?1 AND epoch = ?2",
+                    params![run_id, epoch as i64],
+                    |r| r.get(0),
+                )
                 .optional()?
                 .flatten(),
             _ => self.evaluation(run_id, split)?.and_then(|(_, l)| l),
         };
-        Ok(Some(SplitMetrics { split: split.into(), epoch, class_names, metrics, confusion, loss }))
+        Ok(Some(SplitMetrics {
+            split: split.into(),
+            epoch,
+            class_names,
+            metrics,
+            confusion,
+            loss,
+        }))
     }
 }

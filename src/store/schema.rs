@@ -105,7 +105,11 @@ fn version(conn: &Connection) -> Result<i64> {
 pub fn check_version(conn: &Connection, path: &Path) -> Result<i64> {
     let found = version(conn)?;
     if found > VERSION {
-        return Err(StoreError::TooNew { path: path.into(), found, known: VERSION });
+        return Err(StoreError::TooNew {
+            path: path.into(),
+            found,
+            known: VERSION,
+        });
     }
     Ok(found)
 }

@@ -7,7 +7,8 @@ use crate::train::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
 
 fn sweep(dir: &std::path::Path) -> Sweep {
     std::fs::create_dir_all(dir.join("train/a")).unwrap();
-    let text = "name = \"t\"\n[data]\ntrain = \"train\"\nimage_size = [8, 8]\n[grid]\nlr = [0.1, 0.01]\n";
+    let text =
+        "name = \"t\"\n[data]\ntrain = \"train\"\nimage_size = [8, 8]\n[grid]\nlr = [0.1, 0.01]\n";
     Sweep::from_str(text, &dir.join("t.toml")).unwrap()
 }
 
@@ -21,7 +22,10 @@ fn started(run: &str) -> Event {
             train_images: 8,
             val_images: 4,
             test_images: None,
-            skipped: vec![crate::data::Skipped { path: "x/bad.png".into(), reason: "empty file".into() }],
+            skipped: vec![crate::data::Skipped {
+                path: "x/bad.png".into(),
+                reason: "empty file".into(),
+            }],
             batch_size: 8,
             resumed_from: None,
         },
@@ -75,20 +79,55 @@ fn events_become_rows_and_read_back() {
     store.apply(&epoch(id, 2, f64::NAN)).unwrap();
     let mut confusion = Confusion::new(2);
     confusion.add(1, 1);
-    let evaluation = Evaluation { split: "test".into(), epoch: 1, loss: 0.3, metrics: Metrics::from_confusion(&confusion), confusion };
-    store.apply(&Event::Evaluated { run: id.clone(), evaluation }).unwrap();
-    let end = RunEnd { stop_reason: "completed 2 epochs".into(), checkpoint: Some("c.safetensors".into()), checkpoint_epoch: Some(1) };
-    store.apply(&Event::Finished { run: id.clone(), end }).unwrap();
-    store.apply(&Event::Failed { run: runs[1].id.clone(), error: "boom".into() }).unwrap();
+    let evaluation = Evaluation {
+        split: "test".into(),
+        epoch: 1,
+        loss: 0.3,
+        metrics: Metrics::from_confusion(&confusion),
+        confusion,
+    };
+    store
+        .apply(&Event::Evaluated {
+            run: id.clone(),
+            evaluation,
+        })
+        .unwrap();
+    let end = RunEnd {
+        stop_reason: "completed 2 epochs".into(),
+        checkpoint: Some("c.safetensors".into()),
+        checkpoint_epoch: Some(1),
+    };
+    store
+        .apply(&Event::Finished {
+            run: id.clone(),
+            end,
+        })
+        .unwrap();
+    store
+        .apply(&Event::Failed {
+            run: runs[1].id.clone(),
+            error: "boom".into(),
+        })
+        .unwrap();
 
     let sw = store.sweep(None).unwrap();
     assert_eq!(sw.name, "t");
     let rows = store.runs(sw.id).unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0].status.as_str(), rows[0].attempts, rows[0].checkpoint_epoch), ("done", 1, Some(1)));
+    assert_eq!(
+        (
+            rows[0].status.as_str(),
+            rows[0].attempts,
+            rows[0].checkpoint_epoch
+        ),
+        ("done", 1, Some(1))
+    );
     assert_eq!(rows[0].classes, ["cat", "dog"]);
     assert_eq!(rows[0].config["lr"], 0.1);
-    assert_eq!((rows[1].status.as_str(), rows[1].error.as_deref()), ("failed", Some("boom")));
+    assert_eq!(
+        (rows[1].status.as_str(), rows[1].error.as_deref()),
+        ("failed", Some("boom"))
+    );
     let epochs = store.epochs(id).unwrap();
     assert_eq!(epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(epochs[1].val_loss, None, "NaN is stored as NULL");
@@ -115,27 +154,77 @@ fn registering_again_keeps_done_runs_and_claims_the_rest() {
         store.apply(&started(id)).unwrap();
         store.apply(&epoch(id, 1, 0.9)).unwrap();
     }
-    let end = RunEnd { stop_reason: "ok".into(), checkpoint: None, checkpoint_epoch: None };
-    store.apply(&Event::Finished { run: done.clone(), end }).unwrap();
-    store.apply(&Event::Failed { run: failed.clone(), error: "boom".into() }).unwrap();
+    let end = RunEnd {
+        stop_reason: "ok".into(),
+        checkpoint: None,
+        checkpoint_epoch: None,
+    };
+    store
+        .apply(&Event::Finished {
+            run: done.clone(),
+            end,
+        })
+        .unwrap();
+    store
+        .apply(&Event::Failed {
+            run: failed.clone(),
+            error: "boom".into(),
+        })
+        .unwrap();
 
     let states = store.register(&s, &runs).unwrap();
-    assert_eq!(states.iter().map(|st| st.done).collect::<Vec<_>>(), [true, false]);
+    assert_eq!(
+        states.iter().map(|st| st.done).collect::<Vec<_>>(),
+        [true, false]
+    );
     assert_eq!(count(&store, "SELECT COUNT(*) FROM runs"), 2);
-    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{done}'")), 1);
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{done}'")
+        ),
+        1
+    );
     // A failed run is queued again and keeps its epochs, to resume from its saved state.
-    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{failed}'")), 1);
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{failed}'")
+        ),
+        1
+    );
     let rows = store.runs(store.sweep(Some("t")).unwrap().id).unwrap();
     assert_eq!(rows[1].status, "queued");
     // Without a saved state, a claimed run starts over: its old epochs go.
     let alive = |_: &str| true;
     let claim = store.claim(failed, "me:1", 60.0, &alive).unwrap().unwrap();
     assert_eq!(claim.stored_epochs, 1);
-    assert!(store.claim(failed, "other:2", 60.0, &alive).unwrap().is_none(), "held by me");
-    assert!(store.claim(failed, "other:2", 60.0, &|_: &str| false).unwrap().is_some(), "my process died");
+    assert!(
+        store
+            .claim(failed, "other:2", 60.0, &alive)
+            .unwrap()
+            .is_none(),
+        "held by me"
+    );
+    assert!(
+        store
+            .claim(failed, "other:2", 60.0, &|_: &str| false)
+            .unwrap()
+            .is_some(),
+        "my process died"
+    );
     assert_eq!(store.prepare_resume(failed, None).unwrap(), None);
-    assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{failed}'")), 0);
-    assert!(store.claim(done, "me:1", 60.0, &alive).unwrap().is_none(), "done runs are never claimed");
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT COUNT(*) FROM epochs WHERE run_id = '{failed}'")
+        ),
+        0
+    );
+    assert!(
+        store.claim(done, "me:1", 60.0, &alive).unwrap().is_none(),
+        "done runs are never claimed"
+    );
 }
 
 #[test]
@@ -145,12 +234,18 @@ fn a_database_file_migrates_once_and_reopens_read_only() {
     drop(Store::open(&path).unwrap());
     let store = Store::open(&path).unwrap();
     assert_eq!(count(&store, "PRAGMA user_version"), schema::VERSION);
-    let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     drop(store);
     let ro = Store::open_read_only(&path).unwrap();
     assert!(ro.conn.execute("DELETE FROM sweeps", []).is_err());
-    assert!(matches!(Store::open_read_only(&dir.path().join("no.db")), Err(StoreError::Missing(_))));
+    assert!(matches!(
+        Store::open_read_only(&dir.path().join("no.db")),
+        Err(StoreError::Missing(_))
+    ));
     assert!(matches!(ro.sweep(None), Err(StoreError::NotFound(_))));
 }
 
@@ -162,5 +257,8 @@ fn a_newer_schema_is_refused_not_touched() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
-    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
 }

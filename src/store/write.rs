@@ -31,7 +31,9 @@ impl Store {
     /// are; failed runs are queued again; failed, stopped or abandoned runs keep their epochs
     /// and resume from their last saved one when claimed.
     pub fn register(&mut self, sweep: &Sweep, runs: &[RunSpec]) -> Result<Vec<RunState>> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let file = sweep.file.to_string_lossy();
         tx.execute(
             &format!(
@@ -40,11 +42,18 @@ impl Store {
             ),
             params![sweep.name, file],
         )?;
-        let sweep_id: i64 = tx.query_row("SELECT id FROM sweeps WHERE name = ?1", [&sweep.name], |r| r.get(0))?;
+        let sweep_id: i64 = tx.query_row(
+            "SELECT id FROM sweeps WHERE name = ?1",
+            [&sweep.name],
+            |r| r.get(0),
+        )?;
         let mut states = Vec::with_capacity(runs.len());
         for run in runs {
-            let status: Option<String> =
-                tx.query_row("SELECT status FROM runs WHERE id = ?1", [&run.id], |r| r.get(0)).optional()?;
+            let status: Option<String> = tx
+                .query_row("SELECT status FROM runs WHERE id = ?1", [&run.id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
             match status.as_deref() {
                 None => {
                     tx.execute(
@@ -60,10 +69,16 @@ impl Store {
                 }
                 Some(_) => {
                     // Same config, maybe a new position in an edited grid.
-                    tx.execute("UPDATE runs SET idx = ?2, label = ?3 WHERE id = ?1", params![run.id, run.index as i64, run.label])?;
+                    tx.execute(
+                        "UPDATE runs SET idx = ?2, label = ?3 WHERE id = ?1",
+                        params![run.id, run.index as i64, run.label],
+                    )?;
                 }
             }
-            states.push(RunState { spec: run.clone(), done: status.as_deref() == Some("done") });
+            states.push(RunState {
+                spec: run.clone(),
+                done: status.as_deref() == Some("done"),
+            });
         }
         tx.commit()?;
         Ok(states)
@@ -71,9 +86,13 @@ impl Store {
 
     /// Forget a sweep's runs and results (`sweep run --fresh`); its runs are registered anew.
     pub fn forget_sweep(&mut self, name: &str) -> Result<usize> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ids: Vec<String> = {
-            let mut stmt = tx.prepare("SELECT r.id FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE s.name = ?1")?;
+            let mut stmt = tx.prepare(
+                "SELECT r.id FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE s.name = ?1",
+            )?;
             let rows = stmt.query_map([name], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
@@ -88,8 +107,16 @@ impl Store {
     /// Atomically take a run for `owner` if nobody else holds it: queued or stopped runs, and
     /// runs left `running` by a dead owner (`owner_alive` says no, or no heartbeat for
     /// `stale_secs`). Two `sweep run` processes never both get the same run.
-    pub fn claim(&mut self, run: &str, owner: &str, stale_secs: f64, owner_alive: &dyn Fn(&str) -> bool) -> Result<Option<Claim>> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    pub fn claim(
+        &mut self,
+        run: &str,
+        owner: &str,
+        stale_secs: f64,
+        owner_alive: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<Claim>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // (status, owner, seconds since its heartbeat, batch size)
         type Row = (String, Option<String>, Option<f64>, Option<i64>);
         let row: Option<Row> = tx
@@ -99,7 +126,9 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        let Some((status, holder, age, batch_size)) = row else { return Ok(None) };
+        let Some((status, holder, age, batch_size)) = row else {
+            return Ok(None);
+        };
         let free = match status.as_str() {
             "queued" | "stopped" => true,
             "running" => match holder.as_deref() {
@@ -113,19 +142,36 @@ impl Store {
             return Ok(None);
         }
         tx.execute(&format!("UPDATE runs SET status = 'running', owner = ?2, heartbeat_at = {NOW} WHERE id = ?1"), params![run, owner])?;
-        let epochs: i64 = tx.query_row("SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE run_id = ?1", [run], |r| r.get(0))?;
+        let epochs: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE run_id = ?1",
+            [run],
+            |r| r.get(0),
+        )?;
         tx.commit()?;
-        Ok(Some(Claim { stored_epochs: epochs as usize, batch_size: batch_size.map(|b| b as usize) }))
+        Ok(Some(Claim {
+            stored_epochs: epochs as usize,
+            batch_size: batch_size.map(|b| b as usize),
+        }))
     }
 
     /// Decide how a claimed run starts. With a saved resume state at least as far as the
     /// stored epochs, it resumes and gets back the last stored epoch: the worker reports the
     /// saved epochs after it (a kill between saving and storing). Without a usable state the
     /// run's results are cleared and it starts over (`None`).
-    pub fn prepare_resume(&mut self, run: &str, state: Option<&ResumeState>) -> Result<Option<usize>> {
-        let stored: i64 = self.conn.query_row("SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE run_id = ?1", [run], |r| r.get(0))?;
+    pub fn prepare_resume(
+        &mut self,
+        run: &str,
+        state: Option<&ResumeState>,
+    ) -> Result<Option<usize>> {
+        let stored: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE run_id = ?1",
+            [run],
+            |r| r.get(0),
+        )?;
         match state {
-            Some(s) if s.epoch as i64 >= stored && !s.records.is_empty() => Ok(Some(stored as usize)),
+            Some(s) if s.epoch as i64 >= stored && !s.records.is_empty() => {
+                Ok(Some(stored as usize))
+            }
             _ => {
                 let tx = self.conn.transaction()?;
                 clear_results(&tx, run)?;
@@ -139,20 +185,31 @@ impl Store {
     pub fn retry_with_batch(&mut self, run: &str, batch_size: usize, note: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         clear_results(&tx, run)?;
-        tx.execute("UPDATE runs SET batch_size = ?2, note = ?3, error = NULL WHERE id = ?1", params![run, batch_size as i64, note])?;
+        tx.execute(
+            "UPDATE runs SET batch_size = ?2, note = ?3, error = NULL WHERE id = ?1",
+            params![run, batch_size as i64, note],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
     /// How long the coordinator took from claiming a run to its worker's start report.
     pub fn record_dispatch(&mut self, run: &str, ms: f64) -> Result<()> {
-        self.conn.execute("UPDATE runs SET dispatch_ms = ?2 WHERE id = ?1", params![run, ms])?;
+        self.conn.execute(
+            "UPDATE runs SET dispatch_ms = ?2 WHERE id = ?1",
+            params![run, ms],
+        )?;
         Ok(())
     }
 
     /// Tell other processes that `owner`'s running runs are alive.
     pub fn heartbeat(&mut self, owner: &str) -> Result<()> {
-        self.conn.execute(&format!("UPDATE runs SET heartbeat_at = {NOW} WHERE owner = ?1 AND status = 'running'"), [owner])?;
+        self.conn.execute(
+            &format!(
+                "UPDATE runs SET heartbeat_at = {NOW} WHERE owner = ?1 AND status = 'running'"
+            ),
+            [owner],
+        )?;
         Ok(())
     }
 
@@ -210,9 +267,15 @@ impl Store {
                     ],
                 )?;
                 insert_split(&tx, run, "val", e.epoch, &record.val, &record.confusion)?;
-                tx.execute(&format!("UPDATE runs SET heartbeat_at = {NOW} WHERE id = ?1"), [run])?;
+                tx.execute(
+                    &format!("UPDATE runs SET heartbeat_at = {NOW} WHERE id = ?1"),
+                    [run],
+                )?;
             }
-            Event::Evaluated { run, evaluation: ev } => {
+            Event::Evaluated {
+                run,
+                evaluation: ev,
+            } => {
                 tx.execute(
                     "INSERT OR REPLACE INTO evaluations (run_id, split, epoch, loss, accuracy, macro_f1, weighted_f1)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -243,7 +306,10 @@ impl Store {
             Event::Stopped { run, epoch } => {
                 tx.execute(
                     "UPDATE runs SET status = 'stopped', owner = NULL, note = ?2 WHERE id = ?1",
-                    params![run, format!("stopped after epoch {epoch}; `sweep run` resumes it")],
+                    params![
+                        run,
+                        format!("stopped after epoch {epoch}; `sweep run` resumes it")
+                    ],
                 )?;
             }
             Event::Progress { .. } => {}
@@ -254,14 +320,30 @@ impl Store {
 }
 
 fn clear_results(tx: &Transaction, run: &str) -> Result<()> {
-    for table in ["epochs", "evaluations", "class_metrics", "confusion", "skipped_files"] {
+    for table in [
+        "epochs",
+        "evaluations",
+        "class_metrics",
+        "confusion",
+        "skipped_files",
+    ] {
         tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [run])?;
     }
     Ok(())
 }
 
-fn insert_split(tx: &Transaction, run: &str, split: &str, epoch: usize, m: &Metrics, c: &Confusion) -> Result<()> {
-    let classes: Option<String> = tx.query_row("SELECT classes FROM runs WHERE id = ?1", [run], |r| r.get(0))?;
+fn insert_split(
+    tx: &Transaction,
+    run: &str,
+    split: &str,
+    epoch: usize,
+    m: &Metrics,
+    c: &Confusion,
+) -> Result<()> {
+    let classes: Option<String> =
+        tx.query_row("SELECT classes FROM runs WHERE id = ?1", [run], |r| {
+            r.get(0)
+        })?;
     let names: Vec<String> = match classes {
         Some(json) => serde_json::from_str(&json)?,
         None => Vec::new(),
@@ -272,7 +354,17 @@ fn insert_split(tx: &Transaction, run: &str, split: &str, epoch: usize, m: &Metr
     )?;
     for (k, cm) in m.classes.iter().enumerate() {
         let name = names.get(k).cloned().unwrap_or_else(|| k.to_string());
-        insert.execute(params![run, split, epoch as i64, k as i64, name, cm.precision, cm.recall, cm.f1, cm.support as i64])?;
+        insert.execute(params![
+            run,
+            split,
+            epoch as i64,
+            k as i64,
+            name,
+            cm.precision,
+            cm.recall,
+            cm.f1,
+            cm.support as i64
+        ])?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO confusion (run_id, split, epoch, matrix) VALUES (?1, ?2, ?3, ?4)",

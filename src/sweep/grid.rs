@@ -55,7 +55,11 @@ pub(super) fn expand(sweep: &Sweep) -> Vec<RunSpec> {
             RunSpec {
                 index: n + 1,
                 id: run_id(&sweep.name, &config),
-                label: if label.is_empty() { "single run".into() } else { label.join(" ") },
+                label: if label.is_empty() {
+                    "single run".into()
+                } else {
+                    label.join(" ")
+                },
                 config,
             }
         })
@@ -84,7 +88,10 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
         seed: h.seed,
         precision: h.precision,
         train: sweep.settings.clone(),
-        data: crate::data::DataSpec { seed: h.seed, ..sweep.data.clone() },
+        data: crate::data::DataSpec {
+            seed: h.seed,
+            ..sweep.data.clone()
+        },
     }
 }
 

@@ -31,15 +31,25 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("cannot read sweep file {file}: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file} is not valid TOML: {message}")]
     Toml { file: PathBuf, message: String },
     #[error("{file} has {} problem{}:\n{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, list(problems))]
-    Invalid { file: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  - {}: {}", p.key, p.message)).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  - {}: {}", p.key, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Training settings that are the same for every run of a sweep.
@@ -105,8 +115,10 @@ pub struct RunSpec {
 
 impl Sweep {
     pub fn from_file(path: &Path) -> Result<Sweep, SweepError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SweepError::Read { file: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SweepError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
         parse::parse(&text, path)
     }
 

@@ -11,11 +11,32 @@ use crate::data::{Augment, DataSpec};
 use crate::train::optim::OptimizerConfig;
 use crate::train::strategy::{Checkpointing, EarlyStopping, Keep, Monitor, ReduceLrOnPlateau};
 
-const TOP_KEYS: [&str; 7] = ["name", "seed", "data", "train", "grid", "optimizer", "augment"];
+const TOP_KEYS: [&str; 7] = [
+    "name",
+    "seed",
+    "data",
+    "train",
+    "grid",
+    "optimizer",
+    "augment",
+];
 const DATA_KEYS: [&str; 5] = ["train", "test", "val_split", "image_size", "channels"];
-const TRAIN_SETTINGS: [&str; 4] = ["early_stopping", "reduce_lr_on_plateau", "checkpoint", "threads"];
-const AUGMENT_KEYS: [&str; 8] =
-    ["hflip", "vflip", "rotate", "shift", "zoom", "shear", "brightness", "contrast"];
+const TRAIN_SETTINGS: [&str; 4] = [
+    "early_stopping",
+    "reduce_lr_on_plateau",
+    "checkpoint",
+    "threads",
+];
+const AUGMENT_KEYS: [&str; 8] = [
+    "hflip",
+    "vflip",
+    "rotate",
+    "shift",
+    "zoom",
+    "shear",
+    "brightness",
+    "contrast",
+];
 
 /// Problems found so far; every check adds to it and goes on.
 #[derive(Default)]
@@ -23,7 +44,10 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { key: key.into(), message: message.into() });
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
     }
 
     /// Report keys of `table` that are not in `allowed`, with the closest allowed one.
@@ -45,7 +69,10 @@ impl Problems {
         match parent.get(key)? {
             Value::Table(t) => Some(t),
             other => {
-                self.add(join(prefix, key), format!("expected a table, got {}", other.type_str()));
+                self.add(
+                    join(prefix, key),
+                    format!("expected a table, got {}", other.type_str()),
+                );
                 None
             }
         }
@@ -72,16 +99,28 @@ fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
 
 pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
     let file = path.to_path_buf();
-    let root: Table =
-        text.parse().map_err(|e: toml::de::Error| SweepError::Toml { file: file.clone(), message: e.to_string() })?;
+    let root: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| SweepError::Toml {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
     let mut p = Problems::default();
     // `optimizer` and `augment` are both grid keys and section tables: only a plain value
     // at the top level is a misplaced grid key.
-    let misplaced = |k: &String, v: &Value| GRID_KEYS.contains(&k.as_str()) && k != "seed" && !v.is_table();
+    let misplaced =
+        |k: &String, v: &Value| GRID_KEYS.contains(&k.as_str()) && k != "seed" && !v.is_table();
     for (key, _) in root.iter().filter(|(k, v)| misplaced(k, v)) {
-        p.add(key.as_str(), format!("`{key}` belongs in [train] (one value) or in [grid] (a list)"));
+        p.add(
+            key.as_str(),
+            format!("`{key}` belongs in [train] (one value) or in [grid] (a list)"),
+        );
     }
-    let rest: Table = root.iter().filter(|(k, v)| !misplaced(k, v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let rest: Table = root
+        .iter()
+        .filter(|(k, v)| !misplaced(k, v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     p.unknown_keys("", &rest, &TOP_KEYS);
 
     let name = sweep_name(&root, path, &mut p);
@@ -103,7 +142,10 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
         None => None,
         Some(Value::Integer(n)) if (0..=1024).contains(n) => (*n > 0).then_some(*n as usize),
         Some(v) => {
-            p.add("train.threads", format!("expected the number of CPU threads per run (0 = all cores), got {v}"));
+            p.add(
+                "train.threads",
+                format!("expected the number of CPU threads per run (0 = all cores), got {v}"),
+            );
             None
         }
     };
@@ -115,36 +157,65 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
     // Names used by the runs must exist.
     let used = |key: &str| -> Vec<String> {
         match axes.iter().find(|(k, _)| *k == key) {
-            Some((_, vals)) => vals.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Some((_, vals)) => vals
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             None => vec![fixed.show(key)],
         }
     };
     for name in used("augment") {
         if name != "none" && !augments.contains_key(&name) {
-            let key = if grid.contains_key("augment") { "grid.augment" } else { "train.augment" };
-            let defined: Vec<&str> =
-                std::iter::once("none").chain(augments.keys().map(String::as_str)).collect();
+            let key = if grid.contains_key("augment") {
+                "grid.augment"
+            } else {
+                "train.augment"
+            };
+            let defined: Vec<&str> = std::iter::once("none")
+                .chain(augments.keys().map(String::as_str))
+                .collect();
             p.add(key, format!("augmentation set \"{name}\" is not defined; add an [augment.{name}] table or use one of: {}", defined.join(", ")));
         }
     }
 
     if !p.0.is_empty() {
-        return Err(SweepError::Invalid { file, problems: p.0 });
+        return Err(SweepError::Invalid {
+            file,
+            problems: p.0,
+        });
     }
-    Ok(Sweep { name, file, data, settings, threads, fixed, axes, optimizers, augments })
+    Ok(Sweep {
+        name,
+        file,
+        data,
+        settings,
+        threads,
+        fixed,
+        axes,
+        optimizers,
+        augments,
+    })
 }
 
 fn sweep_name(root: &Table, path: &Path, p: &mut Problems) -> String {
     let name = match root.get("name") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => {
-            p.add("name", format!("expected a string, got {}", other.type_str()));
+            p.add(
+                "name",
+                format!("expected a string, got {}", other.type_str()),
+            );
             String::new()
         }
-        None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        None => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
     let ok = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
-    if root.get("name").is_none_or(Value::is_str) && (name.is_empty() || !name.chars().all(ok) || name.starts_with('.')) {
+    if root.get("name").is_none_or(Value::is_str)
+        && (name.is_empty() || !name.chars().all(ok) || name.starts_with('.'))
+    {
         p.add("name", format!("\"{name}\" cannot name a folder under runs/; use letters, digits, '-', '_' and '.'"));
     }
     name
@@ -175,27 +246,37 @@ fn data_spec(root: &Table, base: &Path, p: &mut Problems) -> DataSpec {
                 Some(PathBuf::from(s))
             }
             other => {
-                p.add(format!("data.{key}"), format!("expected a folder path string, got {}", other.type_str()));
+                p.add(
+                    format!("data.{key}"),
+                    format!("expected a folder path string, got {}", other.type_str()),
+                );
                 None
             }
         }
     };
     match folder("train", p) {
         Some(t) => spec.train = t,
-        None if !data.contains_key("train") => {
-            p.add("data.train", "missing; set it to an image folder with one sub-folder per class")
-        }
+        None if !data.contains_key("train") => p.add(
+            "data.train",
+            "missing; set it to an image folder with one sub-folder per class",
+        ),
         None => {}
     }
     spec.test = folder("test", p);
     if let Some(v) = data.get("val_split") {
         match v.as_float().or(v.as_integer().map(|i| i as f64)) {
             Some(x) if x > 0.0 && x < 1.0 => spec.val_split = x,
-            _ => p.add("data.val_split", format!("must be a fraction between 0 and 1 (exclusive), e.g. 0.2; got {v}")),
+            _ => p.add(
+                "data.val_split",
+                format!("must be a fraction between 0 and 1 (exclusive), e.g. 0.2; got {v}"),
+            ),
         }
     }
     match data.get("image_size") {
-        None => p.add("data.image_size", "missing; set the input size as [height, width], e.g. [28, 28]"),
+        None => p.add(
+            "data.image_size",
+            "missing; set the input size as [height, width], e.g. [28, 28]",
+        ),
         Some(v) => {
             let dims: Option<Vec<i64>> = match v {
                 Value::Integer(i) => Some(vec![*i, *i]),
@@ -207,14 +288,22 @@ fn data_spec(root: &Table, base: &Path, p: &mut Problems) -> DataSpec {
                     spec.height = h as u32;
                     spec.width = w as u32;
                 }
-                _ => p.add("data.image_size", format!("expected [height, width] in pixels, each 4..=4096, e.g. [28, 28]; got {v}")),
+                _ => p.add(
+                    "data.image_size",
+                    format!(
+                        "expected [height, width] in pixels, each 4..=4096, e.g. [28, 28]; got {v}"
+                    ),
+                ),
             }
         }
     }
     if let Some(v) = data.get("channels") {
         match v.as_integer() {
             Some(c @ (1 | 3)) => spec.channels = c as u8,
-            _ => p.add("data.channels", format!("must be 1 (grey) or 3 (RGB); got {v}")),
+            _ => p.add(
+                "data.channels",
+                format!("must be 1 (grey) or 3 (RGB); got {v}"),
+            ),
         }
     }
     spec
@@ -227,7 +316,10 @@ fn monitor(t: &Table, prefix: &str, default: Monitor, p: &mut Problems) -> Monit
             Some(m) => m,
             None => {
                 let names: Vec<_> = Monitor::ALL.iter().map(|m| m.name()).collect();
-                p.add(format!("{prefix}.monitor"), format!("unknown monitor {v}; choose one of {}", names.join(", ")));
+                p.add(
+                    format!("{prefix}.monitor"),
+                    format!("unknown monitor {v}; choose one of {}", names.join(", ")),
+                );
                 default
             }
         },
@@ -239,19 +331,33 @@ fn count(t: &Table, key: &str, prefix: &str, default: usize, p: &mut Problems) -
         None => default,
         Some(Value::Integer(i)) if *i >= 0 => *i as usize,
         Some(v) => {
-            p.add(format!("{prefix}.{key}"), format!("expected a whole number >= 0, got {v}"));
+            p.add(
+                format!("{prefix}.{key}"),
+                format!("expected a whole number >= 0, got {v}"),
+            );
             default
         }
     }
 }
 
-fn float(t: &Table, key: &str, prefix: &str, default: f64, ok: fn(f64) -> bool, what: &str, p: &mut Problems) -> f64 {
+fn float(
+    t: &Table,
+    key: &str,
+    prefix: &str,
+    default: f64,
+    ok: fn(f64) -> bool,
+    what: &str,
+    p: &mut Problems,
+) -> f64 {
     match t.get(key) {
         None => default,
         Some(v) => match v.as_float().or(v.as_integer().map(|i| i as f64)) {
             Some(x) if ok(x) => x,
             _ => {
-                p.add(format!("{prefix}.{key}"), format!("must be {what}; got {v}"));
+                p.add(
+                    format!("{prefix}.{key}"),
+                    format!("must be {what}; got {v}"),
+                );
                 default
             }
         },
@@ -263,7 +369,10 @@ fn boolean(t: &Table, key: &str, prefix: &str, default: bool, p: &mut Problems) 
         None => default,
         Some(Value::Boolean(b)) => *b,
         Some(v) => {
-            p.add(format!("{prefix}.{key}"), format!("expected true or false, got {v}"));
+            p.add(
+                format!("{prefix}.{key}"),
+                format!("expected true or false, got {v}"),
+            );
             default
         }
     }
@@ -273,7 +382,10 @@ fn train_settings(train: &Table, p: &mut Problems) -> TrainSettings {
     let mut settings = TrainSettings {
         early_stopping: None,
         reduce_lr_on_plateau: None,
-        checkpoint: Checkpointing { keep: Keep::Best, monitor: Monitor::ValLoss },
+        checkpoint: Checkpointing {
+            keep: Keep::Best,
+            monitor: Monitor::ValLoss,
+        },
     };
     if let Some(v) = train.get("early_stopping") {
         let prefix = "train.early_stopping";
@@ -314,7 +426,10 @@ fn train_settings(train: &Table, p: &mut Problems) -> TrainSettings {
             "last" => Keep::Last,
             "none" => Keep::None,
             other => {
-                p.add(key, format!("unknown checkpoint choice \"{other}\"; choose best, last or none"));
+                p.add(
+                    key,
+                    format!("unknown checkpoint choice \"{other}\"; choose best, last or none"),
+                );
                 Keep::Best
             }
         };
@@ -336,14 +451,31 @@ fn train_settings(train: &Table, p: &mut Problems) -> TrainSettings {
     settings
 }
 
-fn grid_axes(train: &Table, grid: &Table, fixed: &mut Hyper, p: &mut Problems) -> Vec<(&'static str, Vec<Value>)> {
-    let train_keys: Vec<&str> = GRID_KEYS.iter().copied().filter(|k| *k != "seed").chain(TRAIN_SETTINGS).collect();
+fn grid_axes(
+    train: &Table,
+    grid: &Table,
+    fixed: &mut Hyper,
+    p: &mut Problems,
+) -> Vec<(&'static str, Vec<Value>)> {
+    let train_keys: Vec<&str> = GRID_KEYS
+        .iter()
+        .copied()
+        .filter(|k| *k != "seed")
+        .chain(TRAIN_SETTINGS)
+        .collect();
     for key in train.keys() {
         if key == "seed" {
-            p.add("train.seed", "`seed` is set at the top level (seed = 42) or as a list in [grid]");
+            p.add(
+                "train.seed",
+                "`seed` is set at the top level (seed = 42) or as a list in [grid]",
+            );
         }
     }
-    let not_seed: Table = train.iter().filter(|(k, _)| *k != "seed").map(|(k, v)| (k.clone(), v.clone())).collect();
+    let not_seed: Table = train
+        .iter()
+        .filter(|(k, _)| *k != "seed")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     p.unknown_keys("train", &not_seed, &train_keys);
     for (key, v) in train {
         if GRID_KEYS.contains(&key.as_str()) && key != "seed" {
@@ -359,11 +491,17 @@ fn grid_axes(train: &Table, grid: &Table, fixed: &mut Hyper, p: &mut Problems) -
     for key in GRID_KEYS {
         let Some(v) = grid.get(key) else { continue };
         let Value::Array(values) = v else {
-            p.add(format!("grid.{key}"), format!("expected a list like [{v}]; to fix one value, move it to [train]"));
+            p.add(
+                format!("grid.{key}"),
+                format!("expected a list like [{v}]; to fix one value, move it to [train]"),
+            );
             continue;
         };
         if values.is_empty() {
-            p.add(format!("grid.{key}"), "empty list: give at least one value, or remove the key");
+            p.add(
+                format!("grid.{key}"),
+                "empty list: give at least one value, or remove the key",
+            );
             continue;
         }
         let mut probe = fixed.clone();
@@ -374,7 +512,12 @@ fn grid_axes(train: &Table, grid: &Table, fixed: &mut Hyper, p: &mut Problems) -
                 Ok(()) => {
                     let s = probe.show(key);
                     if shown.contains(&s) {
-                        p.add(format!("grid.{key}[{i}]"), format!("{s} is listed twice; each value makes a run, remove the repeat"));
+                        p.add(
+                            format!("grid.{key}[{i}]"),
+                            format!(
+                                "{s} is listed twice; each value makes a run, remove the repeat"
+                            ),
+                        );
                     }
                     shown.push(s);
                 }
@@ -397,16 +540,34 @@ fn optimizers(root: &Table, p: &mut Problems) -> BTreeMap<String, OptimizerConfi
     let momentum = float(sgd, "momentum", "optimizer.sgd", 0.9, unit, "in [0, 1)", p);
     let nesterov = boolean(sgd, "nesterov", "optimizer.sgd", false, p);
     if nesterov && momentum == 0.0 {
-        p.add("optimizer.sgd.nesterov", "nesterov needs momentum > 0; set optimizer.sgd.momentum, e.g. 0.9");
+        p.add(
+            "optimizer.sgd.nesterov",
+            "nesterov needs momentum > 0; set optimizer.sgd.momentum, e.g. 0.9",
+        );
     }
     let mut out = BTreeMap::new();
-    out.insert("sgd".to_string(), OptimizerConfig::Sgd { momentum, nesterov, weight_decay: 0.0 });
+    out.insert(
+        "sgd".to_string(),
+        OptimizerConfig::Sgd {
+            momentum,
+            nesterov,
+            weight_decay: 0.0,
+        },
+    );
     out.insert(
         "adam".to_string(),
         OptimizerConfig::Adam {
             beta1: float(adam, "beta1", "optimizer.adam", 0.9, unit, "in [0, 1)", p),
             beta2: float(adam, "beta2", "optimizer.adam", 0.999, unit, "in [0, 1)", p),
-            eps: float(adam, "eps", "optimizer.adam", 1e-8, |x| x > 0.0 && x < 1.0, "a small positive number, e.g. 1e-8", p),
+            eps: float(
+                adam,
+                "eps",
+                "optimizer.adam",
+                1e-8,
+                |x| x > 0.0 && x < 1.0,
+                "a small positive number, e.g. 1e-8",
+                p,
+            ),
             weight_decay: 0.0,
         },
     );
@@ -420,15 +581,27 @@ fn augments(root: &Table, p: &mut Problems) -> BTreeMap<String, Augment> {
     for (name, v) in section {
         let prefix = format!("augment.{name}");
         if name == "none" {
-            p.add(prefix, "\"none\" is built in (no augmentation); name your set differently");
+            p.add(
+                prefix,
+                "\"none\" is built in (no augmentation); name your set differently",
+            );
             continue;
         }
         let Value::Table(t) = v else {
-            p.add(prefix, format!("expected a table like [augment.{name}] with hflip = true, rotate = 30, ..."));
+            p.add(
+                prefix,
+                format!(
+                    "expected a table like [augment.{name}] with hflip = true, rotate = 30, ..."
+                ),
+            );
             continue;
         };
         p.unknown_keys(&prefix, t, &AUGMENT_KEYS);
-        let known: Table = t.iter().filter(|(k, _)| AUGMENT_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let known: Table = t
+            .iter()
+            .filter(|(k, _)| AUGMENT_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         match Value::Table(known).try_into::<Augment>() {
             Ok(a) => {
                 for (field, problem) in a.validate() {

@@ -42,11 +42,16 @@ fn with_data(body: &str) -> String {
 }
 
 fn has(problems: &[Problem], key: &str, text: &str) -> bool {
-    problems.iter().any(|p| p.key == key && p.message.contains(text))
+    problems
+        .iter()
+        .any(|p| p.key == key && p.message.contains(text))
 }
 
 fn assert_problem(problems: &[Problem], key: &str, text: &str) {
-    assert!(has(problems, key, text), "no problem at `{key}` containing {text:?} in {problems:#?}");
+    assert!(
+        has(problems, key, text),
+        "no problem at `{key}` containing {text:?} in {problems:#?}"
+    );
 }
 
 const GRID: &str = r#"
@@ -75,7 +80,10 @@ fn grid_expands_in_pinned_key_order_whatever_the_file_order() {
         ]
     );
     assert_eq!(runs[15].label, "resnet18 adam lr=0.001 bs=64");
-    assert_eq!(runs.iter().map(|r| r.index).collect::<Vec<_>>(), (1..=16).collect::<Vec<_>>());
+    assert_eq!(
+        runs.iter().map(|r| r.index).collect::<Vec<_>>(),
+        (1..=16).collect::<Vec<_>>()
+    );
     // Reordering the keys and the tables changes nothing.
     let reordered = f
         .parse("[grid]\nbackbone = [\"cnn\", \"resnet18\"]\nbatch_size = [32, 64]\nlr = [0.01, 0.001]\noptimizer = [\"sgd\", \"adam\"]\n")
@@ -90,10 +98,16 @@ fn run_ids_are_stable_distinct_and_follow_the_config() {
     let ids: std::collections::BTreeSet<_> = runs.iter().map(|r| r.id.clone()).collect();
     assert_eq!(ids.len(), 16);
     assert_eq!(f.parse(GRID).unwrap().runs()[3].id, runs[3].id);
-    let more_epochs = f.parse(&format!("[train]\nepochs = 3\n{GRID}")).unwrap().runs();
+    let more_epochs = f
+        .parse(&format!("[train]\nepochs = 3\n{GRID}"))
+        .unwrap()
+        .runs();
     assert_ne!(more_epochs[3].id, runs[3].id);
     // Adding a value to a list keeps the ids of the old cells.
-    let wider = f.parse(&GRID.replace("[0.01, 0.001]", "[0.01, 0.001, 0.1]")).unwrap().runs();
+    let wider = f
+        .parse(&GRID.replace("[0.01, 0.001]", "[0.01, 0.001, 0.1]"))
+        .unwrap()
+        .runs();
     assert_eq!(wider.len(), 24);
     for r in &runs {
         assert!(wider.iter().any(|w| w.id == r.id), "{} lost", r.label);
@@ -133,21 +147,37 @@ rotate = 10
     assert_eq!(runs.len(), 2);
     let c = &runs[1].config;
     assert_eq!(c.backbone, crate::model::Backbone::Resnet18);
-    assert_eq!((c.width, c.lr, c.seed, c.batch_size, c.epochs), (8, 0.05, 7, 32, 10));
+    assert_eq!(
+        (c.width, c.lr, c.seed, c.batch_size, c.epochs),
+        (8, 0.05, 7, 32, 10)
+    );
     assert_eq!(
         c.optimizer_settings,
-        crate::train::optim::OptimizerConfig::Sgd { momentum: 0.8, nesterov: true, weight_decay: 0.0001 }
+        crate::train::optim::OptimizerConfig::Sgd {
+            momentum: 0.8,
+            nesterov: true,
+            weight_decay: 0.0001
+        }
     );
     assert!(c.augment_settings.hflip && c.augment_settings.rotate == 10.0);
     assert!(runs[0].config.augment_settings.is_identity());
     let es = c.train.early_stopping.as_ref().unwrap();
-    assert_eq!((es.monitor, es.patience), (crate::train::strategy::Monitor::ValAcc, 4));
+    assert_eq!(
+        (es.monitor, es.patience),
+        (crate::train::strategy::Monitor::ValAcc, 4)
+    );
     let r = c.train.reduce_lr_on_plateau.as_ref().unwrap();
-    assert_eq!((r.patience, r.factor, r.monitor), (2, 0.1, crate::train::strategy::Monitor::ValLoss));
+    assert_eq!(
+        (r.patience, r.factor, r.monitor),
+        (2, 0.1, crate::train::strategy::Monitor::ValLoss)
+    );
     assert_eq!(c.train.checkpoint.keep, crate::train::strategy::Keep::Last);
     assert_eq!(c.data.seed, 7);
     assert_eq!(c.data.train, Path::new("train"));
-    assert_eq!(sweep.resolve_data(&c.data).train, f.dir.path().join("train"));
+    assert_eq!(
+        sweep.resolve_data(&c.data).train,
+        f.dir.path().join("train")
+    );
 }
 
 #[test]
@@ -165,7 +195,11 @@ fn every_problem_is_reported_at_once() {
     assert_problem(&p, "train.batchsize", "did you mean `batch_size`?");
     assert_problem(&p, "train.epochs", "between 1 and");
     assert_problem(&p, "grid.lr[1]", "expected a number");
-    let text = SweepError::Invalid { file: f.path(), problems: p }.to_string();
+    let text = SweepError::Invalid {
+        file: f.path(),
+        problems: p,
+    }
+    .to_string();
     assert!(text.contains("s.toml has 3 problems"), "{text}");
 }
 
@@ -174,7 +208,10 @@ fn toml_syntax_errors_name_the_file() {
     let f = Fixture::new();
     let err = Sweep::from_str("[data\n", &f.path()).unwrap_err();
     assert!(matches!(err, SweepError::Toml { .. }));
-    assert!(err.to_string().contains("s.toml is not valid TOML"), "{err}");
+    assert!(
+        err.to_string().contains("s.toml is not valid TOML"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -192,7 +229,9 @@ fn unknown_keys_suggest_the_closest_valid_one() {
 #[test]
 fn grid_keys_must_be_lists_of_valid_distinct_values() {
     let f = Fixture::new();
-    let p = f.problems("[grid]\nlr = 0.01\nbatch_size = []\nbackbone = [\"cnn\", \"vgg\"]\nseed = [1, 1]\n");
+    let p = f.problems(
+        "[grid]\nlr = 0.01\nbatch_size = []\nbackbone = [\"cnn\", \"vgg\"]\nseed = [1, 1]\n",
+    );
     assert_problem(&p, "grid.lr", "expected a list like [0.01]");
     assert_problem(&p, "grid.batch_size", "empty list");
     assert_problem(&p, "grid.backbone[1]", "unknown backbone \"vgg\"");
@@ -216,7 +255,9 @@ fn data_problems_name_the_key_and_the_fix() {
     assert_problem(&p, "data", "missing [data] table");
     let p = f.problems_raw("[data]\nimage_size = [8, 8]\n");
     assert_problem(&p, "data.train", "missing");
-    let p = f.problems_raw("[data]\ntrain = \"nope\"\ntest = 3\nimage_size = [8]\nchannels = 2\nval_split = 1.5\n");
+    let p = f.problems_raw(
+        "[data]\ntrain = \"nope\"\ntest = 3\nimage_size = [8]\nchannels = 2\nval_split = 1.5\n",
+    );
     assert_problem(&p, "data.train", "folder \"nope\" does not exist");
     assert_problem(&p, "data.test", "expected a folder path");
     assert_problem(&p, "data.image_size", "[height, width]");
@@ -240,7 +281,12 @@ fn training_settings_are_checked() {
     assert_eq!(f.parse("[train]\nthreads = 1\n").unwrap().threads, Some(1));
     let p = f.problems("[train]\nearly_stopping = 5\n");
     assert_problem(&p, "train.early_stopping", "or false");
-    assert!(f.parse("[train]\nearly_stopping = false\n").unwrap().settings.early_stopping.is_none());
+    assert!(f
+        .parse("[train]\nearly_stopping = false\n")
+        .unwrap()
+        .settings
+        .early_stopping
+        .is_none());
 }
 
 #[test]

@@ -70,7 +70,8 @@ fn float_in(v: &toml::Value, lo: f64, hi: f64, what: &str) -> Result<f64, String
 }
 
 fn string(v: &toml::Value) -> Result<&str, String> {
-    v.as_str().ok_or_else(|| format!("expected a string, got {}", got(v)))
+    v.as_str()
+        .ok_or_else(|| format!("expected a string, got {}", got(v)))
 }
 
 impl Hyper {
@@ -82,14 +83,19 @@ impl Hyper {
                 let s = string(v)?;
                 self.backbone = Backbone::parse(s).ok_or_else(|| {
                     let names: Vec<_> = Backbone::ALL.iter().map(|b| b.name()).collect();
-                    format!("unknown backbone \"{s}\"; choose one of {}", names.join(", "))
+                    format!(
+                        "unknown backbone \"{s}\"; choose one of {}",
+                        names.join(", ")
+                    )
                 })?;
             }
             "width" => self.width = Some(positive_int(v, 1024)?),
             "optimizer" => {
                 let s = string(v)?;
                 if !OPTIMIZERS.contains(&s) {
-                    return Err(format!("unknown optimizer \"{s}\"; choose one of sgd, adam"));
+                    return Err(format!(
+                        "unknown optimizer \"{s}\"; choose one of sgd, adam"
+                    ));
                 }
                 self.optimizer = s.to_string();
             }
@@ -135,7 +141,9 @@ impl Hyper {
     }
 
     fn width_for_show(&self) -> String {
-        self.width.unwrap_or_else(|| self.backbone.default_width()).to_string()
+        self.width
+            .unwrap_or_else(|| self.backbone.default_width())
+            .to_string()
     }
 }
 
@@ -150,18 +158,35 @@ mod tests {
         assert_eq!(h.lr, 0.01);
         assert!(h.set("lr", &toml::Value::Integer(1)).is_ok());
         let e = h.set("lr", &toml::Value::String("0.1".into())).unwrap_err();
-        assert!(e.contains("expected a number") && e.contains("\"0.1\""), "{e}");
-        assert!(h.set("lr", &toml::Value::Float(0.0)).unwrap_err().contains("(0, 10]"));
+        assert!(
+            e.contains("expected a number") && e.contains("\"0.1\""),
+            "{e}"
+        );
+        assert!(h
+            .set("lr", &toml::Value::Float(0.0))
+            .unwrap_err()
+            .contains("(0, 10]"));
         assert!(h.set("batch_size", &toml::Value::Integer(0)).is_err());
-        assert!(h.set("batch_size", &toml::Value::Float(32.0)).unwrap_err().contains("whole"));
-        let e = h.set("backbone", &toml::Value::String("vgg16".into())).unwrap_err();
+        assert!(h
+            .set("batch_size", &toml::Value::Float(32.0))
+            .unwrap_err()
+            .contains("whole"));
+        let e = h
+            .set("backbone", &toml::Value::String("vgg16".into()))
+            .unwrap_err();
         assert!(e.contains("resnet18") && e.contains("xception"), "{e}");
-        assert!(h.set("optimizer", &toml::Value::String("rmsprop".into())).is_err());
+        assert!(h
+            .set("optimizer", &toml::Value::String("rmsprop".into()))
+            .is_err());
         assert!(h.set("seed", &toml::Value::Integer(-1)).is_err());
         assert!(h.set("label_smoothing", &toml::Value::Float(1.0)).is_err());
-        assert!(h.set("precision", &toml::Value::String("BF16".into())).is_ok());
+        assert!(h
+            .set("precision", &toml::Value::String("BF16".into()))
+            .is_ok());
         assert_eq!(h.precision, Precision::Bf16);
-        let e = h.set("precision", &toml::Value::String("fp16".into())).unwrap_err();
+        let e = h
+            .set("precision", &toml::Value::String("fp16".into()))
+            .unwrap_err();
         assert!(e.contains("fp32 or bf16"), "{e}");
     }
 }

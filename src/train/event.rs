@@ -53,15 +53,39 @@ pub struct RunEnd {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {
-    Started { run: String, start: RunStart },
-    Epoch { run: String, record: EpochRecord },
-    Evaluated { run: String, evaluation: Evaluation },
+    Started {
+        run: String,
+        start: RunStart,
+    },
+    Epoch {
+        run: String,
+        record: EpochRecord,
+    },
+    Evaluated {
+        run: String,
+        evaluation: Evaluation,
+    },
     /// Where the current epoch is; shown, never stored.
-    Progress { run: String, epoch: usize, batch: usize, batches: usize, images_per_sec: f64 },
-    Finished { run: String, end: RunEnd },
-    Failed { run: String, error: String },
+    Progress {
+        run: String,
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+        images_per_sec: f64,
+    },
+    Finished {
+        run: String,
+        end: RunEnd,
+    },
+    Failed {
+        run: String,
+        error: String,
+    },
     /// Stopped on request after `epoch`; the run resumes from there.
-    Stopped { run: String, epoch: usize },
+    Stopped {
+        run: String,
+        epoch: usize,
+    },
 }
 
 impl Event {

@@ -37,7 +37,10 @@ pub struct FakeSpec {
 impl FakeSpec {
     pub fn from_env() -> Option<Result<FakeSpec, String>> {
         let text = std::env::var(FAKE_TRAINER_ENV).ok()?;
-        Some(serde_json::from_str(&text).map_err(|e| format!("{FAKE_TRAINER_ENV} is not a valid fake trainer spec: {e}")))
+        Some(
+            serde_json::from_str(&text)
+                .map_err(|e| format!("{FAKE_TRAINER_ENV} is not a valid fake trainer spec: {e}")),
+        )
     }
 }
 
@@ -53,7 +56,16 @@ pub struct FakeLearner {
 impl FakeLearner {
     pub fn new(spec: FakeSpec, run: &RunSpec, batch_size: usize) -> FakeLearner {
         let lr = run.config.lr;
-        FakeLearner { spec: FakeSpec { classes: spec.classes.max(2), ..spec }, run: run.clone(), batch_size, lr, trained: 0 }
+        FakeLearner {
+            spec: FakeSpec {
+                classes: spec.classes.max(2),
+                ..spec
+            },
+            run: run.clone(),
+            batch_size,
+            lr,
+            trained: 0,
+        }
     }
 
     pub fn classes(&self) -> usize {
@@ -71,7 +83,8 @@ impl FakeLearner {
 }
 
 fn write_value(path: &Path, value: usize) -> Result<(), TrainError> {
-    std::fs::write(path, value.to_string()).map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))
+    std::fs::write(path, value.to_string())
+        .map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))
 }
 
 impl Learner for FakeLearner {
@@ -87,19 +100,35 @@ impl Learner for FakeLearner {
         self.lr = lr;
     }
 
-    fn train_epoch(&mut self, epoch: usize, progress: &mut dyn FnMut(BatchProgress)) -> Result<(f64, f64), TrainError> {
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        progress: &mut dyn FnMut(BatchProgress),
+    ) -> Result<(f64, f64), TrainError> {
         if let Some(log) = &self.spec.log {
             let line = format!("{} {epoch}\n", self.run.id);
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
             let _ = f.write_all(line.as_bytes());
         }
         if self.chosen(&self.spec.oom) && self.batch_size >= self.run.config.batch_size {
-            return Err(TrainError::Candle(candle_core::Error::Msg("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into())));
+            return Err(TrainError::Candle(candle_core::Error::Msg(
+                "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
+            )));
         }
         let batches = 4;
         for b in 1..=batches {
-            std::thread::sleep(std::time::Duration::from_millis(self.spec.epoch_ms / batches as u64));
-            progress(BatchProgress { batch: b, batches, images: b * self.batch_size });
+            std::thread::sleep(std::time::Duration::from_millis(
+                self.spec.epoch_ms / batches as u64,
+            ));
+            progress(BatchProgress {
+                batch: b,
+                batches,
+                images: b * self.batch_size,
+            });
         }
         if epoch == 2 {
             if self.chosen(&self.spec.panic) {
@@ -109,7 +138,11 @@ impl Learner for FakeLearner {
                 std::process::abort();
             }
             if self.chosen(&self.spec.nan) {
-                return Err(TrainError::NonFinite { loss: f32::NAN, epoch, batch: 1 });
+                return Err(TrainError::NonFinite {
+                    loss: f32::NAN,
+                    epoch,
+                    batch: 1,
+                });
             }
         }
         self.trained = epoch;
@@ -135,8 +168,12 @@ impl Learner for FakeLearner {
     }
 
     fn load_weights(&mut self, path: &Path) -> Result<(), TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
-        self.trained = text.trim().parse().map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
+        self.trained = text
+            .trim()
+            .parse()
+            .map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
         Ok(())
     }
 

@@ -37,7 +37,11 @@ pub trait Learner {
     /// One pass over the training split; epoch `epoch` always shuffles, augments and drops
     /// out the same way, so a resumed run repeats nothing and skips nothing. Returns
     /// (mean loss, accuracy).
-    fn train_epoch(&mut self, epoch: usize, progress: &mut dyn FnMut(BatchProgress)) -> Result<(f64, f64), TrainError>;
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        progress: &mut dyn FnMut(BatchProgress),
+    ) -> Result<(f64, f64), TrainError>;
     /// Mean loss and confusion matrix on a split, in eval mode.
     fn evaluate(&mut self, split: Split) -> Result<(f64, Confusion), TrainError>;
     fn save_weights(&self, path: &Path) -> Result<(), TrainError>;
@@ -60,7 +64,12 @@ pub struct CandleLearner {
 }
 
 impl CandleLearner {
-    pub fn new(config: &RunConfig, batch_size: usize, data: Arc<Dataset>, device: &Device) -> Result<Self, TrainError> {
+    pub fn new(
+        config: &RunConfig,
+        batch_size: usize,
+        data: Arc<Dataset>,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
         let spec = ModelSpec {
             backbone: config.backbone,
             channels: data.train.channels,
@@ -71,12 +80,26 @@ impl CandleLearner {
         };
         let mut model = Model::new(&spec, device, config.seed)?;
         model.set_precision(config.precision);
-        let optimizer = Optimizer::new(&config.optimizer_settings, model.trainable_vars(), config.lr)?;
-        Ok(CandleLearner { config: config.clone(), batch_size, data, device: device.clone(), model, optimizer })
+        let optimizer = Optimizer::new(
+            &config.optimizer_settings,
+            model.trainable_vars(),
+            config.lr,
+        )?;
+        Ok(CandleLearner {
+            config: config.clone(),
+            batch_size,
+            data,
+            device: device.clone(),
+            model,
+            optimizer,
+        })
     }
 
     fn epoch_seed(&self, epoch: usize) -> u64 {
-        self.config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64)
+        self.config
+            .seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(epoch as u64)
     }
 }
 
@@ -97,7 +120,11 @@ impl Learner for CandleLearner {
     /// the epoch's order and from the epoch's RNG, so the results are those of preparing
     /// them inline. Each batch's loss and hit count are read back to the host only after the
     /// next batch has been queued, so a GPU always has the next step's work waiting.
-    fn train_epoch(&mut self, epoch: usize, progress: &mut dyn FnMut(BatchProgress)) -> Result<(f64, f64), TrainError> {
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        progress: &mut dyn FnMut(BatchProgress),
+    ) -> Result<(f64, f64), TrainError> {
         let train = &self.data.train;
         if train.is_empty() {
             return Err(TrainError::NoTrainingData);
@@ -140,7 +167,11 @@ impl Learner for CandleLearner {
                     totals.settle(done, epoch)?;
                 }
                 totals.launched += batch.labels.dim(0)?;
-                progress(BatchProgress { batch: b + 1, batches, images: totals.launched });
+                progress(BatchProgress {
+                    batch: b + 1,
+                    batches,
+                    images: totals.launched,
+                });
             }
             if let Some(done) = pending {
                 totals.settle(done, epoch)?;
@@ -166,7 +197,9 @@ impl Learner for CandleLearner {
     }
 
     fn save_optimizer(&self, path: &Path) -> Result<(), TrainError> {
-        Ok(write_atomically(path, |tmp| self.optimizer.save_state(tmp))?)
+        Ok(write_atomically(path, |tmp| {
+            self.optimizer.save_state(tmp)
+        })?)
     }
 
     fn load_optimizer(&mut self, path: &Path) -> Result<(), TrainError> {
@@ -175,7 +208,12 @@ impl Learner for CandleLearner {
 }
 
 /// Mean cross-entropy loss and the confusion matrix of `model` on `set`, in eval mode.
-pub fn evaluate(model: &Model, set: &ImageSet, classes: usize, device: &Device) -> Result<(f64, Confusion), TrainError> {
+pub fn evaluate(
+    model: &Model,
+    set: &ImageSet,
+    classes: usize,
+    device: &Device,
+) -> Result<(f64, Confusion), TrainError> {
     let mut confusion = Confusion::new(classes);
     let mut loss_sum = 0.0f64;
     let indices: Vec<usize> = (0..set.len()).collect();
@@ -218,7 +256,11 @@ impl EpochTotals {
     fn settle(&mut self, done: PendingBatch, epoch: usize) -> Result<(), TrainError> {
         let value = done.loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         if !value.is_finite() {
-            return Err(TrainError::NonFinite { loss: value, epoch, batch: done.batch });
+            return Err(TrainError::NonFinite {
+                loss: value,
+                epoch,
+                batch: done.batch,
+            });
         }
         self.loss_sum += value as f64 * done.images as f64;
         self.correct += done.correct.to_scalar::<u32>()? as usize;
@@ -235,5 +277,9 @@ impl EpochTotals {
 
 /// How many rows of `logits` pick their label, as a u32 scalar left on the device.
 fn correct_count(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
-    logits.argmax(D::Minus1)?.eq(labels)?.to_dtype(DType::U32)?.sum_all()
+    logits
+        .argmax(D::Minus1)?
+        .eq(labels)?
+        .to_dtype(DType::U32)?
+        .sum_all()
 }

@@ -11,7 +11,9 @@ pub struct Confusion {
 
 impl Confusion {
     pub fn new(classes: usize) -> Self {
-        Confusion { matrix: vec![vec![0; classes]; classes] }
+        Confusion {
+            matrix: vec![vec![0; classes]; classes],
+        }
     }
 
     pub fn classes(&self) -> usize {
@@ -73,13 +75,21 @@ impl Metrics {
                 let precision = ratio(tp, predicted as f64);
                 let recall = ratio(tp, support as f64);
                 let f1 = ratio(2.0 * precision * recall, precision + recall);
-                ClassMetrics { precision, recall, f1, support }
+                ClassMetrics {
+                    precision,
+                    recall,
+                    f1,
+                    support,
+                }
             })
             .collect();
         let total = c.total();
         let mean = |f: fn(&ClassMetrics) -> f64| ratio(classes.iter().map(f).sum(), n as f64);
         let weighted = |f: fn(&ClassMetrics) -> f64| {
-            ratio(classes.iter().map(|m| f(m) * m.support as f64).sum(), total as f64)
+            ratio(
+                classes.iter().map(|m| f(m) * m.support as f64).sum(),
+                total as f64,
+            )
         };
         Metrics {
             accuracy: ratio(c.correct() as f64, total as f64),

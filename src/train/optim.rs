@@ -253,28 +253,46 @@ impl Optimizer {
             None => candle_core::Device::Cpu,
         };
         let mut t = candle_core::safetensors::load(path, &device)?;
-        let steps = t.remove("steps").ok_or_else(|| candle_core::Error::Msg(format!("{path:?} has no step counts")))?;
+        let steps = t
+            .remove("steps")
+            .ok_or_else(|| candle_core::Error::Msg(format!("{path:?} has no step counts")))?;
         let steps: Vec<i64> = steps.to_vec1()?;
         if steps.len() != self.vars.len() {
-            candle_core::bail!("{path:?} holds state for {} variables, the model has {}", steps.len(), self.vars.len())
+            candle_core::bail!(
+                "{path:?} holds state for {} variables, the model has {}",
+                steps.len(),
+                self.vars.len()
+            )
         }
         let check = |name: &str, x: Tensor, var: &Var| -> Result<Tensor> {
             if x.shape() != var.shape() {
-                candle_core::bail!("{path:?}: {name} is {:?}, its variable {:?}", x.shape(), var.shape())
+                candle_core::bail!(
+                    "{path:?}: {name} is {:?}, its variable {:?}",
+                    x.shape(),
+                    var.shape()
+                )
             }
             Ok(x)
         };
         let mut state = Vec::with_capacity(self.vars.len());
         for (i, var) in self.vars.iter().enumerate() {
             state.push(match self.config {
-                OptimizerConfig::Sgd { .. } => {
-                    State::Sgd { buf: t.remove(&format!("{i}.buf")).map(|b| check("buf", b, var)).transpose()? }
-                }
+                OptimizerConfig::Sgd { .. } => State::Sgd {
+                    buf: t
+                        .remove(&format!("{i}.buf"))
+                        .map(|b| check("buf", b, var))
+                        .transpose()?,
+                },
                 OptimizerConfig::Adam { .. } => {
-                    let (Some(m), Some(v)) = (t.remove(&format!("{i}.m")), t.remove(&format!("{i}.v"))) else {
+                    let (Some(m), Some(v)) =
+                        (t.remove(&format!("{i}.m")), t.remove(&format!("{i}.v")))
+                    else {
                         candle_core::bail!("{path:?} has no Adam moments for variable {i}")
                     };
-                    State::Adam { m: check("m", m, var)?, v: check("v", v, var)? }
+                    State::Adam {
+                        m: check("m", m, var)?,
+                        v: check("v", v, var)?,
+                    }
                 }
             });
         }
@@ -293,8 +311,17 @@ mod tests {
     #[test]
     fn state_round_trip_continues_exactly() {
         for config in [
-            OptimizerConfig::Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.01 },
-            OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+            OptimizerConfig::Sgd {
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 0.01,
+            },
+            OptimizerConfig::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+            },
         ] {
             let run = |stop_after: Option<usize>| -> Vec<f64> {
                 let dir = tempfile::tempdir().unwrap();

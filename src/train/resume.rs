@@ -46,14 +46,19 @@ impl ResumeState {
 
     /// File names for the weights and optimizer state of `epoch`.
     pub fn files_for(epoch: usize) -> (String, String) {
-        (format!("weights-{epoch:05}.safetensors"), format!("optimizer-{epoch:05}.safetensors"))
+        (
+            format!("weights-{epoch:05}.safetensors"),
+            format!("optimizer-{epoch:05}.safetensors"),
+        )
     }
 
     /// The saved state of a run, if any. A missing file is `Ok(None)`; a corrupt one is an
     /// error (the caller starts the run over).
     pub fn load(run_dir: &Path) -> std::io::Result<Option<ResumeState>> {
         match std::fs::read_to_string(Self::file(run_dir)) {
-            Ok(text) => serde_json::from_str(&text).map(Some).map_err(std::io::Error::other),
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(std::io::Error::other),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -65,7 +70,11 @@ impl ResumeState {
     pub fn commit(&self, run_dir: &Path) -> std::io::Result<Durable> {
         let dir = Self::dir(run_dir);
         let tmp = dir.join("state.json.tmp");
-        std::fs::File::create(&tmp)?.write_all(serde_json::to_string(self).map_err(std::io::Error::other)?.as_bytes())?;
+        std::fs::File::create(&tmp)?.write_all(
+            serde_json::to_string(self)
+                .map_err(std::io::Error::other)?
+                .as_bytes(),
+        )?;
         let file = Self::file(run_dir);
         std::fs::rename(&tmp, &file)?;
         let keep = [self.weights.clone(), self.optimizer.clone()];
@@ -98,12 +107,17 @@ pub struct Durable(std::thread::JoinHandle<std::io::Result<()>>);
 
 impl Durable {
     pub fn wait(self) -> std::io::Result<()> {
-        self.0.join().map_err(|_| std::io::Error::other("the fsync thread panicked"))?
+        self.0
+            .join()
+            .map_err(|_| std::io::Error::other("the fsync thread panicked"))?
     }
 }
 
 /// Write a file so that readers see either the old or the new content, never half of it.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> candle_core::Result<()>) -> candle_core::Result<()> {
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> candle_core::Result<()>,
+) -> candle_core::Result<()> {
     let tmp = path.with_extension("tmp");
     write(&tmp)?;
     std::fs::rename(&tmp, path).map_err(candle_core::Error::wrap)

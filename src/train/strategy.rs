@@ -135,7 +135,10 @@ impl ReduceLrOnPlateau {
         let last = history.len().checked_sub(1)?;
         let lr = history[last].lr;
         // The epoch that triggered the latest cut: the one before the lr changed.
-        let last_cut = (1..history.len()).rev().find(|&i| history[i].lr != history[i - 1].lr).map(|i| i - 1);
+        let last_cut = (1..history.len())
+            .rev()
+            .find(|&i| history[i].lr != history[i - 1].lr)
+            .map(|i| i - 1);
         let best = self.monitor.best_index(history, self.min_delta);
         let since = match (best, last_cut) {
             (Some(b), Some(c)) => last - b.max(c),
@@ -184,7 +187,10 @@ impl Checkpointing {
         match self.keep {
             Keep::None => None,
             Keep::Last => history.last().map(|e| e.epoch),
-            Keep::Best => self.monitor.best_index(history, 0.0).map(|i| history[i].epoch),
+            Keep::Best => self
+                .monitor
+                .best_index(history, 0.0)
+                .map(|i| history[i].epoch),
         }
     }
 }
@@ -213,7 +219,11 @@ mod tests {
 
     #[test]
     fn early_stopping_waits_patience_epochs_after_the_best() {
-        let es = EarlyStopping { monitor: Monitor::ValLoss, patience: 2, min_delta: 0.0 };
+        let es = EarlyStopping {
+            monitor: Monitor::ValLoss,
+            patience: 2,
+            min_delta: 0.0,
+        };
         let lr = [0.1; 6];
         assert!(!es.should_stop(&history(&[], &[])));
         assert!(!es.should_stop(&history(&[0.5, 0.4], &lr)));
@@ -225,7 +235,11 @@ mod tests {
 
     #[test]
     fn early_stopping_on_accuracy_looks_for_higher() {
-        let es = EarlyStopping { monitor: Monitor::ValAcc, patience: 1, min_delta: 0.0 };
+        let es = EarlyStopping {
+            monitor: Monitor::ValAcc,
+            patience: 1,
+            min_delta: 0.0,
+        };
         // val_acc = 1 - loss: 0.5, 0.6, 0.55 -> stop after the drop.
         assert!(!es.should_stop(&history(&[0.5, 0.4], &[0.1; 2])));
         assert!(es.should_stop(&history(&[0.5, 0.4, 0.45], &[0.1; 3])));
@@ -233,13 +247,21 @@ mod tests {
 
     #[test]
     fn min_delta_requires_a_real_improvement() {
-        let es = EarlyStopping { monitor: Monitor::ValLoss, patience: 2, min_delta: 0.05 };
+        let es = EarlyStopping {
+            monitor: Monitor::ValLoss,
+            patience: 2,
+            min_delta: 0.05,
+        };
         assert!(es.should_stop(&history(&[0.5, 0.48, 0.47], &[0.1; 3])));
     }
 
     #[test]
     fn nan_history_stops_after_patience() {
-        let es = EarlyStopping { monitor: Monitor::ValLoss, patience: 2, min_delta: 0.0 };
+        let es = EarlyStopping {
+            monitor: Monitor::ValLoss,
+            patience: 2,
+            min_delta: 0.0,
+        };
         assert!(!es.should_stop(&history(&[f64::NAN], &[0.1])));
         assert!(es.should_stop(&history(&[f64::NAN, f64::NAN], &[0.1; 2])));
         // NaN after a good epoch counts as no improvement.
@@ -257,7 +279,10 @@ mod tests {
         };
         // Best at epoch 1; epochs 2 and 3 do not improve -> cut after epoch 3.
         assert_eq!(r.next_lr(&history(&[0.5, 0.6], &[0.1, 0.1])), Some(0.1));
-        assert_eq!(r.next_lr(&history(&[0.5, 0.6, 0.6], &[0.1, 0.1, 0.1])), Some(0.05));
+        assert_eq!(
+            r.next_lr(&history(&[0.5, 0.6, 0.6], &[0.1, 0.1, 0.1])),
+            Some(0.05)
+        );
         // Epoch 4 ran at 0.05 without improvement: wait is 1 since the cut.
         let h = history(&[0.5, 0.6, 0.6, 0.7], &[0.1, 0.1, 0.1, 0.05]);
         assert_eq!(r.next_lr(&h), Some(0.05));
@@ -278,12 +303,18 @@ mod tests {
             min_delta: 0.0,
         };
         assert_eq!(r.next_lr(&history(&[0.5, 0.6], &[0.01, 0.01])), Some(0.004));
-        assert_eq!(r.next_lr(&history(&[0.5, 0.6, 0.7], &[0.01, 0.01, 0.004])), Some(0.004));
+        assert_eq!(
+            r.next_lr(&history(&[0.5, 0.6, 0.7], &[0.01, 0.01, 0.004])),
+            Some(0.004)
+        );
     }
 
     #[test]
     fn checkpoint_best_saves_only_improvements() {
-        let c = Checkpointing { keep: Keep::Best, monitor: Monitor::ValLoss };
+        let c = Checkpointing {
+            keep: Keep::Best,
+            monitor: Monitor::ValLoss,
+        };
         let lr = [0.1; 4];
         assert!(c.should_save(&history(&[0.5], &lr)));
         assert!(c.should_save(&history(&[0.5, 0.4], &lr)));
@@ -294,8 +325,14 @@ mod tests {
     #[test]
     fn checkpoint_last_and_none() {
         let h = history(&[0.5, 0.6], &[0.1; 2]);
-        let last = Checkpointing { keep: Keep::Last, monitor: Monitor::ValLoss };
-        let none = Checkpointing { keep: Keep::None, monitor: Monitor::ValLoss };
+        let last = Checkpointing {
+            keep: Keep::Last,
+            monitor: Monitor::ValLoss,
+        };
+        let none = Checkpointing {
+            keep: Keep::None,
+            monitor: Monitor::ValLoss,
+        };
         assert!(last.should_save(&h));
         assert_eq!(last.saved_epoch(&h), Some(2));
         assert!(!none.should_save(&h));

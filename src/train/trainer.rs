@@ -22,9 +22,16 @@ pub enum TrainError {
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
     #[error("the loss became {loss} at epoch {epoch}, batch {batch}: lower the learning rate (lr) or the batch size")]
-    NonFinite { loss: f32, epoch: usize, batch: usize },
+    NonFinite {
+        loss: f32,
+        epoch: usize,
+        batch: usize,
+    },
     #[error("cannot write in the run folder {path}: {source}")]
-    RunDir { path: PathBuf, source: std::io::Error },
+    RunDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the training split is empty: add images or lower data.val_split")]
     NoTrainingData,
     #[error("this run has no test split")]
@@ -34,7 +41,10 @@ pub enum TrainError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::RunDir { path: path.into(), source }
+    move |source| TrainError::RunDir {
+        path: path.into(),
+        source,
+    }
 }
 
 /// Sends events, holding back the last epoch's until its resume state is on disk, so the
@@ -73,7 +83,9 @@ pub enum Start {
     Fresh,
     /// Resume; the store holds epochs up to `stored_epochs`, and saved epochs after it are
     /// reported again (the process that trained them died before they were stored).
-    Resume { stored_epochs: usize },
+    Resume {
+        stored_epochs: usize,
+    },
 }
 
 /// Train one run, sending every event to `emit`. Weights go under `run_dir`. `stop` is
@@ -90,7 +102,11 @@ pub fn train(
     emit: &mut dyn FnMut(Event),
 ) -> Result<RunEnd, TrainError> {
     let cfg = &run.config;
-    let mut out = Emitter { emit, pending: None, run_dir };
+    let mut out = Emitter {
+        emit,
+        pending: None,
+        run_dir,
+    };
     std::fs::create_dir_all(ResumeState::dir(run_dir)).map_err(io(run_dir))?;
     let saved = match begin {
         Start::Resume { .. } => ResumeState::load(run_dir).map_err(io(run_dir))?,
@@ -112,10 +128,19 @@ pub fn train(
         stop_reason = state.stop_reason.clone();
     }
     let train_images = start.train_images;
-    out.send(Event::Started { run: run.id.clone(), start: RunStart { resumed_from: saved.as_ref().map(|s| s.epoch), ..start } })?;
+    out.send(Event::Started {
+        run: run.id.clone(),
+        start: RunStart {
+            resumed_from: saved.as_ref().map(|s| s.epoch),
+            ..start
+        },
+    })?;
     if let Start::Resume { stored_epochs } = begin {
         for record in records.iter().filter(|r| r.summary.epoch > stored_epochs) {
-            out.send(Event::Epoch { run: run.id.clone(), record: record.clone() })?;
+            out.send(Event::Epoch {
+                run: run.id.clone(),
+                record: record.clone(),
+            })?;
         }
     }
 
@@ -138,7 +163,13 @@ pub fn train(
         let id = run.id.clone();
         let mut progress = |p: super::learner::BatchProgress| {
             let secs = started.elapsed().as_secs_f64().max(1e-9);
-            let event = Event::Progress { run: id.clone(), epoch, batch: p.batch, batches: p.batches, images_per_sec: p.images as f64 / secs };
+            let event = Event::Progress {
+                run: id.clone(),
+                epoch,
+                batch: p.batch,
+                batches: p.batches,
+                images_per_sec: p.images as f64 / secs,
+            };
             // A failed fsync surfaces at the epoch's end, where the state is saved again.
             let _ = out.send(event);
         };
@@ -160,11 +191,25 @@ pub fn train(
         if checkpoint_saved {
             learner.save_weights(&checkpoint)?;
         }
-        let next_lr = cfg.train.reduce_lr_on_plateau.as_ref().and_then(|r| r.next_lr(&history)).unwrap_or(lr);
+        let next_lr = cfg
+            .train
+            .reduce_lr_on_plateau
+            .as_ref()
+            .and_then(|r| r.next_lr(&history))
+            .unwrap_or(lr);
         if epoch == cfg.epochs {
             stop_reason = Some(format!("completed {} epochs", cfg.epochs));
-        } else if let Some(es) = cfg.train.early_stopping.as_ref().filter(|es| es.should_stop(&history)) {
-            stop_reason = Some(format!("early stop at epoch {epoch}: {} did not improve for {} epochs", es.monitor.name(), es.patience));
+        } else if let Some(es) = cfg
+            .train
+            .early_stopping
+            .as_ref()
+            .filter(|es| es.should_stop(&history))
+        {
+            stop_reason = Some(format!(
+                "early stop at epoch {epoch}: {} did not improve for {} epochs",
+                es.monitor.name(),
+                es.patience
+            ));
         }
         let record = EpochRecord {
             summary: history[history.len() - 1].clone(),
@@ -175,8 +220,22 @@ pub fn train(
             checkpoint_saved,
         };
         records.push(record.clone());
-        let durable = save_state(learner, run_dir, epoch, &records, next_lr, &stop_reason, batch_size)?;
-        out.after(durable, Event::Epoch { run: run.id.clone(), record })?;
+        let durable = save_state(
+            learner,
+            run_dir,
+            epoch,
+            &records,
+            next_lr,
+            &stop_reason,
+            batch_size,
+        )?;
+        out.after(
+            durable,
+            Event::Epoch {
+                run: run.id.clone(),
+                record,
+            },
+        )?;
         learner.set_lr(next_lr);
     }
 
@@ -193,8 +252,17 @@ pub fn train(
         };
         let (loss, confusion) = learner.evaluate(Split::Test)?;
         let metrics = Metrics::from_confusion(&confusion);
-        let evaluation = Evaluation { split: "test".into(), epoch, loss, metrics, confusion };
-        out.send(Event::Evaluated { run: run.id.clone(), evaluation })?;
+        let evaluation = Evaluation {
+            split: "test".into(),
+            epoch,
+            loss,
+            metrics,
+            confusion,
+        };
+        out.send(Event::Evaluated {
+            run: run.id.clone(),
+            evaluation,
+        })?;
     }
     Ok(RunEnd {
         stop_reason: stop_reason.unwrap_or_else(|| format!("completed {} epochs", cfg.epochs)),
@@ -217,7 +285,15 @@ fn save_state(
     let (weights, optimizer) = ResumeState::files_for(epoch);
     learner.save_weights(&dir.join(&weights))?;
     learner.save_optimizer(&dir.join(&optimizer))?;
-    let state = ResumeState { epoch, records: records.to_vec(), next_lr, stop_reason: stop_reason.clone(), batch_size, weights, optimizer };
+    let state = ResumeState {
+        epoch,
+        records: records.to_vec(),
+        next_lr,
+        stop_reason: stop_reason.clone(),
+        batch_size,
+        weights,
+        optimizer,
+    };
     state.commit(run_dir).map_err(io(run_dir))
 }
 
@@ -225,7 +301,11 @@ fn save_state(
 /// the true class and eps spread evenly over all classes).
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
     let log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let nll = log_p.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?.mean_all()?;
+    let nll = log_p
+        .gather(&labels.unsqueeze(1)?, 1)?
+        .squeeze(1)?
+        .neg()?
+        .mean_all()?;
     if eps == 0.0 {
         return Ok(nll);
     }
@@ -245,12 +325,18 @@ mod tests {
         let labels = Tensor::new(&[0u32], &Device::Cpu).unwrap();
         let e2 = 2f64.exp();
         let nll = -(e2 / (e2 + 2.0)).ln();
-        let got = cross_entropy(&logits, &labels, 0.0).unwrap().to_scalar::<f32>().unwrap();
+        let got = cross_entropy(&logits, &labels, 0.0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!((got as f64 - nll).abs() < 1e-6);
         // Smoothing 0.1 over 3 classes: 0.9 * nll + 0.1 * mean_k(-log p_k).
         let log_z = (e2 + 2.0).ln();
         let mean = ((log_z - 2.0) + 2.0 * log_z) / 3.0;
-        let smoothed = cross_entropy(&logits, &labels, 0.1).unwrap().to_scalar::<f32>().unwrap();
+        let smoothed = cross_entropy(&logits, &labels, 0.1)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!((smoothed as f64 - (0.9 * nll + 0.1 * mean)).abs() < 1e-6);
     }
 }

@@ -7,7 +7,7 @@
 //! every thread count.
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::geom::{Pass, col2im, im2col, tiles, Geom};
+use super::geom::{col2im, im2col, tiles, Geom, Pass};
 use super::mat::{gemm, View};
 use super::{par_chunks, slice, Float};
 

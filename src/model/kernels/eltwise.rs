@@ -105,7 +105,9 @@ impl CustomOp1 for Eltwise {
         l: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         match self {
-            Eltwise::Relu => super::cuda::eltwise::run(super::cuda::eltwise::Op::Relu, (s, l), None),
+            Eltwise::Relu => {
+                super::cuda::eltwise::run(super::cuda::eltwise::Op::Relu, (s, l), None)
+            }
             _ => candle_core::bail!("{} takes two arguments", CustomOp1::name(self)),
         }
     }

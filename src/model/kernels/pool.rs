@@ -119,7 +119,11 @@ impl CustomOp1 for MaxPool2d {
                 stride: self.stride,
                 pad: self.pad,
             };
-            return Ok(Some(x.contiguous()?.apply_op3_no_bwd(&y.contiguous()?, &dy, &op)?));
+            return Ok(Some(x.contiguous()?.apply_op3_no_bwd(
+                &y.contiguous()?,
+                &dy,
+                &op,
+            )?));
         }
         let _ = y;
         let Some(argmax) = self.argmax.lock().ok().and_then(|slot| slot.clone()) else {

@@ -38,7 +38,9 @@ impl Call {
         let db = b.shape().dims4()?;
         let out = |len: usize, k: usize| -> Result<usize> {
             if stride == 0 || len + 2 * pad < k {
-                candle_core::bail!("cuDNN convolution: kernel {k} larger than padded input {len}+2*{pad}")
+                candle_core::bail!(
+                    "cuDNN convolution: kernel {k} larger than padded input {len}+2*{pad}"
+                )
             }
             Ok((len + 2 * pad - k) / stride + 1)
         };
@@ -51,14 +53,31 @@ impl Call {
             }
             Pass::InputGrad(h, wd) => {
                 let (co, cig, kh, kw) = db;
-                ([da.0, cig * groups, h, wd], [co, cig, kh, kw], [da.0, da.1, da.2, da.3])
+                (
+                    [da.0, cig * groups, h, wd],
+                    [co, cig, kh, kw],
+                    [da.0, da.1, da.2, da.3],
+                )
             }
             Pass::WeightGrad(kh, kw) => {
                 let x = [da.0, da.1, da.2, da.3];
-                ([da.0, da.1, da.2, da.3], [db.1, x[1] / groups.max(1), kh, kw], [db.0, db.1, db.2, db.3])
+                (
+                    [da.0, da.1, da.2, da.3],
+                    [db.1, x[1] / groups.max(1), kh, kw],
+                    [db.0, db.1, db.2, db.3],
+                )
             }
         };
-        let call = Call { pass, bf16, x, w, y, stride, pad, groups };
+        let call = Call {
+            pass,
+            bf16,
+            x,
+            w,
+            y,
+            stride,
+            pad,
+            groups,
+        };
         let fits = groups > 0
             && x[1] == w[1] * groups
             && w[0] == y[1]
@@ -111,7 +130,10 @@ impl Descs {
         let x = TensorDesc::new(T::CUDNN, c.x)?;
         let y = TensorDesc::new(T::CUDNN, c.y)?;
         let mut raw = std::ptr::null_mut();
-        check(unsafe { sys::cudnnCreateFilterDescriptor(&mut raw) }, "filter descriptor")?;
+        check(
+            unsafe { sys::cudnnCreateFilterDescriptor(&mut raw) },
+            "filter descriptor",
+        )?;
         let w = FilterDesc(raw);
         let [k, ch, kh, kw] = to_i32(c.w)?;
         let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
@@ -120,7 +142,10 @@ impl Descs {
             "filter descriptor shape",
         )?;
         let mut raw = std::ptr::null_mut();
-        check(unsafe { sys::cudnnCreateConvolutionDescriptor(&mut raw) }, "convolution descriptor")?;
+        check(
+            unsafe { sys::cudnnCreateConvolutionDescriptor(&mut raw) },
+            "convolution descriptor",
+        )?;
         let conv = ConvDesc(raw);
         let [p, s, g] = to_i32([c.pad, c.stride, c.groups])?;
         let mode = sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION;
@@ -135,8 +160,14 @@ impl Descs {
         } else {
             sys::cudnnMathType_t::CUDNN_DEFAULT_MATH
         };
-        check(unsafe { sys::cudnnSetConvolutionMathType(raw, math) }, "math type")?;
-        check(unsafe { sys::cudnnSetConvolutionGroupCount(raw, g) }, "group count")?;
+        check(
+            unsafe { sys::cudnnSetConvolutionMathType(raw, math) },
+            "math type",
+        )?;
+        check(
+            unsafe { sys::cudnnSetConvolutionGroupCount(raw, g) },
+            "group count",
+        )?;
         Ok(Descs { x, w, y, conv })
     }
 }
@@ -169,7 +200,14 @@ fn pick(h: sys::cudnnHandle_t, c: &Call, d: &Descs) -> Result<(Algo, usize)> {
             check(
                 unsafe {
                     sys::cudnnGetConvolutionForwardAlgorithm_v7(
-                        h, d.x.0, d.w.0, d.conv.0, d.y.0, 8, &mut n, perf.as_mut_ptr(),
+                        h,
+                        d.x.0,
+                        d.w.0,
+                        d.conv.0,
+                        d.y.0,
+                        8,
+                        &mut n,
+                        perf.as_mut_ptr(),
                     )
                 },
                 "forward heuristics",
@@ -188,11 +226,19 @@ fn pick(h: sys::cudnnHandle_t, c: &Call, d: &Descs) -> Result<(Algo, usize)> {
             Algo::Fwd(p.algo)
         }
         Pass::InputGrad(..) => {
-            let mut perf: [sys::cudnnConvolutionBwdDataAlgoPerf_t; 8] = unsafe { std::mem::zeroed() };
+            let mut perf: [sys::cudnnConvolutionBwdDataAlgoPerf_t; 8] =
+                unsafe { std::mem::zeroed() };
             check(
                 unsafe {
                     sys::cudnnGetConvolutionBackwardDataAlgorithm_v7(
-                        h, d.w.0, d.y.0, d.conv.0, d.x.0, 8, &mut n, perf.as_mut_ptr(),
+                        h,
+                        d.w.0,
+                        d.y.0,
+                        d.conv.0,
+                        d.x.0,
+                        8,
+                        &mut n,
+                        perf.as_mut_ptr(),
                     )
                 },
                 "backward-data heuristics",
@@ -216,7 +262,14 @@ fn pick(h: sys::cudnnHandle_t, c: &Call, d: &Descs) -> Result<(Algo, usize)> {
             check(
                 unsafe {
                     sys::cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                        h, d.x.0, d.y.0, d.conv.0, d.w.0, 8, &mut n, perf.as_mut_ptr(),
+                        h,
+                        d.x.0,
+                        d.y.0,
+                        d.conv.0,
+                        d.w.0,
+                        8,
+                        &mut n,
+                        perf.as_mut_ptr(),
                     )
                 },
                 "backward-filter heuristics",
@@ -249,7 +302,11 @@ pub(crate) fn conv2d(
     (s2, l2): (&CudaStorage, &Layout),
 ) -> Result<(CudaStorage, Shape)> {
     if s1.dtype() != s2.dtype() {
-        candle_core::bail!("cuDNN convolution: inputs {:?} and {:?}", s1.dtype(), s2.dtype())
+        candle_core::bail!(
+            "cuDNN convolution: inputs {:?} and {:?}",
+            s1.dtype(),
+            s2.dtype()
+        )
     }
     let call = Call::new(pass, geometry, l1, l2, s1.dtype() == DType::BF16)?;
     let dev = &s1.device;
@@ -278,13 +335,49 @@ fn run<T: Elem>(
     let status = unsafe {
         match algo {
             Algo::Fwd(al) => sys::cudnnConvolutionForward(
-                h, one(), d.x.0, a, d.w.0, b, d.conv.0, al, ws_ptr, bytes, zero(), d.y.0, o,
+                h,
+                one(),
+                d.x.0,
+                a,
+                d.w.0,
+                b,
+                d.conv.0,
+                al,
+                ws_ptr,
+                bytes,
+                zero(),
+                d.y.0,
+                o,
             ),
             Algo::Data(al) => sys::cudnnConvolutionBackwardData(
-                h, one(), d.w.0, b, d.y.0, a, d.conv.0, al, ws_ptr, bytes, zero(), d.x.0, o,
+                h,
+                one(),
+                d.w.0,
+                b,
+                d.y.0,
+                a,
+                d.conv.0,
+                al,
+                ws_ptr,
+                bytes,
+                zero(),
+                d.x.0,
+                o,
             ),
             Algo::Filter(al) => sys::cudnnConvolutionBackwardFilter(
-                h, one(), d.x.0, a, d.y.0, b, d.conv.0, al, ws_ptr, bytes, zero(), d.w.0, o,
+                h,
+                one(),
+                d.x.0,
+                a,
+                d.y.0,
+                b,
+                d.conv.0,
+                al,
+                ws_ptr,
+                bytes,
+                zero(),
+                d.w.0,
+                o,
             ),
         }
     };

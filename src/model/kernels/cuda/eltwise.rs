@@ -21,13 +21,19 @@ struct ActivationDesc(sys::cudnnActivationDescriptor_t);
 impl ActivationDesc {
     fn relu() -> Result<ActivationDesc> {
         let mut raw = std::ptr::null_mut();
-        check(unsafe { sys::cudnnCreateActivationDescriptor(&mut raw) }, "activation descriptor")?;
+        check(
+            unsafe { sys::cudnnCreateActivationDescriptor(&mut raw) },
+            "activation descriptor",
+        )?;
         let desc = ActivationDesc(raw);
         let (mode, nan) = (
             sys::cudnnActivationMode_t::CUDNN_ACTIVATION_RELU,
             sys::cudnnNanPropagation_t::CUDNN_PROPAGATE_NAN,
         );
-        check(unsafe { sys::cudnnSetActivationDescriptor(raw, mode, nan, 0.0) }, "activation descriptor")?;
+        check(
+            unsafe { sys::cudnnSetActivationDescriptor(raw, mode, nan, 0.0) },
+            "activation descriptor",
+        )?;
         Ok(desc)
     }
 }
@@ -43,14 +49,20 @@ struct OpTensorDesc(sys::cudnnOpTensorDescriptor_t);
 impl OpTensorDesc {
     fn add() -> Result<OpTensorDesc> {
         let mut raw = std::ptr::null_mut();
-        check(unsafe { sys::cudnnCreateOpTensorDescriptor(&mut raw) }, "op-tensor descriptor")?;
+        check(
+            unsafe { sys::cudnnCreateOpTensorDescriptor(&mut raw) },
+            "op-tensor descriptor",
+        )?;
         let desc = OpTensorDesc(raw);
         let (op, compute, nan) = (
             sys::cudnnOpTensorOp_t::CUDNN_OP_TENSOR_ADD,
             sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
             sys::cudnnNanPropagation_t::CUDNN_PROPAGATE_NAN,
         );
-        check(unsafe { sys::cudnnSetOpTensorDescriptor(raw, op, compute, nan) }, "op-tensor descriptor")?;
+        check(
+            unsafe { sys::cudnnSetOpTensorDescriptor(raw, op, compute, nan) },
+            "op-tensor descriptor",
+        )?;
         Ok(desc)
     }
 }
@@ -77,7 +89,13 @@ pub(crate) fn run(
 ) -> Result<(CudaStorage, Shape)> {
     if let Some((s2, l2)) = second {
         if l1.shape() != l2.shape() || s1.dtype() != s2.dtype() {
-            candle_core::bail!("{op:?}: {:?} {:?} and {:?} {:?} differ", s1.dtype(), l1.shape(), s2.dtype(), l2.shape())
+            candle_core::bail!(
+                "{op:?}: {:?} {:?} and {:?} {:?} differ",
+                s1.dtype(),
+                l1.shape(),
+                s2.dtype(),
+                l2.shape()
+            )
         }
     }
     let dev = &s1.device;

@@ -48,7 +48,9 @@ pub(crate) use by_cuda_dtype;
 
 /// Whether `t` can take the cuDNN path: a CUDA tensor of dtype f32 or bf16.
 pub(crate) fn supports(t: &Tensor) -> bool {
-    super::fast_path_enabled() && t.device().is_cuda() && matches!(t.dtype(), DType::F32 | DType::BF16)
+    super::fast_path_enabled()
+        && t.device().is_cuda()
+        && matches!(t.dtype(), DType::F32 | DType::BF16)
 }
 
 /// The element types the cuDNN ops take.
@@ -110,7 +112,10 @@ pub(crate) struct TensorDesc(pub(crate) sys::cudnnTensorDescriptor_t);
 impl TensorDesc {
     pub(crate) fn new(dtype: sys::cudnnDataType_t, dims: [usize; 4]) -> Result<Self> {
         let mut raw = std::ptr::null_mut();
-        check(unsafe { sys::cudnnCreateTensorDescriptor(&mut raw) }, "tensor descriptor")?;
+        check(
+            unsafe { sys::cudnnCreateTensorDescriptor(&mut raw) },
+            "tensor descriptor",
+        )?;
         let desc = TensorDesc(raw);
         let [n, c, h, w] = to_i32(dims)?;
         let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
@@ -155,14 +160,21 @@ pub(crate) fn alloc<T: Elem>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T
 
 /// The raw device address of a view, a slice or a workspace, valid for launches on `dev`'s
 /// stream (the only stream these ops use).
-pub(crate) fn ptr<T>(s: &impl candle_core::cuda_backend::cudarc::driver::DevicePtr<T>, dev: &CudaDevice) -> *mut c_void {
+pub(crate) fn ptr<T>(
+    s: &impl candle_core::cuda_backend::cudarc::driver::DevicePtr<T>,
+    dev: &CudaDevice,
+) -> *mut c_void {
     let stream = dev.cuda_stream();
     let (p, _sync) = s.device_ptr(&stream);
     p as usize as *mut c_void
 }
 
 /// A storage-less tensor wrapper around a finished device buffer.
-pub(crate) fn tensor<T: Elem>(slice: CudaSlice<T>, dev: &CudaDevice, shape: impl Into<Shape>) -> Tensor {
+pub(crate) fn tensor<T: Elem>(
+    slice: CudaSlice<T>,
+    dev: &CudaDevice,
+    shape: impl Into<Shape>,
+) -> Tensor {
     let storage = CudaStorage::wrap_cuda_slice(slice, dev.clone());
     Tensor::from_storage(Storage::Cuda(storage), shape, BackpropOp::none(), false)
 }
@@ -190,10 +202,16 @@ pub(crate) fn workspace(dev: &CudaDevice, bytes: usize) -> Result<Option<CudaSli
 
 /// The device buffer of a tensor's storage, for ops that hold tensors (batch norm's running
 /// statistics) rather than receive them as inputs.
-pub(crate) fn with_cuda_storage<R>(t: &Tensor, f: impl FnOnce(&CudaStorage, &Layout) -> Result<R>) -> Result<R> {
+pub(crate) fn with_cuda_storage<R>(
+    t: &Tensor,
+    f: impl FnOnce(&CudaStorage, &Layout) -> Result<R>,
+) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
         Storage::Cuda(s) => f(s, layout),
-        _ => candle_core::bail!("expected a CUDA tensor, got one on {:?}", t.device().location()),
+        _ => candle_core::bail!(
+            "expected a CUDA tensor, got one on {:?}",
+            t.device().location()
+        ),
     }
 }

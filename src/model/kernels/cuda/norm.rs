@@ -30,9 +30,15 @@ fn dims(shape: &Shape) -> Result<[usize; 4]> {
 /// The per-channel descriptor cuDNN derives for the scale, shift and statistics.
 fn param_desc(x: &TensorDesc) -> Result<TensorDesc> {
     let mut raw = std::ptr::null_mut();
-    check(unsafe { sys::cudnnCreateTensorDescriptor(&mut raw) }, "batch-norm descriptor")?;
+    check(
+        unsafe { sys::cudnnCreateTensorDescriptor(&mut raw) },
+        "batch-norm descriptor",
+    )?;
     let desc = TensorDesc(raw);
-    check(unsafe { sys::cudnnDeriveBNTensorDescriptor(raw, x.0, MODE) }, "batch-norm descriptor")?;
+    check(
+        unsafe { sys::cudnnDeriveBNTensorDescriptor(raw, x.0, MODE) },
+        "batch-norm descriptor",
+    )?;
     Ok(desc)
 }
 
@@ -231,7 +237,8 @@ pub(crate) fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) ->
         let scale = gamma.broadcast_div(&(var + bn.eps())?.sqrt()?)?;
         let shift = (beta - mean.mul(&scale)?)?;
         let as_x = |t: Tensor| t.to_dtype(x.dtype())?.reshape(shape.as_slice());
-        x.broadcast_mul(&as_x(scale)?)?.broadcast_add(&as_x(shift)?)?
+        x.broadcast_mul(&as_x(scale)?)?
+            .broadcast_add(&as_x(shift)?)?
     };
     if relu {
         crate::model::ops::relu(&y)

@@ -12,7 +12,10 @@ struct PoolDesc(sys::cudnnPoolingDescriptor_t);
 impl PoolDesc {
     fn new(kernel: usize, stride: usize, pad: usize) -> Result<PoolDesc> {
         let mut raw = std::ptr::null_mut();
-        check(unsafe { sys::cudnnCreatePoolingDescriptor(&mut raw) }, "pooling descriptor")?;
+        check(
+            unsafe { sys::cudnnCreatePoolingDescriptor(&mut raw) },
+            "pooling descriptor",
+        )?;
         let desc = PoolDesc(raw);
         let [k, s, p] = to_i32([kernel, stride, pad])?;
         // The deterministic variant: the same gradient on every run, as resume expects.
@@ -104,7 +107,11 @@ impl CustomOp3 for MaxPoolGrad {
         let (b, c, h, w) = lx.shape().dims4()?;
         let y_dims = out_dims(lx, self.kernel, self.stride, self.pad)?;
         if ly.shape().dims() != y_dims || ldy.shape().dims() != y_dims {
-            candle_core::bail!("max-pool grad: y {:?}, dy {:?}, expected {y_dims:?}", ly.shape(), ldy.shape())
+            candle_core::bail!(
+                "max-pool grad: y {:?}, dy {:?}, expected {y_dims:?}",
+                ly.shape(),
+                ldy.shape()
+            )
         }
         let dev = &sx.device;
         by_cuda_dtype!(sx.dtype(), self.name(), T => {
