@@ -6,6 +6,7 @@ pub mod cli;
 pub mod data;
 pub mod devices;
 pub mod model;
+pub mod outcome;
 pub mod progress;
 pub mod report;
 pub mod scheduler;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, DataSpec};
 use crate::devices::Slot;
+use crate::outcome::{says_out_of_memory, FailureKind};
 use crate::sweep::RunSpec;
 use crate::train::fake::{FakeLearner, FakeSpec};
 use crate::train::{self, CandleLearner, Event, RunEnd, RunStart, Start, TrainError};
@@ -39,13 +40,74 @@ pub struct Job {
 pub const STOP: &str = "stop";
 
 /// Die with the coordinator: a worker outliving it would race the run's next owner.
+///
+/// The parent is whoever started us, not "anyone but PID 1": when `sweep run` is itself PID 1
+/// (`docker run image sweep run ...`) its workers' parent pid is 1 (issue 7). The parent is
+/// read before the death signal is armed and checked after, so a coordinator that died in
+/// between is noticed; one that died before the first read leaves stdin at EOF, which ends
+/// the worker too.
 fn follow_parent() {
     #[cfg(target_os = "linux")]
-    // SAFETY: prctl with PR_SET_PDEATHSIG only sets a signal for this process.
+    // SAFETY: getppid only reads; prctl with PR_SET_PDEATHSIG only sets a signal for this
+    // process.
     unsafe {
+        let parent = libc::getppid();
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() == 1 {
+        if libc::getppid() != parent {
             std::process::exit(4);
+        }
+    }
+}
+
+/// Where the last panic happened and what it said, as "panicked at FILE:LINE:COL: MESSAGE"
+/// (the words the coordinator reads from a dead worker's stderr).
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Keep the default report on stderr, and remember the panic for the `Failed` event.
+fn record_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!("panicked at {}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_else(|| "panicked".into());
+        *LAST_PANIC.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{at}: {message}"));
+        default(info);
+    }));
+}
+
+/// The event that ends a job.
+fn end_event(id: String, result: std::thread::Result<Result<RunEnd, TrainError>>) -> Event {
+    match result {
+        Ok(Ok(end)) => Event::Finished { run: id, end },
+        Ok(Err(TrainError::Interrupted(epoch))) => Event::Stopped { run: id, epoch },
+        Ok(Err(e)) => Event::Failed {
+            run: id,
+            kind: e.kind(),
+            error: e.to_string(),
+        },
+        Err(_) => {
+            let error = LAST_PANIC
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_else(|| "panicked".into());
+            let kind = if says_out_of_memory(&error) {
+                FailureKind::Oom
+            } else {
+                FailureKind::Panic
+            };
+            Event::Failed {
+                run: id,
+                error,
+                kind,
+            }
         }
     }
 }
@@ -54,6 +116,7 @@ fn follow_parent() {
 /// ends. A `stop` line stops the job in progress after its current epoch.
 pub fn serve() -> ExitCode {
     follow_parent();
+    record_panics();
     let stop = Arc::new(AtomicBool::new(false));
     let (jobs_tx, jobs) = std::sync::mpsc::channel::<String>();
     let flag = stop.clone();
@@ -95,15 +158,12 @@ pub fn serve() -> ExitCode {
             }
         };
         let id = job.run.id.clone();
-        let event = match run(&job, &mut data, &stop, &mut emit) {
-            Ok(end) => Event::Finished { run: id, end },
-            Err(TrainError::Interrupted(epoch)) => Event::Stopped { run: id, epoch },
-            Err(e) => Event::Failed {
-                run: id,
-                error: e.to_string(),
-            },
-        };
-        emit(event);
+        // A panic is this run's failure, reported like any other; the coordinator ends a
+        // worker after a failure, so no state it left half-changed is used again.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(&job, &mut data, &stop, &mut emit)
+        }));
+        emit(end_event(id, result));
     }
     ExitCode::SUCCESS
 }
@@ -163,10 +223,7 @@ fn run(
         Some((spec, d)) if *spec == job.data => d.clone(),
         _ => {
             *cache = None;
-            let d = Arc::new(
-                data::load(&job.data)
-                    .map_err(|e| TrainError::Candle(candle_core::Error::Msg(e.to_string())))?,
-            );
+            let d = Arc::new(data::load(&job.data)?);
             *cache = Some((job.data.clone(), d.clone()));
             d
         }

@@ -151,6 +151,20 @@ fn failing_runs_are_recorded_and_the_others_complete() {
     }
 }
 
+/// Each failure carries the kind decided where it was seen, in `sweep status --format json`.
+#[test]
+fn failures_are_stored_with_their_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    write_sweep(dir.path(), &["0.1", "0.2", "0.3", "0.4"], 1, 2);
+    let spec = r#"{"epoch_ms": 10, "panic": ["lr=0.2"], "nan": ["lr=0.3"], "abort": ["lr=0.4"]}"#;
+    let (code, stderr) = run_to_end(dir.path(), 2, spec, &[]);
+    assert_eq!(code, 2, "some runs failed: {stderr}");
+    let runs = by_label(&status(dir.path()));
+    let kinds: Vec<Value> = runs.values().map(|r| r["failure_kind"].clone()).collect();
+    let want = serde_json::json!([null, "panic", "non_finite", "signal"]);
+    assert_eq!(Value::from(kinds), want, "{runs:?}");
+}
+
 #[test]
 fn devices_lists_fake_gpus_and_devices_flag_pins_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,4 +362,52 @@ fn ctrl_c_lets_epochs_finish_then_resumes() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("resuming after epoch"), "{stderr}");
     assert_complete(&status(dir.path()), 4);
+}
+
+/// The `unshare` arguments that start a program as PID 1 of a new PID namespace here: as
+/// root, or inside a user namespace otherwise. Why not, where neither works.
+fn pid_namespace() -> Result<Vec<&'static str>, String> {
+    let mut why = String::new();
+    for extra in [&[][..], &["--map-root-user"][..]] {
+        let mut args = vec!["--pid", "--fork", "--mount-proc"];
+        args.extend_from_slice(extra);
+        let probe = Command::new("unshare")
+            .args(&args)
+            .args(["sh", "-c", "echo $$"])
+            .output();
+        match probe {
+            Err(e) => return Err(format!("unshare is missing: {e}")),
+            Ok(out) if out.status.success() && text(&out).0.trim() == "1" => return Ok(args),
+            Ok(out) => why = text(&out).1,
+        }
+    }
+    Err(format!("unshare is not permitted here: {}", why.trim()))
+}
+
+/// `sweep run` as PID 1, as in `docker run image sweep run ...`: its workers' parent pid is 1,
+/// which the workers once took for "the coordinator died", failing every run (issue 7).
+#[test]
+fn a_coordinator_that_is_pid_1_completes_its_runs() {
+    let unshare = match pid_namespace() {
+        Ok(args) => args,
+        Err(why) => {
+            eprintln!("skipped: cannot run sweep as PID 1: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_sweep(dir.path(), &["0.1", "0.2", "0.3"], 1, 2);
+    let mut cmd = Command::new("unshare");
+    cmd.args(&unshare)
+        .args([env!("CARGO_BIN_EXE_sweep"), "run", "fake.toml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    fake_env(&mut cmd, 2, r#"{"epoch_ms": 10}"#);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let runs = status(dir.path());
+    assert_eq!(runs.len(), 3);
+    assert_complete(&runs, 2);
 }

@@ -6,6 +6,7 @@ use comfy_table::Table;
 use serde_json::json;
 
 use super::StoredSweep;
+use crate::outcome::RunStatus;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         "run_id": r.id, "index": r.index, "label": r.label, "status": r.status,
                         "device": r.device, "attempts": r.attempts, "error": r.error,
                         "epochs": epochs, "batch_size": r.batch_size, "note": r.note, "owner": r.owner,
+                        "failure_kind": r.failure,
                     })
                 })
                 .collect();
@@ -87,23 +89,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     r.index.to_string(),
                     r.id.clone(),
                     r.label.clone(),
-                    r.status.clone(),
+                    r.status.to_string(),
                     r.device.clone().unwrap_or_default(),
                     r.attempts.to_string(),
                     ranges(epochs),
                     note.lines().next().unwrap_or("").to_string(),
                 ]);
             }
-            let count = |s: &str| rows.iter().filter(|(r, _)| r.status == s).count();
+            let count = |s: RunStatus| rows.iter().filter(|(r, _)| r.status == s).count();
             println!(
                 "sweep {}: {} runs - {} done, {} running, {} queued, {} stopped, {} failed\n{t}",
                 sweep.name,
                 rows.len(),
-                count("done"),
-                count("running"),
-                count("queued"),
-                count("stopped"),
-                count("failed")
+                count(RunStatus::Done),
+                count(RunStatus::Running),
+                count(RunStatus::Queued),
+                count(RunStatus::Stopped),
+                count(RunStatus::Failed)
             );
         }
     }

@@ -68,6 +68,7 @@ pub fn runs_json(report: &SweepReport) -> Value {
                 "label": r.run.label,
                 "status": r.run.status,
                 "error": r.run.error,
+                "failure_kind": r.run.failure,
                 "config": r.run.config,
                 "epochs_run": r.epochs.len(),
                 "best_epoch": e.map(|e| e.epoch),

@@ -4,6 +4,7 @@ use comfy_table::presets::{ASCII_MARKDOWN, UTF8_FULL_CONDENSED};
 use comfy_table::{CellAlignment, Table};
 
 use super::{class_rows, BestRun, SweepReport};
+use crate::outcome::RunStatus;
 use crate::store::SplitMetrics;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +44,10 @@ pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
     for (rank, r) in report.runs.iter().enumerate() {
         let e = r.best_epoch();
         let status = match &r.run.error {
-            Some(err) if r.run.status == "failed" => format!("failed: {}", first_line(err, 60)),
-            _ => r.run.status.clone(),
+            Some(err) if r.run.status == RunStatus::Failed => {
+                format!("failed: {}", first_line(err, 60))
+            }
+            _ => r.run.status.to_string(),
         };
         t.add_row(vec![
             (rank + 1).to_string(),
@@ -99,7 +102,7 @@ pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
         "epochs run".into(),
         format!(
             "{epochs} ({})",
-            run.stop_reason.as_deref().unwrap_or(&run.status)
+            run.stop_reason.as_deref().unwrap_or(run.status.as_str())
         ),
     ]);
     if let Some(p) = run.parameters {

@@ -22,6 +22,7 @@ use crate::sweep::{RunSpec, Sweep};
 use crate::train::resume::ResumeState;
 use crate::train::Event;
 
+mod retry;
 mod slot;
 use slot::SlotLoop;
 
@@ -201,7 +202,7 @@ pub fn run_sweep(
                         .with_context(|| format!("cannot store an event of run {}", event.run()))?;
                     match &event {
                         Event::Finished { .. } => outcome.done += 1,
-                        Event::Failed { run, error } => {
+                        Event::Failed { run, error, .. } => {
                             outcome.failed.push((display.label(run), error.clone()))
                         }
                         _ => {}

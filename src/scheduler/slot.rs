@@ -1,7 +1,8 @@
 //! One device slot's loop: claim the next run, train it in a `sweep worker` process pinned
 //! to the slot's device, stream its events to the writer, and turn its end (reported, or a
-//! death) into the run's outcome, with one retry at half the batch size after out-of-memory
-//! and one resume after an outside kill.
+//! death) into the run's outcome. What to do after a failure is [`super::retry::next_step`]'s
+//! call (one retry at half the batch size after out-of-memory, one resume after an outside
+//! kill); this loop only acts on it.
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -10,9 +11,11 @@ use std::sync::{mpsc, Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
+use super::retry::{next_step, Attempts, Decision};
 use super::{Control, ToWriter};
 use crate::data::DataSpec;
 use crate::devices::Slot;
+use crate::outcome::{says_out_of_memory, FailureKind};
 use crate::sweep::RunSpec;
 use crate::train::Event;
 use crate::worker::{Job, STOP};
@@ -35,12 +38,7 @@ enum WorkerEnd {
     /// It reported its own end (finished, failed or stopped).
     Reported(Event),
     /// It died without a word: crash, kill, abort.
-    Died(String),
-}
-
-fn is_oom(error: &str) -> bool {
-    let e = error.to_lowercase();
-    e.contains("out of memory") || e.contains("out_of_memory")
+    Died { kind: FailureKind, error: String },
 }
 
 impl SlotLoop {
@@ -92,60 +90,77 @@ impl SlotLoop {
                 slot: self.slot.clone(),
                 resume,
             };
-            let mut retried = job.batch_size != job.run.config.batch_size;
-            let mut revived = false;
+            let mut attempts = Attempts {
+                halved: job.batch_size != job.run.config.batch_size,
+                resumed: false,
+            };
             loop {
-                let end = self.run_worker(&job, claimed_at).await;
-                let (error, died) = match end {
-                    WorkerEnd::Reported(Event::Failed { error, .. }) => (error, false),
+                let (kind, error) = match self.run_worker(&job, claimed_at).await {
+                    WorkerEnd::Reported(Event::Failed { kind, error, .. }) => (kind, error),
                     WorkerEnd::Reported(event) => {
                         self.send(event);
                         break;
                     }
-                    WorkerEnd::Died(error) => (error, true),
+                    WorkerEnd::Died { kind, error } => (kind, error),
                 };
-                // A worker killed from outside (or by the kernel) resumes once from its last
-                // saved epoch before the run counts as failed.
-                if died && !revived && !is_oom(&error) && error.contains("signal 9") {
-                    revived = true;
-                    let (reply, answer) = oneshot::channel();
-                    let msg = ToWriter::Resume {
-                        run: job.run.id.clone(),
-                        run_dir: job.run_dir.clone(),
-                        reply,
-                    };
-                    if self.to_writer.send(msg).is_ok() {
-                        job.resume = answer.await.unwrap_or(None);
-                        let _ = self.to_writer.send(ToWriter::Note(format!(
-                            "{}: {error}; resuming it",
-                            job.run.label
-                        )));
+                match next_step(kind, attempts, job.batch_size) {
+                    Decision::Resume => {
+                        attempts.resumed = true;
+                        if self.resume(&mut job, &error).await {
+                            continue;
+                        }
+                    }
+                    Decision::RetryHalfBatch => {
+                        attempts.halved = true;
+                        self.retry_half_batch(&mut job);
                         continue;
                     }
-                }
-                if is_oom(&error) && job.batch_size > 1 && !retried {
-                    retried = true;
-                    job.batch_size /= 2;
-                    job.resume = None;
-                    let note = format!(
-                        "out of memory at batch size {}; retrying once at {}",
-                        job.batch_size * 2,
-                        job.batch_size
-                    );
-                    let _ = self.to_writer.send(ToWriter::Retry {
-                        run: job.run.id.clone(),
-                        batch_size: job.batch_size,
-                        note,
-                    });
-                    continue;
+                    Decision::Fail => {}
                 }
                 self.send(Event::Failed {
                     run: job.run.id.clone(),
                     error,
+                    kind,
                 });
                 break;
             }
         }
+    }
+
+    /// A worker killed from outside (or by the kernel): continue from its last saved epoch.
+    /// False when the writer is gone.
+    async fn resume(&self, job: &mut Job, error: &str) -> bool {
+        let (reply, answer) = oneshot::channel();
+        let msg = ToWriter::Resume {
+            run: job.run.id.clone(),
+            run_dir: job.run_dir.clone(),
+            reply,
+        };
+        if self.to_writer.send(msg).is_err() {
+            return false;
+        }
+        job.resume = answer.await.unwrap_or(None);
+        let _ = self.to_writer.send(ToWriter::Note(format!(
+            "{}: {error}; resuming it",
+            job.run.label
+        )));
+        true
+    }
+
+    /// Out of memory: train again from scratch at half the batch size.
+    fn retry_half_batch(&self, job: &mut Job) {
+        job.batch_size /= 2;
+        job.resume = None;
+        let note = format!(
+            "out of memory at batch size {}; retrying once at {}",
+            job.batch_size * 2,
+            job.batch_size
+        );
+        let _ = self.to_writer.send(ToWriter::Retry {
+            run: job.run.id.clone(),
+            batch_size: job.batch_size,
+            note,
+        });
     }
 
     /// Start a `sweep worker` process for this slot.
@@ -200,7 +215,12 @@ impl SlotLoop {
             Some(p) => p,
             None => match self.spawn() {
                 Ok(p) => p,
-                Err(e) => return WorkerEnd::Died(e),
+                Err(error) => {
+                    return WorkerEnd::Died {
+                        kind: FailureKind::Other,
+                        error,
+                    }
+                }
             },
         };
         let line = serde_json::to_string(job).unwrap_or_default() + "\n";
@@ -263,7 +283,8 @@ impl SlotLoop {
                 epoch: last_epoch,
             });
         }
-        WorkerEnd::Died(describe_death(status, &stderr))
+        let (kind, error) = describe_death(status, &stderr);
+        WorkerEnd::Died { kind, error }
     }
 }
 
@@ -284,8 +305,33 @@ impl Process {
     }
 }
 
-/// Why a worker died, from its exit status and the end of its stderr.
-fn describe_death(status: Option<std::process::ExitStatus>, stderr: &str) -> String {
+/// Why a worker died, from its exit status and the end of its stderr: the kind of failure and
+/// the words for it.
+fn describe_death(status: Option<std::process::ExitStatus>, stderr: &str) -> (FailureKind, String) {
+    #[cfg(unix)]
+    let signal = {
+        use std::os::unix::process::ExitStatusExt;
+        status.and_then(|s| s.signal())
+    };
+    #[cfg(not(unix))]
+    let signal: Option<i32> = None;
+    let error = death_message(status, signal, stderr);
+    let kind = match signal {
+        _ if says_out_of_memory(&error) => FailureKind::Oom,
+        // SIGKILL comes from outside (a user, the OOM killer): the saved state is intact.
+        Some(9) => FailureKind::WorkerLost,
+        Some(_) => FailureKind::Signal,
+        None if error.contains("panicked at") => FailureKind::Panic,
+        None => FailureKind::Other,
+    };
+    (kind, error)
+}
+
+fn death_message(
+    status: Option<std::process::ExitStatus>,
+    signal: Option<i32>,
+    stderr: &str,
+) -> String {
     // "thread 'main' (7) panicked at src/x.rs:1:2:" then the message on the next line.
     let mut lines = stderr.lines().skip_while(|l| !l.contains("panicked at"));
     let panic = match (lines.next(), lines.next()) {
@@ -301,21 +347,17 @@ fn describe_death(status: Option<std::process::ExitStatus>, stderr: &str) -> Str
     let how = match status {
         None => "the worker process vanished".to_string(),
         Some(s) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::process::ExitStatusExt;
-                if let Some(sig) = s.signal() {
-                    let name = match sig {
-                        6 => " (SIGABRT)",
-                        9 => " (SIGKILL: killed, perhaps out of host memory)",
-                        11 => " (SIGSEGV)",
-                        _ => "",
-                    };
-                    return format!(
-                        "the worker process was killed by signal {sig}{name}{}",
-                        tail(stderr)
-                    );
-                }
+            if let Some(sig) = signal {
+                let name = match sig {
+                    6 => " (SIGABRT)",
+                    9 => " (SIGKILL: killed, perhaps out of host memory)",
+                    11 => " (SIGSEGV)",
+                    _ => "",
+                };
+                return format!(
+                    "the worker process was killed by signal {sig}{name}{}",
+                    tail(stderr)
+                );
             }
             format!("the worker process exited with {s}")
         }

@@ -43,6 +43,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
     conn: Connection,
+    /// The schema version of the file: a read-only store may hold an older one.
+    schema: i64,
 }
 
 impl Store {
@@ -60,7 +62,10 @@ impl Store {
         })?;
         Self::configure(&conn)?;
         schema::migrate(&conn, path)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            schema: schema::VERSION,
+        })
     }
 
     /// Open an existing database for reading only.
@@ -74,8 +79,8 @@ impl Store {
             source,
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        schema::check_version(&conn, path)?;
-        Ok(Store { conn })
+        let schema = schema::check_version(&conn, path)?;
+        Ok(Store { conn, schema })
     }
 
     /// An in-memory database, for tests.
@@ -83,7 +88,10 @@ impl Store {
         let conn = Connection::open_in_memory()?;
         Self::configure(&conn)?;
         schema::migrate(&conn, Path::new(":memory:"))?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            schema: schema::VERSION,
+        })
     }
 
     fn configure(conn: &Connection) -> Result<()> {

@@ -3,6 +3,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Result, Store, StoreError};
 use crate::data::Skipped;
+use crate::outcome::{FailureKind, RunStatus};
 use crate::train::metrics::{ClassMetrics, Confusion, Metrics};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -19,8 +20,10 @@ pub struct RunRow {
     pub index: usize,
     pub label: String,
     pub config: serde_json::Value,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
+    /// Why it failed; `None` unless failed, and for failures stored before kinds were kept.
+    pub failure: Option<FailureKind>,
     pub device: Option<String>,
     pub attempts: usize,
     pub classes: Vec<String>,
@@ -103,12 +106,18 @@ impl Store {
     }
 
     pub fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>> {
-        let mut stmt = self.conn.prepare(
+        // A database of schema 1 (opened read-only, so not migrated) has no failure kinds.
+        let failure_kind = if self.schema >= 2 {
+            "failure_kind"
+        } else {
+            "NULL"
+        };
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT id, idx, label, config, status, error, device, attempts, classes, parameters,
                     train_images, val_images, test_images, stop_reason, checkpoint, checkpoint_epoch,
-                    owner, batch_size, note
-             FROM runs WHERE sweep_id = ?1 ORDER BY idx, id",
-        )?;
+                    owner, batch_size, note, {failure_kind}
+             FROM runs WHERE sweep_id = ?1 ORDER BY idx, id"
+        ))?;
         let rows = stmt.query_map([sweep_id], |r| {
             Ok((
                 RunRow {
@@ -131,6 +140,7 @@ impl Store {
                     owner: r.get(16)?,
                     batch_size: opt_usize(r, 17)?,
                     note: r.get(18)?,
+                    failure: r.get(19)?,
                 },
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(8)?,

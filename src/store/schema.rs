@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::{Result, StoreError};
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: sweeps, runs, epochs, per-class metrics, confusion matrices, evaluations, skipped files.
     r#"
     CREATE TABLE sweeps (
@@ -93,6 +93,10 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL,
         PRIMARY KEY (run_id, path)
     );
+    "#,
+    // 2: why a failed run failed (`FailureKind`); NULL for runs stored before it existed.
+    r#"
+    ALTER TABLE runs ADD COLUMN failure_kind TEXT;
     "#,
 ];
 

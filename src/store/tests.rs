@@ -1,5 +1,6 @@
 //! Store tests on an in-memory database: registering runs, applying events, re-running.
 use super::*;
+use crate::outcome::{FailureKind, RunStatus};
 use crate::sweep::Sweep;
 use crate::train::metrics::{Confusion, Metrics};
 use crate::train::strategy::EpochSummary;
@@ -107,6 +108,7 @@ fn events_become_rows_and_read_back() {
         .apply(&Event::Failed {
             run: runs[1].id.clone(),
             error: "boom".into(),
+            kind: FailureKind::Other,
         })
         .unwrap();
 
@@ -169,6 +171,7 @@ fn registering_again_keeps_done_runs_and_claims_the_rest() {
         .apply(&Event::Failed {
             run: failed.clone(),
             error: "boom".into(),
+            kind: FailureKind::Other,
         })
         .unwrap();
 
@@ -194,7 +197,7 @@ fn registering_again_keeps_done_runs_and_claims_the_rest() {
         1
     );
     let rows = store.runs(store.sweep(Some("t")).unwrap().id).unwrap();
-    assert_eq!(rows[1].status, "queued");
+    assert_eq!(rows[1].status, RunStatus::Queued);
     // Without a saved state, a claimed run starts over: its old epochs go.
     let alive = |_: &str| true;
     let claim = store.claim(failed, "me:1", 60.0, &alive).unwrap().unwrap();
@@ -261,4 +264,62 @@ fn a_newer_schema_is_refused_not_touched() {
         Store::open(&path),
         Err(StoreError::TooNew { found: 99, .. })
     ));
+}
+
+#[test]
+fn failure_kinds_are_stored_and_cleared_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sweep(dir.path());
+    let runs = s.runs();
+    let mut store = Store::in_memory().unwrap();
+    store.register(&s, &runs).unwrap();
+    let id = runs[0].id.clone();
+    store
+        .apply(&Event::Failed {
+            run: id.clone(),
+            error: "the loss became NaN".into(),
+            kind: FailureKind::NonFinite,
+        })
+        .unwrap();
+    let sweep_id = store.sweep(None).unwrap().id;
+    let rows = store.runs(sweep_id).unwrap();
+    assert_eq!(rows[0].failure, Some(FailureKind::NonFinite));
+    assert_eq!(rows[1].failure, None);
+    let stored: String = store
+        .conn
+        .query_row("SELECT failure_kind FROM runs WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, "non_finite");
+    store.apply(&started(&id)).unwrap();
+    assert_eq!(store.runs(sweep_id).unwrap()[0].failure, None);
+}
+
+/// A database written before failure kinds (schema 1) reads as before, read-only or migrated.
+#[test]
+fn schema_1_databases_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sweeps (id, name, file, created_at, updated_at) VALUES (1, 'old', 'old.toml', 'x', 'x');
+             INSERT INTO runs (id, sweep_id, idx, label, config, status, error)
+             VALUES ('r1', 1, 0, 'lr=0.1', '{}', 'failed', 'boom');",
+        )
+        .unwrap();
+    }
+    let read = Store::open_read_only(&path).unwrap();
+    let rows = read.runs(1).unwrap();
+    assert_eq!(
+        (rows[0].status, rows[0].error.as_deref(), rows[0].failure),
+        (RunStatus::Failed, Some("boom"), None)
+    );
+    drop(read);
+    let migrated = Store::open(&path).unwrap();
+    let rows = migrated.runs(1).unwrap();
+    assert_eq!((rows[0].status, rows[0].failure), (RunStatus::Failed, None));
 }

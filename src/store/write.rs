@@ -2,6 +2,7 @@
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Result, Store};
+use crate::outcome::RunStatus;
 use crate::sweep::{RunSpec, Sweep};
 use crate::train::metrics::{Confusion, Metrics};
 use crate::train::resume::ResumeState;
@@ -49,22 +50,22 @@ impl Store {
         )?;
         let mut states = Vec::with_capacity(runs.len());
         for run in runs {
-            let status: Option<String> = tx
+            let status: Option<RunStatus> = tx
                 .query_row("SELECT status FROM runs WHERE id = ?1", [&run.id], |r| {
                     r.get(0)
                 })
                 .optional()?;
-            match status.as_deref() {
+            match status {
                 None => {
                     tx.execute(
-                        "INSERT INTO runs (id, sweep_id, idx, label, config, status, batch_size) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
-                        params![run.id, sweep_id, run.index as i64, run.label, serde_json::to_string(&run.config)?, run.config.batch_size as i64],
+                        "INSERT INTO runs (id, sweep_id, idx, label, config, status, batch_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![run.id, sweep_id, run.index as i64, run.label, serde_json::to_string(&run.config)?, RunStatus::Queued, run.config.batch_size as i64],
                     )?;
                 }
-                Some("failed") => {
+                Some(RunStatus::Failed) => {
                     tx.execute(
-                        "UPDATE runs SET idx = ?2, label = ?3, status = 'queued' WHERE id = ?1",
-                        params![run.id, run.index as i64, run.label],
+                        "UPDATE runs SET idx = ?2, label = ?3, status = ?4 WHERE id = ?1",
+                        params![run.id, run.index as i64, run.label, RunStatus::Queued],
                     )?;
                 }
                 Some(_) => {
@@ -77,7 +78,7 @@ impl Store {
             }
             states.push(RunState {
                 spec: run.clone(),
-                done: status.as_deref() == Some("done"),
+                done: status == Some(RunStatus::Done),
             });
         }
         tx.commit()?;
@@ -118,7 +119,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // (status, owner, seconds since its heartbeat, batch size)
-        type Row = (String, Option<String>, Option<f64>, Option<i64>);
+        type Row = (RunStatus, Option<String>, Option<f64>, Option<i64>);
         let row: Option<Row> = tx
             .query_row(
                 "SELECT status, owner, (julianday('now') - julianday(heartbeat_at)) * 86400.0, batch_size FROM runs WHERE id = ?1",
@@ -129,19 +130,22 @@ impl Store {
         let Some((status, holder, age, batch_size)) = row else {
             return Ok(None);
         };
-        let free = match status.as_str() {
-            "queued" | "stopped" => true,
-            "running" => match holder.as_deref() {
+        let free = match status {
+            RunStatus::Queued | RunStatus::Stopped => true,
+            RunStatus::Running => match holder.as_deref() {
                 Some(h) if h == owner => false,
                 Some(h) => !owner_alive(h) || age.is_none_or(|a| a > stale_secs),
                 None => true,
             },
-            _ => false,
+            RunStatus::Done | RunStatus::Failed => false,
         };
         if !free {
             return Ok(None);
         }
-        tx.execute(&format!("UPDATE runs SET status = 'running', owner = ?2, heartbeat_at = {NOW} WHERE id = ?1"), params![run, owner])?;
+        tx.execute(
+            &format!("UPDATE runs SET status = ?3, owner = ?2, heartbeat_at = {NOW} WHERE id = ?1"),
+            params![run, owner, RunStatus::Running],
+        )?;
         let epochs: i64 = tx.query_row(
             "SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE run_id = ?1",
             [run],
@@ -186,7 +190,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         clear_results(&tx, run)?;
         tx.execute(
-            "UPDATE runs SET batch_size = ?2, note = ?3, error = NULL WHERE id = ?1",
+            "UPDATE runs SET batch_size = ?2, note = ?3, error = NULL, failure_kind = NULL WHERE id = ?1",
             params![run, batch_size as i64, note],
         )?;
         tx.commit()?;
@@ -205,10 +209,8 @@ impl Store {
     /// Tell other processes that `owner`'s running runs are alive.
     pub fn heartbeat(&mut self, owner: &str) -> Result<()> {
         self.conn.execute(
-            &format!(
-                "UPDATE runs SET heartbeat_at = {NOW} WHERE owner = ?1 AND status = 'running'"
-            ),
-            [owner],
+            &format!("UPDATE runs SET heartbeat_at = {NOW} WHERE owner = ?1 AND status = ?2"),
+            params![owner, RunStatus::Running],
         )?;
         Ok(())
     }
@@ -223,9 +225,9 @@ impl Store {
             Event::Started { run, start } => {
                 tx.execute(
                     &format!(
-                        "UPDATE runs SET status = 'running', attempts = attempts + 1, device = ?2, classes = ?3,
+                        "UPDATE runs SET status = ?9, attempts = attempts + 1, device = ?2, classes = ?3,
                          parameters = ?4, train_images = ?5, val_images = ?6, test_images = ?7, batch_size = ?8,
-                         error = NULL, started_at = COALESCE(started_at, {NOW}), heartbeat_at = {NOW} WHERE id = ?1"
+                         error = NULL, failure_kind = NULL, started_at = COALESCE(started_at, {NOW}), heartbeat_at = {NOW} WHERE id = ?1"
                     ),
                     params![
                         run,
@@ -236,6 +238,7 @@ impl Store {
                         start.val_images as i64,
                         start.test_images.map(|n| n as i64),
                         start.batch_size as i64,
+                        RunStatus::Running,
                     ],
                 )?;
                 for s in &start.skipped {
@@ -286,7 +289,7 @@ impl Store {
             Event::Finished { run, end } => {
                 tx.execute(
                     &format!(
-                        "UPDATE runs SET status = 'done', owner = NULL, stop_reason = ?2, checkpoint = ?3, checkpoint_epoch = ?4,
+                        "UPDATE runs SET status = ?5, owner = NULL, stop_reason = ?2, checkpoint = ?3, checkpoint_epoch = ?4,
                          finished_at = {NOW}, heartbeat_at = {NOW} WHERE id = ?1"
                     ),
                     params![
@@ -294,21 +297,23 @@ impl Store {
                         end.stop_reason,
                         end.checkpoint.as_ref().map(|p| p.to_string_lossy().into_owned()),
                         end.checkpoint_epoch.map(|e| e as i64),
+                        RunStatus::Done,
                     ],
                 )?;
             }
-            Event::Failed { run, error } => {
+            Event::Failed { run, error, kind } => {
                 tx.execute(
-                    &format!("UPDATE runs SET status = 'failed', owner = NULL, error = ?2, finished_at = {NOW} WHERE id = ?1"),
-                    params![run, error],
+                    &format!("UPDATE runs SET status = ?4, owner = NULL, error = ?2, failure_kind = ?3, finished_at = {NOW} WHERE id = ?1"),
+                    params![run, error, kind, RunStatus::Failed],
                 )?;
             }
             Event::Stopped { run, epoch } => {
                 tx.execute(
-                    "UPDATE runs SET status = 'stopped', owner = NULL, note = ?2 WHERE id = ?1",
+                    "UPDATE runs SET status = ?3, owner = NULL, note = ?2 WHERE id = ?1",
                     params![
                         run,
-                        format!("stopped after epoch {epoch}; `sweep run` resumes it")
+                        format!("stopped after epoch {epoch}; `sweep run` resumes it"),
+                        RunStatus::Stopped,
                     ],
                 )?;
             }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{Confusion, Metrics};
 use super::strategy::EpochSummary;
 use crate::data::Skipped;
+use crate::outcome::FailureKind;
 
 /// One finished epoch, with everything the store keeps about it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,6 +81,9 @@ pub enum Event {
     Failed {
         run: String,
         error: String,
+        /// Decided where the failure was seen; absent in lines from older workers.
+        #[serde(default)]
+        kind: FailureKind,
     },
     /// Stopped on request after `epoch`; the run resumes from there.
     Stopped {

@@ -15,6 +15,7 @@ use super::learner::{Learner, Split};
 use super::metrics::Metrics;
 use super::resume::{Durable, ResumeState};
 use super::strategy::{EpochSummary, Keep};
+use crate::outcome::{says_out_of_memory, FailureKind};
 use crate::sweep::RunSpec;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +37,25 @@ pub enum TrainError {
     NoTrainingData,
     #[error("this run has no test split")]
     NoTestData,
+    #[error("{0}")]
+    Data(#[from] crate::data::DataError),
     #[error("stopped on request after epoch {0}")]
     Interrupted(usize),
+}
+
+impl TrainError {
+    /// What kind of failure this is, for the retry policy and the store.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            TrainError::Candle(e) if says_out_of_memory(&e.to_string()) => FailureKind::Oom,
+            TrainError::Candle(_) | TrainError::Interrupted(_) => FailureKind::Other,
+            TrainError::NonFinite { .. } => FailureKind::NonFinite,
+            TrainError::RunDir { .. } => FailureKind::Io,
+            TrainError::NoTrainingData | TrainError::NoTestData | TrainError::Data(_) => {
+                FailureKind::Data
+            }
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -317,6 +335,40 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> candle_core:
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn failure_kinds_of_train_errors() {
+        let oom = candle_core::Error::Msg(
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
+        );
+        let cases = [
+            (TrainError::Candle(oom), FailureKind::Oom),
+            (
+                TrainError::Candle(candle_core::Error::Msg("shape mismatch".into())),
+                FailureKind::Other,
+            ),
+            (
+                TrainError::NonFinite {
+                    loss: f32::NAN,
+                    epoch: 2,
+                    batch: 1,
+                },
+                FailureKind::NonFinite,
+            ),
+            (
+                TrainError::RunDir {
+                    path: "x".into(),
+                    source: std::io::Error::other("full"),
+                },
+                FailureKind::Io,
+            ),
+            (TrainError::NoTrainingData, FailureKind::Data),
+            (TrainError::NoTestData, FailureKind::Data),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+        }
+    }
 
     #[test]
     fn cross_entropy_matches_hand_computation() {
