@@ -16,9 +16,19 @@ use rand::rngs::StdRng;
 
 use super::layers::{dropout, linear, Conv, ConvCfg, InitScheme, Linear};
 use super::ops::{max_pool2d, relu};
+use super::{BackboneInfo, ModelSpec, Network};
 
 /// Smallest height/width the CNN accepts (two 2x2 poolings must leave at least 1x1).
 pub(crate) const MIN_SIZE: usize = 4;
+
+/// `cnn`: the unit of the scheduler's cost estimates.
+pub(crate) static CNN: BackboneInfo = BackboneInfo {
+    name: "cnn",
+    default_width: 32,
+    min_size: MIN_SIZE,
+    cost: 1.0,
+    build: |vb, spec| Ok(Box::new(Cnn::new(vb, spec)?)),
+};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Cnn {
@@ -30,14 +40,10 @@ pub(crate) struct Cnn {
 }
 
 impl Cnn {
-    pub(crate) fn new(
-        vb: VarBuilder,
-        channels: usize,
-        height: usize,
-        width: usize,
-        classes: usize,
-        w: usize,
-    ) -> Result<Self> {
+    /// The CNN `spec` describes (its base width is the first convolution's).
+    pub(crate) fn new(vb: VarBuilder, spec: &ModelSpec) -> Result<Self> {
+        let (channels, height, width) = (spec.channels, spec.height, spec.width);
+        let (classes, w) = (spec.classes, spec.base_width);
         if height < MIN_SIZE || width < MIN_SIZE {
             candle_core::bail!(
                 "cnn needs inputs of at least {MIN_SIZE}x{MIN_SIZE}, got {height}x{width}"
@@ -64,9 +70,11 @@ impl Cnn {
             fc2,
         })
     }
+}
 
+impl Network for Cnn {
     /// Logits for `x` (B, C, H, W); `rng` drives dropout and is only used when training.
-    pub(crate) fn forward(&self, x: &Tensor, train: bool, rng: &mut StdRng) -> Result<Tensor> {
+    fn forward_t(&self, x: &Tensor, train: bool, rng: &mut StdRng) -> Result<Tensor> {
         let drop = |x: Tensor, p: f64, rng: &mut StdRng| -> Result<Tensor> {
             if train {
                 dropout(&x, p, rng)

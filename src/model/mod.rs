@@ -1,6 +1,7 @@
 //! Trainable classifiers written the candle way, and the ops that work around candle defects.
 //!
-//! Backbones ([`Backbone`]):
+//! Backbones ([`Backbone`]; each file declares its [`BackboneInfo`] and [`registry`] lists
+//! them):
 //!
 //! * `cnn`: the users' Keras baseline (see [`cnn`]): three 3x3 convolutions, two 2x2
 //!   max-pools, dropout 0.25/0.25/0.5 and a `16w` dense layer; base width 32 by default.
@@ -28,10 +29,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 pub use precision::Precision;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+pub use registry::{Backbone, BackboneInfo, Network};
 
 pub mod cnn;
 pub(crate) mod init;
@@ -39,88 +41,11 @@ pub mod kernels;
 pub(crate) mod layers;
 pub mod ops;
 pub mod precision;
+pub mod registry;
 pub mod resnet;
 #[cfg(test)]
 mod tests;
 pub mod xception;
-
-/// The architectures a sweep can train.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backbone {
-    Cnn,
-    Resnet18,
-    Resnet34,
-    Resnet50,
-    Resnet101,
-    Resnet152,
-    Xception,
-}
-
-impl Backbone {
-    pub const ALL: [Backbone; 7] = [
-        Backbone::Cnn,
-        Backbone::Resnet18,
-        Backbone::Resnet34,
-        Backbone::Resnet50,
-        Backbone::Resnet101,
-        Backbone::Resnet152,
-        Backbone::Xception,
-    ];
-
-    /// The name used in sweep files and checkpoints: "cnn", "resnet18", ..., "xception".
-    pub fn name(self) -> &'static str {
-        match self {
-            Backbone::Cnn => "cnn",
-            Backbone::Resnet18 => "resnet18",
-            Backbone::Resnet34 => "resnet34",
-            Backbone::Resnet50 => "resnet50",
-            Backbone::Resnet101 => "resnet101",
-            Backbone::Resnet152 => "resnet152",
-            Backbone::Xception => "xception",
-        }
-    }
-
-    /// Inverse of [`Backbone::name`] (ASCII case-insensitive, surrounding spaces ignored).
-    pub fn parse(s: &str) -> Option<Backbone> {
-        let s = s.trim();
-        Backbone::ALL
-            .into_iter()
-            .find(|b| b.name().eq_ignore_ascii_case(s))
-    }
-
-    /// Base width when the sweep does not set one: 32 for the cnn and Xception (the real
-    /// Xception's stem), 64 for the ResNets.
-    pub fn default_width(self) -> usize {
-        match self {
-            Backbone::Cnn | Backbone::Xception => 32,
-            Backbone::Resnet18
-            | Backbone::Resnet34
-            | Backbone::Resnet50
-            | Backbone::Resnet101
-            | Backbone::Resnet152 => 64,
-        }
-    }
-
-    /// Smallest image height and width the backbone accepts.
-    pub fn min_size(self) -> usize {
-        match self {
-            Backbone::Cnn => cnn::MIN_SIZE,
-            Backbone::Xception => xception::MIN_SIZE,
-            Backbone::Resnet18
-            | Backbone::Resnet34
-            | Backbone::Resnet50
-            | Backbone::Resnet101
-            | Backbone::Resnet152 => 1,
-        }
-    }
-}
-
-impl std::fmt::Display for Backbone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Everything needed to build a model: architecture, input shape, classes, base width.
 #[derive(Clone, Debug, PartialEq)]
@@ -154,41 +79,12 @@ impl ModelSpec {
     }
 }
 
-enum Net {
-    Cnn(cnn::Cnn),
-    ResNet(resnet::ResNet),
-    Xception(Box<xception::Xception>),
-}
-
-impl Net {
-    /// The network `spec` describes, its variables taken from `vb`.
-    fn new(vb: VarBuilder, spec: &ModelSpec) -> Result<Net> {
-        let (c, h, w, k, bw) = (
-            spec.channels,
-            spec.height,
-            spec.width,
-            spec.classes,
-            spec.base_width,
-        );
-        let build_resnet = |layout| resnet::ResNet::new(vb.clone(), layout, c, h, w, k, bw);
-        Ok(match spec.backbone {
-            Backbone::Cnn => Net::Cnn(cnn::Cnn::new(vb, c, h, w, k, bw)?),
-            Backbone::Resnet18 => Net::ResNet(build_resnet(resnet::Layout::RESNET18)?),
-            Backbone::Resnet34 => Net::ResNet(build_resnet(resnet::Layout::RESNET34)?),
-            Backbone::Resnet50 => Net::ResNet(build_resnet(resnet::Layout::RESNET50)?),
-            Backbone::Resnet101 => Net::ResNet(build_resnet(resnet::Layout::RESNET101)?),
-            Backbone::Resnet152 => Net::ResNet(build_resnet(resnet::Layout::RESNET152)?),
-            Backbone::Xception => Net::Xception(Box::new(xception::Xception::new(vb, c, k, bw)?)),
-        })
-    }
-}
-
 /// A trainable classifier: its variables, the network, and the dropout RNG.
 pub struct Model {
     spec: ModelSpec,
     device: Device,
     varmap: VarMap,
-    net: Net,
+    net: Box<dyn Network>,
     trainable: Vec<Var>,
     dropout_rng: Mutex<StdRng>,
     precision: Precision,
@@ -209,7 +105,7 @@ impl Model {
         spec.validate()?;
         let varmap = VarMap::new();
         let vb = init::SeededVarMap::var_builder(&varmap, seed, DType::F32, device);
-        let net = Net::new(vb, spec)?;
+        let net = spec.backbone.build(vb, spec)?;
         let trainable = {
             let data = varmap.data().lock().map_err(|_| lock_err())?;
             let mut named: Vec<(&String, &Var)> =
@@ -245,14 +141,8 @@ impl Model {
         }
         let x = x.to_dtype(DType::F32)?;
         let _autocast = precision::Autocast::enter(self.precision);
-        let logits = match &self.net {
-            Net::Cnn(net) => {
-                let mut rng = self.dropout_rng.lock().map_err(|_| lock_err())?;
-                net.forward(&x, train, &mut rng)
-            }
-            Net::ResNet(net) => net.forward_t(&x, train),
-            Net::Xception(net) => net.forward_t(&x, train),
-        }?;
+        let mut rng = self.dropout_rng.lock().map_err(|_| lock_err())?;
+        let logits = self.net.forward_t(&x, train, &mut rng)?;
         // The loss is always computed in f32 (bf16 autocast's logits are bf16 on CUDA).
         logits.to_dtype(DType::F32)
     }

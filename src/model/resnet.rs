@@ -20,9 +20,59 @@
 //! bias, BN weight 1 / bias 0, PyTorch's default uniform initialisation for `fc`.
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use rand::rngs::StdRng;
 
 use super::layers::{linear, Conv, ConvCfg, InitScheme, Linear, Norm};
 use super::ops::{add_relu, avg_pool_global, max_pool2d};
+use super::{BackboneInfo, ModelSpec, Network};
+
+// The registry's entries. Costs scale from resnet18's 4 by torchvision's multiply-adds per
+// 224x224 image: resnet18 1.8G, resnet34 3.6G, resnet50 4.1G, resnet101 7.8G, resnet152
+// 11.5G. Any image side works: the CIFAR stem keeps the resolution of small ones.
+
+pub(crate) static RESNET18: BackboneInfo = BackboneInfo {
+    name: "resnet18",
+    default_width: 64,
+    min_size: 1,
+    cost: 4.0,
+    build: |vb, spec| build(vb, spec, Layout::RESNET18),
+};
+
+pub(crate) static RESNET34: BackboneInfo = BackboneInfo {
+    name: "resnet34",
+    default_width: 64,
+    min_size: 1,
+    cost: 8.0,
+    build: |vb, spec| build(vb, spec, Layout::RESNET34),
+};
+
+pub(crate) static RESNET50: BackboneInfo = BackboneInfo {
+    name: "resnet50",
+    default_width: 64,
+    min_size: 1,
+    cost: 9.0,
+    build: |vb, spec| build(vb, spec, Layout::RESNET50),
+};
+
+pub(crate) static RESNET101: BackboneInfo = BackboneInfo {
+    name: "resnet101",
+    default_width: 64,
+    min_size: 1,
+    cost: 17.0,
+    build: |vb, spec| build(vb, spec, Layout::RESNET101),
+};
+
+pub(crate) static RESNET152: BackboneInfo = BackboneInfo {
+    name: "resnet152",
+    default_width: 64,
+    min_size: 1,
+    cost: 25.0,
+    build: |vb, spec| build(vb, spec, Layout::RESNET152),
+};
+
+fn build(vb: VarBuilder, spec: &ModelSpec, layout: Layout) -> Result<Box<dyn Network>> {
+    Ok(Box::new(ResNet::new(vb, layout, spec)?))
+}
 
 /// Images with both sides at least this large get torchvision's ImageNet stem.
 pub const IMAGENET_STEM_MIN_SIZE: usize = 96;
@@ -200,17 +250,11 @@ pub(crate) struct ResNet {
 }
 
 impl ResNet {
-    /// A ResNet of `layout` (e.g. [`Layout::RESNET50`]) with base width `w` (64 in
-    /// torchvision).
-    pub(crate) fn new(
-        vb: VarBuilder,
-        layout: Layout,
-        channels: usize,
-        height: usize,
-        width: usize,
-        classes: usize,
-        w: usize,
-    ) -> Result<Self> {
+    /// A ResNet of `layout` (e.g. [`Layout::RESNET50`]) for `spec`, whose base width is the
+    /// stem's (64 in torchvision).
+    pub(crate) fn new(vb: VarBuilder, layout: Layout, spec: &ModelSpec) -> Result<Self> {
+        let (channels, height, width) = (spec.channels, spec.height, spec.width);
+        let (classes, w) = (spec.classes, spec.base_width);
         let imagenet = height.min(width) >= IMAGENET_STEM_MIN_SIZE;
         let stem = if imagenet {
             conv_cfg(7, 2, 3)
@@ -242,8 +286,10 @@ impl ResNet {
             fc,
         })
     }
+}
 
-    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+impl Network for ResNet {
+    fn forward_t(&self, x: &Tensor, train: bool, _dropout_rng: &mut StdRng) -> Result<Tensor> {
         let mut x = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         if self.stem_pool {
             x = max_pool2d(&x, 3, 2, 1)?;

@@ -5,6 +5,7 @@ use crate::train::optim::{Optimizer, OptimizerConfig};
 use candle_core::{IndexOp, Shape, D};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::Init;
+use candle_nn::VarBuilder;
 use rand::Rng;
 use std::sync::Arc;
 
@@ -63,11 +64,8 @@ impl SimpleBackend for ShapeRecorder {
 fn parameter_count_from_shapes(spec: &ModelSpec) -> usize {
     let shapes = Arc::new(Mutex::new(Vec::new()));
     let recorder = Box::new(ShapeRecorder(shapes.clone()));
-    Net::new(
-        VarBuilder::from_backend(recorder, DType::F32, Device::Cpu),
-        spec,
-    )
-    .unwrap();
+    let vb = VarBuilder::from_backend(recorder, DType::F32, Device::Cpu);
+    spec.backbone.build(vb, spec).unwrap();
     let shapes = shapes.lock().unwrap();
     shapes
         .iter()

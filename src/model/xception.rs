@@ -23,12 +23,24 @@
 //! Keras needs inputs of at least [`MIN_SIZE`] pixels a side.
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use rand::rngs::StdRng;
 
 use super::layers::{linear, Conv, ConvCfg, DepthwiseConv, InitScheme, Linear, Norm};
 use super::ops::{avg_pool_global, max_pool2d, relu};
+use super::{BackboneInfo, ModelSpec, Network};
 
 /// Smallest image side Keras' `Xception` accepts.
 pub const MIN_SIZE: usize = 71;
+
+/// `xception`: 8.4G multiply-adds at 299x299, about 4.7G at 224x224, so its cost scales
+/// from resnet18's (1.8G, cost 4) like the ResNets' in [`super::resnet`].
+pub(crate) static XCEPTION: BackboneInfo = BackboneInfo {
+    name: "xception",
+    default_width: REFERENCE_WIDTH,
+    min_size: MIN_SIZE,
+    cost: 10.0,
+    build: |vb, spec| Ok(Box::new(Xception::new(vb, spec)?)),
+};
 
 /// The stem width of the real network: widths scale by `w / REFERENCE_WIDTH`.
 pub const REFERENCE_WIDTH: usize = 32;
@@ -182,9 +194,11 @@ pub(crate) struct Xception {
 }
 
 impl Xception {
-    /// Xception for `channels`-channel images and `classes` classes at base width `w`
-    /// ([`REFERENCE_WIDTH`] for the real network).
-    pub(crate) fn new(vb: VarBuilder, channels: usize, classes: usize, w: usize) -> Result<Self> {
+    /// Xception for `spec`'s channels and classes at its base width ([`REFERENCE_WIDTH`] for
+    /// the real network). Any image of at least [`MIN_SIZE`] a side fits: the head pools
+    /// globally.
+    pub(crate) fn new(vb: VarBuilder, spec: &ModelSpec) -> Result<Self> {
+        let (channels, classes, w) = (spec.channels, spec.classes, spec.base_width);
         let c = |reference: usize| scaled(reference, w);
         let conv1 = Conv::new(vb.pp("conv1"), channels, c(32), conv_cfg(3, 2, 0))?;
         let conv2 = Conv::new(vb.pp("conv2"), c(32), c(64), conv_cfg(3, 1, 0))?;
@@ -213,8 +227,10 @@ impl Xception {
             fc: linear(vb.pp("fc"), c(2048), classes, InitScheme::Torch)?,
         })
     }
+}
 
-    pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+impl Network for Xception {
+    fn forward_t(&self, x: &Tensor, train: bool, _dropout_rng: &mut StdRng) -> Result<Tensor> {
         let mut x = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         x = self.bn2.forward_relu_t(&self.conv2.forward(&x)?, train)?;
         for block in &self.blocks {

@@ -128,22 +128,13 @@ fn resume_from(
     store.prepare_resume(run, state.as_ref())
 }
 
-/// Estimated relative cost, for longest-first dispatch (which keeps the makespan short).
-/// The deeper nets scale from resnet18 by their published multiply-adds per 224x224 image
-/// (resnet18 1.8G, resnet50 4.1G, resnet101 7.8G, resnet152 11.5G, Xception 8.4G at 299x299,
-/// about 4.7G at 224x224).
+/// Estimated relative cost, for longest-first dispatch (which keeps the makespan short):
+/// epochs times the backbone's declared cost per epoch, scaled by the square of the width
+/// relative to its default (convolutions cost width-in times width-out).
 fn cost(run: &RunSpec) -> f64 {
     let c = &run.config;
-    let net = match c.backbone {
-        crate::model::Backbone::Cnn => 1.0,
-        crate::model::Backbone::Resnet18 => 4.0,
-        crate::model::Backbone::Resnet34 => 8.0,
-        crate::model::Backbone::Resnet50 => 9.0,
-        crate::model::Backbone::Resnet101 => 17.0,
-        crate::model::Backbone::Resnet152 => 25.0,
-        crate::model::Backbone::Xception => 10.0,
-    };
-    c.epochs as f64 * net * (c.width as f64 / c.backbone.default_width() as f64).powi(2)
+    let width = c.width as f64 / c.backbone.default_width() as f64;
+    c.epochs as f64 * c.backbone.cost() * width.powi(2)
 }
 
 /// Train every run of `sweep` that is not done yet, storing each event as it happens.
