@@ -201,6 +201,9 @@ fn compare_op(
     Ok(worst)
 }
 
+/// A convolution to check: name, input shape, weight shape, stride, padding.
+type ConvCase = (&'static str, [usize; 4], [usize; 4], usize, usize);
+
 fn op_checks(gpu: &Device) -> Result<bool> {
     println!("ops, cuDNN against the CPU kernels:");
     let mut ok = true;
@@ -210,7 +213,7 @@ fn op_checks(gpu: &Device) -> Result<bool> {
         } else {
             (5e-2, 5e-2)
         };
-        let convs: [(&str, [usize; 4], [usize; 4], usize, usize); 4] = [
+        let convs: [ConvCase; 4] = [
             ("conv 3x3/1 p1", [4, 8, 15, 12], [16, 8, 3, 3], 1, 1),
             (
                 "conv 3x3/2 p1 odd/even",
