@@ -8,6 +8,7 @@ use super::grid::GRID_KEYS;
 use super::values::{Hyper, OPTIMIZERS};
 use super::{Problem, Sweep, SweepError, TrainSettings};
 use crate::data::{Augment, DataSpec};
+use crate::model::Backbone;
 use crate::train::optim::OptimizerConfig;
 use crate::train::strategy::{Checkpointing, EarlyStopping, Keep, Monitor, ReduceLrOnPlateau};
 
@@ -175,6 +176,23 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
                 .chain(augments.keys().map(String::as_str))
                 .collect();
             p.add(key, format!("augmentation set \"{name}\" is not defined; add an [augment.{name}] table or use one of: {}", defined.join(", ")));
+        }
+    }
+
+    // Every backbone used must accept the image size (xception needs 71x71, the cnn 10x10).
+    for name in used("backbone") {
+        let Some(backbone) = Backbone::parse(&name) else {
+            continue; // already reported as an unknown backbone
+        };
+        let min = backbone.min_size();
+        let (h, w) = (data.height as usize, data.width as usize);
+        if h > 0 && w > 0 && (h < min || w < min) {
+            let key = if grid.contains_key("backbone") {
+                "grid.backbone"
+            } else {
+                "train.backbone"
+            };
+            p.add(key, format!("{name} needs images of at least {min}x{min}, but data.image_size is [{h}, {w}]; raise image_size (images are resized) or pick another backbone"));
         }
     }
 

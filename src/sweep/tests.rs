@@ -308,3 +308,19 @@ fn names_must_make_folder_names() {
     let p = f.problems("name = \"../evil\"\n");
     assert_problem(&p, "name", "cannot name a folder");
 }
+
+#[test]
+fn every_backbone_used_must_accept_the_image_size() {
+    let f = Fixture::new();
+    // with_data sets image_size = [8, 8]: xception needs 71x71; resnet18 takes any size.
+    let p = f.problems("[grid]\nbackbone = [\"resnet18\", \"xception\"]\n");
+    assert_problem(
+        &p,
+        "grid.backbone",
+        "xception needs images of at least 71x71",
+    );
+    assert_problem(&p, "grid.backbone", "image_size is [8, 8]");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    let p = f.problems("[train]\nbackbone = \"xception\"\n");
+    assert_problem(&p, "train.backbone", "raise image_size");
+}
