@@ -40,7 +40,7 @@ fn plan_lists_the_expanded_runs_in_order() {
 fn a_broken_sweep_file_lists_every_problem_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.toml");
-    std::fs::write(&file, "[data]\ntrain = \"missing\"\nimage_size = [28, 28]\n[train]\nlearning_rat = 0.1\n[grid]\nbackbone = [\"vgg16\"]\n").unwrap();
+    std::fs::write(&file, "[data]\ntrain = \"missing\"\nimage_size = [28, 28]\n[train]\nlearning_rat = 0.1\n[grid]\nbackbone = [\"densenet121\"]\n").unwrap();
     let out = sweep(&["validate", file.to_str().unwrap()], dir.path());
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
@@ -54,7 +54,7 @@ fn a_broken_sweep_file_lists_every_problem_and_exits_1() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("grid.backbone[0]: unknown backbone \"vgg16\""),
+        stderr.contains("grid.backbone[0]: unknown backbone \"densenet121\""),
         "{stderr}"
     );
     // `run` refuses the same file before creating any database.

@@ -19,6 +19,10 @@ pub(crate) enum InitScheme {
     Torch,
     /// torchvision ResNet convolutions: kaiming-normal, fan-out, ReLU gain.
     TorchvisionConv,
+    /// torchvision VGG convolutions: kaiming-normal, fan-out, ReLU gain; zero biases.
+    VggConv,
+    /// torchvision VGG linear layers: N(0, 0.01) weights, zero biases.
+    VggLinear,
 }
 
 impl InitScheme {
@@ -38,17 +42,21 @@ impl InitScheme {
                     up: bound,
                 }
             }
-            InitScheme::TorchvisionConv => Init::Kaiming {
+            InitScheme::TorchvisionConv | InitScheme::VggConv => Init::Kaiming {
                 dist: NormalOrUniform::Normal,
                 fan: FanInOut::FanOut,
                 non_linearity: NonLinearity::ReLU,
+            },
+            InitScheme::VggLinear => Init::Randn {
+                mean: 0.0,
+                stdev: 0.01,
             },
         }
     }
 
     fn bias(self, fan_in: usize) -> Init {
         match self {
-            InitScheme::Keras => Init::Const(0.0),
+            InitScheme::Keras | InitScheme::VggConv | InitScheme::VggLinear => Init::Const(0.0),
             InitScheme::Torch | InitScheme::TorchvisionConv => {
                 let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
                 Init::Uniform {

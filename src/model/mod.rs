@@ -35,6 +35,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 pub use registry::{Backbone, BackboneInfo, Network};
 
+pub mod alexnet;
 pub mod cnn;
 pub(crate) mod init;
 pub mod kernels;
@@ -45,6 +46,7 @@ pub mod registry;
 pub mod resnet;
 #[cfg(test)]
 mod tests;
+pub mod vgg;
 pub mod xception;
 
 /// Everything needed to build a model: architecture, input shape, classes, base width.

@@ -332,3 +332,95 @@ pub fn linear(x: &Tensor, layer: &Linear) -> Result<Tensor> {
     };
     precision::result(y)
 }
+
+/// PyTorch's `nn.AdaptiveAvgPool2d((out_h, out_w))` of an NCHW tensor: output cell `(i, j)`
+/// averages input rows `floor(i*H/out_h) .. ceil((i+1)*H/out_h)` and the columns given by
+/// the same rule. Works for any input size, smaller than the output too (cells then repeat
+/// input values).
+///
+/// Windows are rectangles with uniform weights, so the mean separates into a mean over the
+/// rows and then one over the columns; each is built from narrow + mean + cat, whose
+/// gradients candle gets right on every device. A dimension already of the output size is
+/// passed through (VGG and AlexNet at 224x224).
+pub fn adaptive_avg_pool2d(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    let (_b, _c, h, w) = x.dims4()?;
+    if out_h == 0 || out_w == 0 || h == 0 || w == 0 {
+        candle_core::bail!("adaptive_avg_pool2d: cannot pool {h}x{w} to {out_h}x{out_w}")
+    }
+    adaptive_mean_along(&adaptive_mean_along(x, 2, out_h)?, 3, out_w)
+}
+
+/// Dimension `dim` of `x` averaged into `out` adaptive windows.
+fn adaptive_mean_along(x: &Tensor, dim: usize, out: usize) -> Result<Tensor> {
+    let len = x.dim(dim)?;
+    if len == out {
+        return Ok(x.clone());
+    }
+    let windows = (0..out)
+        .map(|i| {
+            let start = i * len / out;
+            let end = ((i + 1) * len).div_ceil(out);
+            x.narrow(dim, start, end - start)?.mean_keepdim(dim)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&windows, dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// 5x7 -> 3x3: row windows 0..2, 1..4, 3..5 (row means 0.5, 2, 3.5); column windows
+    /// 0..3, 2..5, 4..7 (column means 1, 3, 5). With `x[r][c] = 10r + c` a window's mean is
+    /// 10 * its row mean + its column mean. PyTorch agrees:
+    /// `F.adaptive_avg_pool2d(torch.arange(5)[:, None] * 10. + torch.arange(7.), 3)`.
+    #[test]
+    fn adaptive_avg_pool_follows_pytorch_windows() {
+        let data: Vec<f32> = (0..5)
+            .flat_map(|r| (0..7).map(move |c| (10 * r + c) as f32))
+            .collect();
+        let x = Var::from_vec(data, (1, 1, 5, 7), &Device::Cpu).unwrap();
+        let y = adaptive_avg_pool2d(x.as_tensor(), 3, 3).unwrap();
+        assert_eq!(y.dims(), &[1, 1, 3, 3]);
+        let expected = [6.0, 8.0, 10.0, 21.0, 23.0, 25.0, 36.0, 38.0, 40.0];
+        for (a, e) in values(&y).iter().zip(expected) {
+            assert!((a - e).abs() < 1e-5, "{:?}", values(&y));
+        }
+        // d sum(y) / d x[r][c] = (sum of 1/|rows| over windows holding r) * (same for c):
+        // rows 1/2, 1/2+1/3, 1/3, 1/3+1/2, 1/2; columns 1/3, 1/3, 2/3, 1/3, 2/3, 1/3, 1/3.
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let g = values(grads.get(&x).unwrap());
+        let rows = [0.5, 5.0 / 6.0, 1.0 / 3.0, 5.0 / 6.0, 0.5];
+        let cols = [1.0, 1.0, 2.0, 1.0, 2.0, 1.0, 1.0].map(|c: f64| c / 3.0);
+        for r in 0..5 {
+            for c in 0..7 {
+                let e = (rows[r] * cols[c]) as f32;
+                assert!((g[r * 7 + c] - e).abs() < 1e-6, "({r}, {c}): {g:?}");
+            }
+        }
+        assert!((g.iter().sum::<f32>() - 9.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn adaptive_avg_pool_repeats_small_inputs_and_passes_equal_sizes() {
+        let x = Tensor::new(&[1f32, 2., 3., 4.], &Device::Cpu)
+            .unwrap()
+            .reshape((1, 1, 1, 4))
+            .unwrap();
+        let y = adaptive_avg_pool2d(&x, 2, 2).unwrap();
+        assert_eq!(values(&y), [1.5, 3.5, 1.5, 3.5]);
+        let one = Tensor::ones((2, 3, 1, 1), DType::F32, &Device::Cpu).unwrap();
+        let y = adaptive_avg_pool2d(&one, 7, 7).unwrap();
+        assert_eq!(y.dims(), &[2, 3, 7, 7]);
+        assert!(values(&y).iter().all(|v| *v == 1.0));
+        let x = Tensor::ones((1, 2, 6, 6), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(adaptive_avg_pool2d(&x, 6, 6).unwrap().dims(), &[1, 2, 6, 6]);
+        assert!(adaptive_avg_pool2d(&x, 0, 6).is_err());
+    }
+}

@@ -14,7 +14,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 
-use super::{cnn, resnet, xception, ModelSpec};
+use super::{alexnet, cnn, resnet, vgg, xception, ModelSpec};
 
 /// Every backbone, in the order error messages and listings show them.
 static REGISTRY: &[&BackboneInfo] = &[
@@ -25,6 +25,15 @@ static REGISTRY: &[&BackboneInfo] = &[
     &resnet::RESNET101,
     &resnet::RESNET152,
     &xception::XCEPTION,
+    &alexnet::ALEXNET,
+    &vgg::VGG11,
+    &vgg::VGG13,
+    &vgg::VGG16,
+    &vgg::VGG19,
+    &vgg::VGG11_BN,
+    &vgg::VGG13_BN,
+    &vgg::VGG16_BN,
+    &vgg::VGG19_BN,
 ];
 
 /// A network built from a [`ModelSpec`], its variables already in the model's `VarMap`.
@@ -203,8 +212,8 @@ mod tests {
 
     #[test]
     fn unknown_names_are_rejected_with_every_name() {
-        assert_eq!(Backbone::parse("vgg16"), None);
-        let err = serde_json::from_str::<Backbone>("\"vgg16\"").unwrap_err();
+        assert_eq!(Backbone::parse("densenet121"), None);
+        let err = serde_json::from_str::<Backbone>("\"densenet121\"").unwrap_err();
         for b in Backbone::ALL {
             assert!(err.to_string().contains(b.name()), "{err}");
         }

@@ -59,15 +59,21 @@ impl SimpleBackend for ShapeRecorder {
     }
 }
 
-/// Trainable parameters (running statistics excluded) of the network `spec` describes,
-/// counted from the shapes its constructor asks for.
-fn parameter_count_from_shapes(spec: &ModelSpec) -> usize {
+/// Name and shape of every variable (running statistics included) the constructor of the
+/// network `spec` describes asks for, in the order it asks.
+fn shapes_from_constructor(spec: &ModelSpec) -> Vec<(String, Shape)> {
     let shapes = Arc::new(Mutex::new(Vec::new()));
     let recorder = Box::new(ShapeRecorder(shapes.clone()));
     let vb = VarBuilder::from_backend(recorder, DType::F32, Device::Cpu);
     spec.backbone.build(vb, spec).unwrap();
     let shapes = shapes.lock().unwrap();
-    shapes
+    shapes.clone()
+}
+
+/// Trainable parameters (running statistics excluded) of the network `spec` describes,
+/// counted from the shapes its constructor asks for.
+fn parameter_count_from_shapes(spec: &ModelSpec) -> usize {
+    shapes_from_constructor(spec)
         .iter()
         .filter(|(name, _)| !is_running_stat(name))
         .map(|(_, shape)| shape.elem_count())
@@ -167,6 +173,144 @@ fn xception_parameter_count_matches_keras() {
     let s = spec(Backbone::Xception, 2, 71, 75, 7, 3);
     let m = Model::new(&s, &Device::Cpu, 0).unwrap();
     assert_eq!(parameter_count_from_shapes(&s), m.parameter_count());
+}
+
+/// Reference: torchvision's documented model stats (`num_params`, = `sum(p.numel() for p in
+/// model.parameters())`, BN running statistics excluded) at 3 channels, 1000 classes,
+/// 224x224, width 64: alexnet 61,100,840; vgg11 132,863,336; vgg13 133,047,848; vgg16
+/// 138,357,544; vgg19 143,667,240; vgg11_bn 132,868,840; vgg13_bn 133,053,736; vgg16_bn
+/// 138,365,992; vgg19_bn 143,678,248. Counted from the constructors' shapes (no 500 MB).
+#[test]
+fn alexnet_and_vgg_parameter_counts_match_torchvision() {
+    for (name, expected) in [
+        ("alexnet", 61_100_840),
+        ("vgg11", 132_863_336),
+        ("vgg13", 133_047_848),
+        ("vgg16", 138_357_544),
+        ("vgg19", 143_667_240),
+        ("vgg11_bn", 132_868_840),
+        ("vgg13_bn", 133_053_736),
+        ("vgg16_bn", 138_365_992),
+        ("vgg19_bn", 143_678_248),
+    ] {
+        let backbone = Backbone::parse(name).unwrap();
+        let s = spec(backbone, 3, 224, 224, 1000, backbone.default_width());
+        assert_eq!(parameter_count_from_shapes(&s), expected, "{name}");
+    }
+    // The shape count is the model's count, also when the adaptive pool is not an identity.
+    for name in ["alexnet", "vgg13_bn"] {
+        let backbone = Backbone::parse(name).unwrap();
+        let s = spec(backbone, 2, 64, 70, 7, 4);
+        let m = Model::new(&s, &Device::Cpu, 0).unwrap();
+        assert_eq!(
+            parameter_count_from_shapes(&s),
+            m.parameter_count(),
+            "{name}"
+        );
+    }
+}
+
+/// Names and shapes of torchvision's state dicts (`alexnet()`, `vgg16()`, `vgg16_bn()`,
+/// `vgg11()` with 1000 classes): the checkpoint format.
+#[test]
+fn alexnet_and_vgg_variable_names_follow_torchvision() {
+    let shapes_of = |name: &str| -> HashMap<String, Vec<usize>> {
+        let backbone = Backbone::parse(name).unwrap();
+        let s = spec(backbone, 3, 224, 224, 1000, 64);
+        shapes_from_constructor(&s)
+            .into_iter()
+            .map(|(n, shape)| (n, shape.dims().to_vec()))
+            .collect()
+    };
+    // (backbone, some of its variables with their shapes, how many variables it has)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a [usize])], usize);
+    let cases: [Case; 4] = [
+        (
+            "alexnet",
+            &[
+                ("features.0.weight", &[64, 3, 11, 11]),
+                ("features.3.weight", &[192, 64, 5, 5]),
+                ("features.6.bias", &[384]),
+                ("features.8.weight", &[256, 384, 3, 3]),
+                ("features.10.weight", &[256, 256, 3, 3]),
+                ("classifier.1.weight", &[4096, 9216]),
+                ("classifier.4.weight", &[4096, 4096]),
+                ("classifier.6.weight", &[1000, 4096]),
+                ("classifier.6.bias", &[1000]),
+            ],
+            16,
+        ),
+        (
+            "vgg16",
+            &[
+                ("features.0.weight", &[64, 3, 3, 3]),
+                ("features.0.bias", &[64]),
+                ("features.2.weight", &[64, 64, 3, 3]),
+                ("features.5.weight", &[128, 64, 3, 3]),
+                ("features.28.weight", &[512, 512, 3, 3]),
+                ("classifier.0.weight", &[4096, 25088]),
+                ("classifier.3.weight", &[4096, 4096]),
+                ("classifier.6.weight", &[1000, 4096]),
+            ],
+            32,
+        ),
+        (
+            "vgg16_bn",
+            &[
+                ("features.0.weight", &[64, 3, 3, 3]),
+                ("features.1.weight", &[64]),
+                ("features.1.bias", &[64]),
+                ("features.1.running_mean", &[64]),
+                ("features.1.running_var", &[64]),
+                ("features.3.weight", &[64, 64, 3, 3]),
+                ("features.7.weight", &[128, 64, 3, 3]),
+                ("features.40.weight", &[512, 512, 3, 3]),
+                ("features.41.running_var", &[512]),
+                ("classifier.6.bias", &[1000]),
+            ],
+            32 + 13 * 4,
+        ),
+        (
+            "vgg11",
+            &[
+                ("features.3.weight", &[128, 64, 3, 3]),
+                ("features.18.weight", &[512, 512, 3, 3]),
+            ],
+            22,
+        ),
+    ];
+    for (name, expected, count) in cases {
+        let shapes = shapes_of(name);
+        for (var, shape) in expected {
+            assert_eq!(
+                shapes.get(*var).map(|s| &s[..]),
+                Some(*shape),
+                "{name} {var}"
+            );
+        }
+        assert_eq!(shapes.len(), count, "{name}: {:?}", shapes.keys());
+    }
+}
+
+/// Width scales every channel count by `w / 64` and the hidden size to `64w`.
+#[test]
+fn alexnet_and_vgg_widths_scale_channels() {
+    let s = spec(Backbone::parse("vgg11_bn").unwrap(), 1, 32, 32, 5, 4);
+    let shapes: HashMap<String, Vec<usize>> = shapes_from_constructor(&s)
+        .into_iter()
+        .map(|(n, shape)| (n, shape.dims().to_vec()))
+        .collect();
+    assert_eq!(shapes["features.0.weight"], [4, 1, 3, 3]);
+    assert_eq!(shapes["features.4.weight"], [8, 4, 3, 3]);
+    assert_eq!(shapes["classifier.0.weight"], [256, 32 * 49]);
+    assert_eq!(shapes["classifier.6.weight"], [5, 256]);
+    let s = spec(Backbone::parse("alexnet").unwrap(), 3, 63, 63, 5, 4);
+    let shapes: HashMap<String, Vec<usize>> = shapes_from_constructor(&s)
+        .into_iter()
+        .map(|(n, shape)| (n, shape.dims().to_vec()))
+        .collect();
+    assert_eq!(shapes["features.3.weight"], [12, 4, 5, 5]);
+    assert_eq!(shapes["classifier.1.weight"], [256, 16 * 36]);
 }
 
 /// Keras `model.summary()` of the baseline on 28x28x1, 10 classes, w = 32:
@@ -492,6 +636,45 @@ fn new_backbones_reduce_the_loss_with_sgd() {
             "{backbone}: losses {losses:?}"
         );
         assert!(losses[5] < 0.9 * losses[0], "{backbone}: losses {losses:?}");
+    }
+}
+
+/// AlexNet and VGG at width 4 and their minimum sizes (and above): forward, backward, and a
+/// few SGD steps lower the loss on a fixed batch. Every step and every measurement draws the
+/// same dropout masks (the RNG is reseeded), so the loss is a function of the weights alone.
+#[test]
+fn alexnet_and_vgg_reduce_the_loss_with_sgd() {
+    let config = OptimizerConfig::Sgd {
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 0.0,
+    };
+    for (name, h, w, lr) in [
+        ("alexnet", 63, 64, 0.2),
+        ("vgg11", 32, 33, 0.2),
+        ("vgg16_bn", 32, 32, 0.02),
+    ] {
+        let backbone = Backbone::parse(name).unwrap();
+        let m = Model::new(&spec(backbone, 3, h, w, 3, 4), &Device::Cpu, 6).unwrap();
+        let x = images(6, 3, h, w, 11);
+        let y = Tensor::new(&[0u32, 1, 2, 0, 1, 2], &Device::Cpu).unwrap();
+        let mut opt = Optimizer::new(&config, m.trainable_vars(), lr).unwrap();
+        let fixed_loss = |m: &Model| {
+            m.reseed_dropout(99).unwrap();
+            train_loss(m, &x, &y)
+        };
+        let mut losses = vec![fixed_loss(&m)];
+        for _ in 0..6 {
+            m.reseed_dropout(99).unwrap();
+            train_steps(&m, &mut opt, &x, &y, 1);
+            losses.push(fixed_loss(&m));
+        }
+        assert!(losses.iter().all(|l| l.is_finite()), "{name}: {losses:?}");
+        assert!(
+            losses.windows(2).all(|l| l[1] < l[0]),
+            "{name}: losses {losses:?}"
+        );
+        assert!(losses[6] < 0.9 * losses[0], "{name}: losses {losses:?}");
     }
 }
 

@@ -172,7 +172,7 @@ mod tests {
             .unwrap_err()
             .contains("whole"));
         let e = h
-            .set("backbone", &toml::Value::String("vgg16".into()))
+            .set("backbone", &toml::Value::String("densenet121".into()))
             .unwrap_err();
         assert!(e.contains("resnet18") && e.contains("xception"), "{e}");
         assert!(h
