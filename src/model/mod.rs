@@ -13,12 +13,15 @@
 //!   last stage.
 //! * `xception`: Keras' Xception with the variable names of timm's `legacy_xception` (see
 //!   [`xception`]); base width 32 (the stem's channels) by default, images of at least 71x71.
+//! * `alexnet` and `vgg11` / `vgg13` / `vgg16` / `vgg19` (and their `_bn` variants):
+//!   torchvision's, with its adaptive average pooling before the classifier (see [`alexnet`],
+//!   [`vgg`]); base width 64 by default, images of at least 63x63 (AlexNet) or 32x32 (VGG).
 //!
 //! Variables live in a `VarMap` under torchvision-like names (`conv1.weight`, `bn1.running_mean`,
 //! `layer1.0.conv1.weight`, ..., `fc.bias`); these names are the checkpoint (safetensors)
 //! format. Initial values come from host RNGs seeded by the model seed and each variable's
 //! name ([`init`]), so the same seed always gives the same weights on every device.
-//! Dropout (cnn only) draws its masks from a seeded RNG owned by the model, and is active only
+//! Dropout (cnn, AlexNet, VGG) draws its masks from a seeded RNG owned by the model, and is active only
 //! when `forward` is called with `train = true`; batch norm then uses batch statistics and
 //! updates its running statistics.
 //!
