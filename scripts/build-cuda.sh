@@ -62,29 +62,27 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target-cuda}
 if [[ ${SWEEP_CUDA_OFFLINE:-0} != 1 ]]; then cargo fetch --quiet; fi
 CUDARC=$(cargo metadata --format-version 1 2>/dev/null \
   | "$PYTHON" -c 'import json,sys,os; m=json.load(sys.stdin); print(next(os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name"]=="cudarc"))')
-SYS="$CUDARC/src/driver/sys/mod.rs"
-STUB="$ROOT/lib64/stubs/libcuda.so"
-if [[ ! -e $STUB || $SYS -nt $STUB || $0 -nt $STUB ]]; then
-  log "making the driver stub $STUB from $SYS"
+# stub SYS PATTERN SONAME STATUS STUB: a library with soname SONAME defining every function
+# of cudarc's bindings SYS that matches PATTERN, each returning STATUS. Enough to link; the
+# real library is loaded at run time. Remade when the bindings or this script change.
+stub() {
+  local sys=$1 pattern=$2 soname=$3 status=$4 out=$5 src
+  [[ ! -e $out || $sys -nt $out || $0 -nt $out ]] || return 0
+  log "making the stub $out from $sys"
   src=$(mktemp --suffix=.c)
-  grep -oE '^pub unsafe fn cu[A-Za-z0-9_]+' "$SYS" | awk '{print $4}' | sort -u \
-    | awk '{print "int " $1 "(void) { return 34; }"}' > "$src"  # 34 = CUDA_ERROR_STUB_LIBRARY
-  cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$STUB" "$src"
+  grep -oE "$pattern" "$sys" | awk '{print $4}' | sort -u \
+    | awk -v s="$status" '{print "int " $1 "(void) { return " s "; }"}' > "$src"
+  cc -shared -fPIC -Wl,-soname,"$soname" -o "$out" "$src"
   rm -f "$src"
-fi
+}
+# The driver API: 34 = CUDA_ERROR_STUB_LIBRARY.
+stub "$CUDARC/src/driver/sys/mod.rs" '^pub unsafe fn cu[A-Za-z0-9_]+' libcuda.so.1 34 \
+  "$ROOT/lib64/stubs/libcuda.so"
 # cuDNN is linked (candle's `cudnn` feature, our cuDNN ops) but only loaded at run time, from
 # the machine's cuDNN 9 (PyTorch's nvidia-cudnn wheel): a stub of cudarc's cuDNN functions
-# (soname libcudnn.so.9) is enough to link, and spares a 700 MB wheel.
-CUDNN_SYS="$CUDARC/src/cudnn/sys/mod.rs"
-CUDNN_STUB="$ROOT/lib64/stubs/libcudnn.so"
-if [[ ! -e $CUDNN_STUB || $CUDNN_SYS -nt $CUDNN_STUB || $0 -nt $CUDNN_STUB ]]; then
-  log "making the cuDNN stub $CUDNN_STUB from $CUDNN_SYS"
-  src=$(mktemp --suffix=.c)
-  grep -oE 'pub unsafe fn cudnn[A-Za-z0-9_]+' "$CUDNN_SYS" | awk '{print $4}' | sort -u \
-    | awk '{print "int " $1 "(void) { return 1; }"}' > "$src"  # 1 = CUDNN_STATUS_NOT_INITIALIZED
-  cc -shared -fPIC -Wl,-soname,libcudnn.so.9 -o "$CUDNN_STUB" "$src"
-  rm -f "$src"
-fi
+# spares a 700 MB wheel. 1 = CUDNN_STATUS_NOT_INITIALIZED.
+stub "$CUDARC/src/cudnn/sys/mod.rs" 'pub unsafe fn cudnn[A-Za-z0-9_]+' libcudnn.so.9 1 \
+  "$ROOT/lib64/stubs/libcudnn.so"
 
 # 4. The environment that candle-kernels (cudaforge: nvcc, CUDA_COMPUTE_CAP) and cudarc
 #    (nvcc --version; link search under $CUDA_ROOT/lib64{,/stubs}) read.

@@ -157,16 +157,17 @@ impl Learner for CandleLearner {
                 let logits = self.model.forward(&batch.images, true)?;
                 let loss = cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
                 self.optimizer.backward_step(&loss)?;
+                let images = batch.labels.dim(0)?;
                 let queued = PendingBatch {
                     batch: b + 1,
-                    images: batch.labels.dim(0)?,
+                    images,
                     loss: loss.detach(),
                     correct: correct_count(&logits, &batch.labels)?,
                 };
                 if let Some(done) = pending.replace(queued) {
                     totals.settle(done, epoch)?;
                 }
-                totals.launched += batch.labels.dim(0)?;
+                totals.launched += images;
                 progress(BatchProgress {
                     batch: b + 1,
                     batches,

@@ -185,111 +185,71 @@ thread_local! {
     static ALGOS: RefCell<HashMap<Call, (Algo, usize)>> = RefCell::new(HashMap::new());
 }
 
-/// Up to 8 algorithms ranked by cuDNN's heuristics: the first that is supported wins, as in
-/// PyTorch with `cudnn.benchmark = False`.
+/// The first supported algorithm among up to 8 that cuDNN's heuristics rank for one pass,
+/// and its workspace bytes: `$get` and `$size` are that pass's heuristics and workspace
+/// calls, `$descs` their descriptor arguments (the same for both).
+macro_rules! heuristic {
+    ($h:expr, $call:expr, $perf:ty, $get:ident, $size:ident, ($($descs:expr),*), $what:literal, $algo:ident) => {{
+        let mut perf: [$perf; 8] = unsafe { std::mem::zeroed() };
+        let mut n = 0;
+        check(
+            unsafe { sys::$get($h, $($descs),*, 8, &mut n, perf.as_mut_ptr()) },
+            concat!($what, " heuristics"),
+        )?;
+        let ok = sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS;
+        let Some(p) = perf[..n as usize].iter().find(|p| p.status == ok) else {
+            candle_core::bail!("cuDNN has no {} algorithm for {:?}", $what, $call)
+        };
+        let mut bytes = 0usize;
+        check(
+            unsafe { sys::$size($h, $($descs),*, p.algo, &mut bytes) },
+            concat!($what, " workspace"),
+        )?;
+        (Algo::$algo(p.algo), bytes)
+    }};
+}
+
+/// The algorithm for a call, as PyTorch picks it with `cudnn.benchmark = False` (see
+/// [`heuristic!`]), asked once per call shape.
 fn pick(h: sys::cudnnHandle_t, c: &Call, d: &Descs) -> Result<(Algo, usize)> {
     if let Some(found) = ALGOS.with(|m| m.borrow().get(c).copied()) {
         return Ok(found);
     }
-    let mut n = 0;
-    let ok = sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS;
-    let mut bytes = 0usize;
-    let algo = match c.pass {
-        Pass::Forward => {
-            let mut perf: [sys::cudnnConvolutionFwdAlgoPerf_t; 8] = unsafe { std::mem::zeroed() };
-            check(
-                unsafe {
-                    sys::cudnnGetConvolutionForwardAlgorithm_v7(
-                        h,
-                        d.x.0,
-                        d.w.0,
-                        d.conv.0,
-                        d.y.0,
-                        8,
-                        &mut n,
-                        perf.as_mut_ptr(),
-                    )
-                },
-                "forward heuristics",
-            )?;
-            let Some(p) = perf[..n as usize].iter().find(|p| p.status == ok) else {
-                candle_core::bail!("cuDNN has no forward algorithm for {c:?}")
-            };
-            check(
-                unsafe {
-                    sys::cudnnGetConvolutionForwardWorkspaceSize(
-                        h, d.x.0, d.w.0, d.conv.0, d.y.0, p.algo, &mut bytes,
-                    )
-                },
-                "forward workspace",
-            )?;
-            Algo::Fwd(p.algo)
-        }
-        Pass::InputGrad(..) => {
-            let mut perf: [sys::cudnnConvolutionBwdDataAlgoPerf_t; 8] =
-                unsafe { std::mem::zeroed() };
-            check(
-                unsafe {
-                    sys::cudnnGetConvolutionBackwardDataAlgorithm_v7(
-                        h,
-                        d.w.0,
-                        d.y.0,
-                        d.conv.0,
-                        d.x.0,
-                        8,
-                        &mut n,
-                        perf.as_mut_ptr(),
-                    )
-                },
-                "backward-data heuristics",
-            )?;
-            let Some(p) = perf[..n as usize].iter().find(|p| p.status == ok) else {
-                candle_core::bail!("cuDNN has no backward-data algorithm for {c:?}")
-            };
-            check(
-                unsafe {
-                    sys::cudnnGetConvolutionBackwardDataWorkspaceSize(
-                        h, d.w.0, d.y.0, d.conv.0, d.x.0, p.algo, &mut bytes,
-                    )
-                },
-                "backward-data workspace",
-            )?;
-            Algo::Data(p.algo)
-        }
-        Pass::WeightGrad(..) => {
-            let mut perf: [sys::cudnnConvolutionBwdFilterAlgoPerf_t; 8] =
-                unsafe { std::mem::zeroed() };
-            check(
-                unsafe {
-                    sys::cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                        h,
-                        d.x.0,
-                        d.y.0,
-                        d.conv.0,
-                        d.w.0,
-                        8,
-                        &mut n,
-                        perf.as_mut_ptr(),
-                    )
-                },
-                "backward-filter heuristics",
-            )?;
-            let Some(p) = perf[..n as usize].iter().find(|p| p.status == ok) else {
-                candle_core::bail!("cuDNN has no backward-filter algorithm for {c:?}")
-            };
-            check(
-                unsafe {
-                    sys::cudnnGetConvolutionBackwardFilterWorkspaceSize(
-                        h, d.x.0, d.y.0, d.conv.0, d.w.0, p.algo, &mut bytes,
-                    )
-                },
-                "backward-filter workspace",
-            )?;
-            Algo::Filter(p.algo)
-        }
+    let (x, w, y, conv) = (d.x.0, d.w.0, d.y.0, d.conv.0);
+    let found = match c.pass {
+        Pass::Forward => heuristic!(
+            h,
+            c,
+            sys::cudnnConvolutionFwdAlgoPerf_t,
+            cudnnGetConvolutionForwardAlgorithm_v7,
+            cudnnGetConvolutionForwardWorkspaceSize,
+            (x, w, conv, y),
+            "forward",
+            Fwd
+        ),
+        Pass::InputGrad(..) => heuristic!(
+            h,
+            c,
+            sys::cudnnConvolutionBwdDataAlgoPerf_t,
+            cudnnGetConvolutionBackwardDataAlgorithm_v7,
+            cudnnGetConvolutionBackwardDataWorkspaceSize,
+            (w, y, conv, x),
+            "backward-data",
+            Data
+        ),
+        Pass::WeightGrad(..) => heuristic!(
+            h,
+            c,
+            sys::cudnnConvolutionBwdFilterAlgoPerf_t,
+            cudnnGetConvolutionBackwardFilterAlgorithm_v7,
+            cudnnGetConvolutionBackwardFilterWorkspaceSize,
+            (x, y, conv, w),
+            "backward-filter",
+            Filter
+        ),
     };
-    ALGOS.with(|m| m.borrow_mut().insert(*c, (algo, bytes)));
-    Ok((algo, bytes))
+    ALGOS.with(|m| m.borrow_mut().insert(*c, found));
+    Ok(found)
 }
 
 /// Runs one pass of a convolution with `(stride, pad, groups)` on the op's two inputs:

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::cudnn::sys;
 use candle_core::cuda_backend::cudarc::driver::CudaSlice;
-use candle_core::cuda_backend::{CudaDevice, CudaStorage};
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::cuda_backend::CudaStorage;
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_nn::BatchNorm;
 
 use super::{alloc, by_cuda_dtype, check, handle, one, ptr, tensor, view, with_cuda_storage, zero};
@@ -40,13 +40,6 @@ fn param_desc(x: &TensorDesc) -> Result<TensorDesc> {
         "batch-norm descriptor",
     )?;
     Ok(desc)
-}
-
-fn cuda_device(t: &Tensor) -> Result<CudaDevice> {
-    match t.device() {
-        Device::Cuda(d) => Ok(d.clone()),
-        other => candle_core::bail!("expected a CUDA tensor, got one on {:?}", other.location()),
-    }
 }
 
 /// The batch mean and inverse standard deviation saved by the forward call.
@@ -136,11 +129,11 @@ impl CustomOp3 for TrainForward {
         let Some((dgamma, dbeta)) = grads.lock().ok().and_then(|mut g| g.take()) else {
             candle_core::bail!("cudnn-batch-norm backward produced no parameter gradients")
         };
-        let (dev, c) = (cuda_device(x)?, gamma.elem_count());
+        let (dev, c) = (x.device().as_cuda_device()?, gamma.elem_count());
         Ok((
             Some(dx),
-            Some(tensor(dgamma, &dev, c)),
-            Some(tensor(dbeta, &dev, c)),
+            Some(tensor(dgamma, dev, c)),
+            Some(tensor(dbeta, dev, c)),
         ))
     }
 }
