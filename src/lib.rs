@@ -10,6 +10,7 @@ pub mod outcome;
 pub mod progress;
 pub mod report;
 pub mod scheduler;
+pub mod search;
 pub mod store;
 pub mod sweep;
 pub mod train;
