@@ -6,22 +6,11 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::devices::Slot;
-use crate::scheduler::SweepOutcome;
-use crate::store::RunState;
-use crate::sweep::{RunSpec, Sweep};
-use crate::train::Event;
-
-/// Receives the sweep's events in the writer thread, after they are stored.
-pub trait Display: Send {
-    fn begin(&mut self, sweep: &Sweep, states: &[RunState], outcome: &SweepOutcome, slots: &[Slot]);
-    fn event(&mut self, slot: usize, event: &Event, outcome: &SweepOutcome);
-    fn note(&mut self, line: &str);
-    fn label(&self, run: &str) -> String;
-    fn finish(&mut self, outcome: &SweepOutcome);
-}
+use crate::run::{Event, RunSpec};
+use crate::scheduler::{Observer, SweepOutcome};
 
 /// Bars on a terminal, lines elsewhere (logs, CI, pipes).
-pub fn for_stderr() -> Box<dyn Display> {
+pub fn for_stderr() -> Box<dyn Observer> {
     use std::io::IsTerminal;
     if std::io::stderr().is_terminal() {
         Box::new(Bars::default())
@@ -46,12 +35,9 @@ struct Runs {
 }
 
 impl Runs {
-    fn set(&mut self, states: &[RunState]) {
-        self.runs = states
-            .iter()
-            .map(|s| (s.spec.id.clone(), s.spec.clone()))
-            .collect();
-        self.total = states.len();
+    fn set(&mut self, runs: &[RunSpec]) {
+        self.runs = runs.iter().map(|r| (r.id.clone(), r.clone())).collect();
+        self.total = runs.len();
     }
 
     fn label(&self, id: &str) -> String {
@@ -161,16 +147,10 @@ pub struct Lines {
     runs: Runs,
 }
 
-impl Display for Lines {
-    fn begin(
-        &mut self,
-        sweep: &Sweep,
-        states: &[RunState],
-        outcome: &SweepOutcome,
-        slots: &[Slot],
-    ) {
-        self.runs.set(states);
-        eprintln!("{}", self.runs.header(&sweep.name, outcome, slots));
+impl Observer for Lines {
+    fn begin(&mut self, sweep: &str, runs: &[RunSpec], outcome: &SweepOutcome, slots: &[Slot]) {
+        self.runs.set(runs);
+        eprintln!("{}", self.runs.header(sweep, outcome, slots));
     }
 
     fn event(&mut self, _slot: usize, event: &Event, _outcome: &SweepOutcome) {
@@ -181,10 +161,6 @@ impl Display for Lines {
 
     fn note(&mut self, line: &str) {
         eprintln!("{line}");
-    }
-
-    fn label(&self, run: &str) -> String {
-        self.runs.label(run)
     }
 
     fn finish(&mut self, outcome: &SweepOutcome) {
@@ -202,17 +178,11 @@ pub struct Bars {
     slot_names: Vec<String>,
 }
 
-impl Display for Bars {
-    fn begin(
-        &mut self,
-        sweep: &Sweep,
-        states: &[RunState],
-        outcome: &SweepOutcome,
-        slots: &[Slot],
-    ) {
-        self.runs.set(states);
+impl Observer for Bars {
+    fn begin(&mut self, sweep: &str, runs: &[RunSpec], outcome: &SweepOutcome, slots: &[Slot]) {
+        self.runs.set(runs);
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let _ = multi.println(self.runs.header(&sweep.name, outcome, slots));
+        let _ = multi.println(self.runs.header(sweep, outcome, slots));
         let bar = multi.add(ProgressBar::new(outcome.total as u64));
         bar.set_style(
             ProgressStyle::with_template(
@@ -288,10 +258,6 @@ impl Display for Bars {
             }
             None => eprintln!("{line}"),
         }
-    }
-
-    fn label(&self, run: &str) -> String {
-        self.runs.label(run)
     }
 
     fn finish(&mut self, outcome: &SweepOutcome) {

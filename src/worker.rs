@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, DataSpec};
 use crate::devices::Slot;
-use crate::outcome::{says_out_of_memory, FailureKind};
-use crate::sweep::RunSpec;
+use crate::run::RunSpec;
+use crate::run::{says_out_of_memory, FailureKind};
+use crate::run::{Event, RunEnd, RunStart};
 use crate::train::fake::{FakeLearner, FakeSpec};
-use crate::train::{self, CandleLearner, Event, RunEnd, RunStart, Start, TrainError};
+use crate::train::{self, CandleLearner, Start, TrainError};
 
 /// One run to train, as the coordinator hands it over.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -25,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let c = &r.config;
         let mut row = vec![r.index.to_string(), r.id.clone()];
         row.extend([
-            c.backbone.name().to_string(),
+            c.backbone.to_string(),
             c.width.to_string(),
             c.precision.name().to_string(),
             c.optimizer.clone(),
@@ -54,8 +54,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn sweep_weight_decay(c: &crate::sweep::RunConfig) -> String {
-    use crate::train::optim::OptimizerConfig;
+fn sweep_weight_decay(c: &crate::run::RunConfig) -> String {
+    use crate::run::OptimizerConfig;
     match &c.optimizer_settings {
         OptimizerConfig::Sgd { weight_decay, .. } | OptimizerConfig::Adam { weight_decay, .. } => {
             weight_decay.to_string()

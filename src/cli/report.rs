@@ -7,8 +7,8 @@ use super::StoredSweep;
 use crate::report::{
     best_json, best_table, runs_json, runs_table, BestRun, SweepReport, TableStyle,
 };
+use crate::run::Monitor;
 use crate::store::Store;
-use crate::train::strategy::Monitor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {

@@ -6,7 +6,7 @@ use comfy_table::Table;
 use serde_json::json;
 
 use super::StoredSweep;
-use crate::outcome::RunStatus;
+use crate::run::RunStatus;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]

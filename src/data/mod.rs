@@ -25,34 +25,10 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use augment::Augment;
+pub use crate::run::{Augment, DataSpec, Skipped};
 pub use error::DataError;
 pub use imageset::{Batch, HostBatch, ImageSet};
 pub use split::epoch_order;
-
-/// Where the images are and how to shape them.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DataSpec {
-    /// Folder with one sub-folder per class.
-    pub train: PathBuf,
-    /// Optional folder with the same class sub-folders, held out for the final score.
-    pub test: Option<PathBuf>,
-    /// Fraction of each class moved from train to validation, 0.0 <= x < 1.0.
-    pub val_split: f64,
-    pub height: u32,
-    pub width: u32,
-    /// 1 (grey) or 3 (RGB); images are converted to it.
-    pub channels: u8,
-    /// Seeds the validation split.
-    pub seed: u64,
-}
-
-/// A file that was not loaded, and why.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Skipped {
-    pub path: PathBuf,
-    pub reason: String,
-}
 
 /// Everything `load` produced.
 #[derive(Clone, Debug)]

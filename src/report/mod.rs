@@ -5,8 +5,8 @@ mod table;
 
 use serde::Serialize;
 
+use crate::run::{EpochSummary, Monitor};
 use crate::store::{EpochRow, RunRow, SplitMetrics, Store, SweepRow};
-use crate::train::strategy::{EpochSummary, Monitor};
 
 pub use json::{best_json, runs_json};
 pub use table::{best_table, runs_table, TableStyle};
@@ -112,7 +112,7 @@ pub struct BestRun {
     pub metric: Monitor,
     pub result: RunResult,
     pub val: SplitMetrics,
-    pub skipped: Vec<crate::data::Skipped>,
+    pub skipped: Vec<crate::run::Skipped>,
 }
 
 impl BestRun {

@@ -4,7 +4,7 @@ use comfy_table::presets::{ASCII_MARKDOWN, UTF8_FULL_CONDENSED};
 use comfy_table::{CellAlignment, Table};
 
 use super::{class_rows, BestRun, SweepReport};
-use crate::outcome::RunStatus;
+use crate::run::RunStatus;
 use crate::store::SplitMetrics;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,7 +244,7 @@ fn gap(style: TableStyle) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::metrics::{Confusion, Metrics};
+    use crate::run::{Confusion, Metrics};
 
     fn split() -> SplitMetrics {
         let confusion = Confusion {

@@ -16,11 +16,11 @@ use tokio::sync::{oneshot, watch};
 
 use crate::data::DataSpec;
 use crate::devices::Slot;
-use crate::progress::Display;
+use crate::run::Event;
+use crate::run::ResumeState;
+use crate::run::RunSpec;
 use crate::store::Store;
-use crate::sweep::{RunSpec, Sweep};
-use crate::train::resume::ResumeState;
-use crate::train::Event;
+use crate::sweep::Sweep;
 
 mod retry;
 mod slot;
@@ -37,6 +37,16 @@ pub struct SweepOutcome {
     /// Runs another `sweep run` process was training.
     pub held_elsewhere: usize,
     pub interrupted: bool,
+}
+
+/// Watches a sweep from the writer thread: every event after it is stored, and notes. The
+/// progress display is one; the scheduler depends on this trait, never on a display.
+pub trait Observer: Send {
+    /// The sweep's runs (done ones included) before any is dispatched.
+    fn begin(&mut self, sweep: &str, runs: &[RunSpec], outcome: &SweepOutcome, slots: &[Slot]);
+    fn event(&mut self, slot: usize, event: &Event, outcome: &SweepOutcome);
+    fn note(&mut self, line: &str);
+    fn finish(&mut self, outcome: &SweepOutcome);
 }
 
 /// How the coordinator runs a sweep.
@@ -128,24 +138,15 @@ fn resume_from(
     store.prepare_resume(run, state.as_ref())
 }
 
-/// Estimated relative cost, for longest-first dispatch (which keeps the makespan short):
-/// epochs times the backbone's declared cost per epoch, scaled by the square of the width
-/// relative to its default (convolutions cost width-in times width-out).
-fn cost(run: &RunSpec) -> f64 {
-    let c = &run.config;
-    let width = c.width as f64 / c.backbone.default_width() as f64;
-    c.epochs as f64 * c.backbone.cost() * width.powi(2)
-}
-
 /// Train every run of `sweep` that is not done yet, storing each event as it happens.
 pub fn run_sweep(
     sweep: &Sweep,
     mut store: Store,
     opts: Options,
-    mut display: Box<dyn Display>,
+    mut display: Box<dyn Observer>,
 ) -> anyhow::Result<SweepOutcome> {
     let states = store
-        .register(sweep, &sweep.runs())
+        .register(&sweep.name, &sweep.file, &sweep.runs())
         .context("cannot record the sweep's runs")?;
     let mut outcome = SweepOutcome {
         total: states.len(),
@@ -160,11 +161,20 @@ pub fn run_sweep(
         }
     }
     todo.sort_by(|a, b| {
-        cost(&b.0)
-            .total_cmp(&cost(&a.0))
+        b.0.cost
+            .total_cmp(&a.0.cost)
             .then(a.0.index.cmp(&b.0.index))
     });
-    display.begin(sweep, &states, &outcome, &opts.slots);
+    let specs: Vec<RunSpec> = states.iter().map(|s| s.spec.clone()).collect();
+    let labels: std::collections::HashMap<String, String> = specs
+        .iter()
+        .map(|r| {
+            let shown = format!("[{}/{}] {} ({})", r.index, specs.len(), r.label, r.id);
+            (r.id.clone(), shown)
+        })
+        .collect();
+    let label = move |run: &str| labels.get(run).cloned().unwrap_or_else(|| run.to_string());
+    display.begin(&sweep.name, &specs, &outcome, &opts.slots);
     if todo.is_empty() {
         display.finish(&outcome);
         return Ok(outcome);
@@ -194,7 +204,7 @@ pub fn run_sweep(
                     match &event {
                         Event::Finished { .. } => outcome.done += 1,
                         Event::Failed { run, error, .. } => {
-                            outcome.failed.push((display.label(run), error.clone()))
+                            outcome.failed.push((label(run), error.clone()))
                         }
                         _ => {}
                     }
@@ -219,7 +229,7 @@ pub fn run_sweep(
                     note,
                 }) => {
                     store.retry_with_batch(&run, batch_size, &note)?;
-                    display.note(&format!("{}: {note}", display.label(&run)));
+                    display.note(&format!("{}: {note}", label(&run)));
                 }
                 Some(ToWriter::Resume {
                     run,

@@ -6,7 +6,7 @@
 //! | `oom`         | batch size > 1 and not yet halved       | `RetryHalfBatch` |
 //! | `worker_lost` | not yet resumed                         | `Resume`         |
 //! | anything else | or the retry above was already used     | `Fail`           |
-use crate::outcome::FailureKind;
+use crate::run::FailureKind;
 
 /// What the slot does next with a failed run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,9 +15,9 @@ use super::retry::{next_step, Attempts, Decision};
 use super::{Control, ToWriter};
 use crate::data::DataSpec;
 use crate::devices::Slot;
-use crate::outcome::{says_out_of_memory, FailureKind};
-use crate::sweep::RunSpec;
-use crate::train::Event;
+use crate::run::Event;
+use crate::run::RunSpec;
+use crate::run::{says_out_of_memory, FailureKind};
 use crate::worker::{Job, STOP};
 
 pub(super) struct SlotLoop {

@@ -2,6 +2,7 @@
 //!
 //! WAL journal, versioned migrations (`PRAGMA user_version`), one transaction per logical
 //! save. One writer owns a [`Store`] during a sweep; reports open it read-only.
+mod codec;
 mod read;
 mod schema;
 mod write;

@@ -2,9 +2,9 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Result, Store, StoreError};
-use crate::data::Skipped;
-use crate::outcome::{FailureKind, RunStatus};
-use crate::train::metrics::{ClassMetrics, Confusion, Metrics};
+use crate::run::Skipped;
+use crate::run::{ClassMetrics, Confusion, Metrics};
+use crate::run::{FailureKind, RunStatus};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepRow {

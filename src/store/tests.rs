@@ -1,10 +1,10 @@
 //! Store tests on an in-memory database: registering runs, applying events, re-running.
 use super::*;
-use crate::outcome::{FailureKind, RunStatus};
+use crate::run::EpochSummary;
+use crate::run::{Confusion, Metrics};
+use crate::run::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
+use crate::run::{FailureKind, RunStatus};
 use crate::sweep::Sweep;
-use crate::train::metrics::{Confusion, Metrics};
-use crate::train::strategy::EpochSummary;
-use crate::train::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
 
 fn sweep(dir: &std::path::Path) -> Sweep {
     std::fs::create_dir_all(dir.join("train/a")).unwrap();
@@ -23,7 +23,7 @@ fn started(run: &str) -> Event {
             train_images: 8,
             val_images: 4,
             test_images: None,
-            skipped: vec![crate::data::Skipped {
+            skipped: vec![crate::run::Skipped {
                 path: "x/bad.png".into(),
                 reason: "empty file".into(),
             }],
@@ -72,7 +72,7 @@ fn events_become_rows_and_read_back() {
     let s = sweep(dir.path());
     let runs = s.runs();
     let mut store = Store::in_memory().unwrap();
-    let states = store.register(&s, &runs).unwrap();
+    let states = store.register(&s.name, &s.file, &runs).unwrap();
     assert!(states.iter().all(|st| !st.done));
     let id = &runs[0].id;
     store.apply(&started(id)).unwrap();
@@ -150,7 +150,7 @@ fn registering_again_keeps_done_runs_and_claims_the_rest() {
     let s = sweep(dir.path());
     let runs = s.runs();
     let mut store = Store::in_memory().unwrap();
-    store.register(&s, &runs).unwrap();
+    store.register(&s.name, &s.file, &runs).unwrap();
     let (done, failed) = (&runs[0].id, &runs[1].id);
     for id in [done, failed] {
         store.apply(&started(id)).unwrap();
@@ -175,7 +175,7 @@ fn registering_again_keeps_done_runs_and_claims_the_rest() {
         })
         .unwrap();
 
-    let states = store.register(&s, &runs).unwrap();
+    let states = store.register(&s.name, &s.file, &runs).unwrap();
     assert_eq!(
         states.iter().map(|st| st.done).collect::<Vec<_>>(),
         [true, false]
@@ -272,7 +272,7 @@ fn failure_kinds_are_stored_and_cleared_on_restart() {
     let s = sweep(dir.path());
     let runs = s.runs();
     let mut store = Store::in_memory().unwrap();
-    store.register(&s, &runs).unwrap();
+    store.register(&s.name, &s.file, &runs).unwrap();
     let id = runs[0].id.clone();
     store
         .apply(&Event::Failed {

@@ -2,11 +2,11 @@
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Result, Store};
-use crate::outcome::RunStatus;
-use crate::sweep::{RunSpec, Sweep};
-use crate::train::metrics::{Confusion, Metrics};
-use crate::train::resume::ResumeState;
-use crate::train::Event;
+use crate::run::Event;
+use crate::run::ResumeState;
+use crate::run::RunSpec;
+use crate::run::RunStatus;
+use crate::run::{Confusion, Metrics};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
@@ -31,23 +31,27 @@ impl Store {
     /// Record the sweep and its runs. New cells are queued; finished ones are kept as they
     /// are; failed runs are queued again; failed, stopped or abandoned runs keep their epochs
     /// and resume from their last saved one when claimed.
-    pub fn register(&mut self, sweep: &Sweep, runs: &[RunSpec]) -> Result<Vec<RunState>> {
+    pub fn register(
+        &mut self,
+        sweep: &str,
+        file: &std::path::Path,
+        runs: &[RunSpec],
+    ) -> Result<Vec<RunState>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let file = sweep.file.to_string_lossy();
+        let file = file.to_string_lossy();
         tx.execute(
             &format!(
                 "INSERT INTO sweeps (name, file, created_at, updated_at) VALUES (?1, ?2, {NOW}, {NOW})
                  ON CONFLICT(name) DO UPDATE SET file = excluded.file, updated_at = excluded.updated_at"
             ),
-            params![sweep.name, file],
+            params![sweep, file],
         )?;
-        let sweep_id: i64 = tx.query_row(
-            "SELECT id FROM sweeps WHERE name = ?1",
-            [&sweep.name],
-            |r| r.get(0),
-        )?;
+        let sweep_id: i64 =
+            tx.query_row("SELECT id FROM sweeps WHERE name = ?1", [sweep], |r| {
+                r.get(0)
+            })?;
         let mut states = Vec::with_capacity(runs.len());
         for run in runs {
             let status: Option<RunStatus> = tx
@@ -137,7 +141,7 @@ impl Store {
                 Some(h) => !owner_alive(h) || age.is_none_or(|a| a > stale_secs),
                 None => true,
             },
-            RunStatus::Done | RunStatus::Failed => false,
+            RunStatus::Done | RunStatus::Failed | RunStatus::Pruned => false,
         };
         if !free {
             return Ok(None);

@@ -5,7 +5,8 @@
 //! how keys are ordered in the file, so run numbers are stable.
 use sha2::{Digest, Sha256};
 
-use super::{Hyper, RunConfig, RunSpec, Sweep};
+use super::{Hyper, Sweep};
+use crate::run::{BackboneName, RunConfig, RunSpec};
 
 /// Keys that may be fixed (in `[train]`, or `seed` at the top level) or gridded (in `[grid]`),
 /// in expansion order.
@@ -53,6 +54,7 @@ pub(super) fn expand(sweep: &Sweep) -> Vec<RunSpec> {
             }
             let config = run_config(sweep, &hyper);
             RunSpec {
+                cost: cost(&hyper, &config),
                 index: n + 1,
                 id: run_id(&sweep.name, &config),
                 label: if label.is_empty() {
@@ -67,7 +69,7 @@ pub(super) fn expand(sweep: &Sweep) -> Vec<RunSpec> {
 }
 
 fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
-    use crate::train::optim::OptimizerConfig;
+    use crate::run::OptimizerConfig;
     let mut optimizer_settings = sweep.optimizers[&h.optimizer].clone();
     match &mut optimizer_settings {
         OptimizerConfig::Sgd { weight_decay, .. } | OptimizerConfig::Adam { weight_decay, .. } => {
@@ -75,7 +77,7 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
         }
     }
     RunConfig {
-        backbone: h.backbone,
+        backbone: BackboneName::new(h.backbone.name()),
         width: h.width.unwrap_or_else(|| h.backbone.default_width()),
         optimizer: h.optimizer.clone(),
         optimizer_settings,
@@ -93,6 +95,14 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
             ..sweep.data.clone()
         },
     }
+}
+
+/// Estimated relative cost: epochs times the backbone's declared cost per epoch, scaled by
+/// the square of the width relative to its default (convolutions cost width-in times
+/// width-out).
+fn cost(h: &Hyper, c: &RunConfig) -> f64 {
+    let width = c.width as f64 / h.backbone.default_width() as f64;
+    c.epochs as f64 * h.backbone.cost() * width.powi(2)
 }
 
 /// 12 hex digits of SHA-256 over the sweep name and the canonical JSON of the config.

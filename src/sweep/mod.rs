@@ -11,12 +11,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::data::{Augment, DataSpec};
-use crate::model::{Backbone, Precision};
-use crate::train::optim::OptimizerConfig;
-use crate::train::strategy::{Checkpointing, EarlyStopping, ReduceLrOnPlateau};
+use crate::run::{Augment, DataSpec, OptimizerConfig, RunSpec, TrainSettings};
 
 pub use grid::GRID_KEYS;
 pub use values::Hyper;
@@ -52,14 +47,6 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
-/// Training settings that are the same for every run of a sweep.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainSettings {
-    pub early_stopping: Option<EarlyStopping>,
-    pub reduce_lr_on_plateau: Option<ReduceLrOnPlateau>,
-    pub checkpoint: Checkpointing,
-}
-
 /// A validated sweep: what stays fixed, and the axes of the grid.
 #[derive(Clone, Debug)]
 pub struct Sweep {
@@ -76,41 +63,6 @@ pub struct Sweep {
     pub axes: Vec<(&'static str, Vec<toml::Value>)>,
     pub optimizers: std::collections::BTreeMap<String, OptimizerConfig>,
     pub augments: std::collections::BTreeMap<String, Augment>,
-}
-
-/// Everything one run needs, and nothing else: it is stored as the run's config and hashed
-/// into its id, so a changed setting is a different run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunConfig {
-    pub backbone: Backbone,
-    pub width: usize,
-    pub optimizer: String,
-    pub optimizer_settings: OptimizerConfig,
-    pub lr: f64,
-    pub batch_size: usize,
-    pub label_smoothing: f64,
-    pub augment: String,
-    pub augment_settings: Augment,
-    pub epochs: usize,
-    pub seed: u64,
-    /// fp32 (left out of the run id's hash, so runs from before this key keep their ids)
-    /// or bf16 autocast.
-    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
-    pub precision: Precision,
-    pub train: TrainSettings,
-    pub data: DataSpec,
-}
-
-/// One cell of the grid.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunSpec {
-    /// 1-based position in expansion order.
-    pub index: usize,
-    /// Stable id: a hash of the config, so re-running a sweep finds its finished runs.
-    pub id: String,
-    /// Short human label made of the gridded values, e.g. `cnn adam lr=0.001 bs=32`.
-    pub label: String,
-    pub config: RunConfig,
 }
 
 impl Sweep {

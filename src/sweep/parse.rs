@@ -9,8 +9,8 @@ use super::values::{Hyper, OPTIMIZERS};
 use super::{Problem, Sweep, SweepError, TrainSettings};
 use crate::data::{Augment, DataSpec};
 use crate::model::Backbone;
-use crate::train::optim::OptimizerConfig;
-use crate::train::strategy::{Checkpointing, EarlyStopping, Keep, Monitor, ReduceLrOnPlateau};
+use crate::run::OptimizerConfig;
+use crate::run::{Checkpointing, EarlyStopping, Keep, Monitor, ReduceLrOnPlateau};
 
 const TOP_KEYS: [&str; 7] = [
     "name",

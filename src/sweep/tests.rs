@@ -146,14 +146,14 @@ rotate = 10
     let runs = sweep.runs();
     assert_eq!(runs.len(), 2);
     let c = &runs[1].config;
-    assert_eq!(c.backbone, crate::model::Backbone::Resnet18);
+    assert_eq!(c.backbone.as_str(), crate::model::Backbone::Resnet18.name());
     assert_eq!(
         (c.width, c.lr, c.seed, c.batch_size, c.epochs),
         (8, 0.05, 7, 32, 10)
     );
     assert_eq!(
         c.optimizer_settings,
-        crate::train::optim::OptimizerConfig::Sgd {
+        crate::run::OptimizerConfig::Sgd {
             momentum: 0.8,
             nesterov: true,
             weight_decay: 0.0001
@@ -162,16 +162,13 @@ rotate = 10
     assert!(c.augment_settings.hflip && c.augment_settings.rotate == 10.0);
     assert!(runs[0].config.augment_settings.is_identity());
     let es = c.train.early_stopping.as_ref().unwrap();
-    assert_eq!(
-        (es.monitor, es.patience),
-        (crate::train::strategy::Monitor::ValAcc, 4)
-    );
+    assert_eq!((es.monitor, es.patience), (crate::run::Monitor::ValAcc, 4));
     let r = c.train.reduce_lr_on_plateau.as_ref().unwrap();
     assert_eq!(
         (r.patience, r.factor, r.monitor),
-        (2, 0.1, crate::train::strategy::Monitor::ValLoss)
+        (2, 0.1, crate::run::Monitor::ValLoss)
     );
-    assert_eq!(c.train.checkpoint.keep, crate::train::strategy::Keep::Last);
+    assert_eq!(c.train.checkpoint.keep, crate::run::Keep::Last);
     assert_eq!(c.data.seed, 7);
     assert_eq!(c.data.train, Path::new("train"));
     assert_eq!(

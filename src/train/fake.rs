@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::learner::{BatchProgress, Learner, Split};
-use super::metrics::Confusion;
 use super::trainer::TrainError;
-use crate::sweep::RunSpec;
+use crate::run::Confusion;
+use crate::run::RunSpec;
 
 pub const FAKE_TRAINER_ENV: &str = "SWEEP_FAKE_TRAINER";
 

@@ -8,13 +8,12 @@ use candle_core::{DType, Device, Tensor, D};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::metrics::Confusion;
 use super::optim::Optimizer;
-use super::resume::write_atomically;
 use super::trainer::{cross_entropy, TrainError};
 use crate::data::{epoch_order, Dataset, ImageSet};
-use crate::model::{Model, ModelSpec};
-use crate::sweep::RunConfig;
+use crate::model::{Backbone, Model, ModelSpec};
+use crate::run::Confusion;
+use crate::run::RunConfig;
 
 /// Where a learner is in its current epoch (for progress bars; never stored).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,8 +69,12 @@ impl CandleLearner {
         data: Arc<Dataset>,
         device: &Device,
     ) -> Result<Self, TrainError> {
+        let backbone = Backbone::parse(config.backbone.as_str()).ok_or_else(|| {
+            let names: Vec<_> = Backbone::ALL.iter().map(|b| b.name()).collect();
+            TrainError::UnknownBackbone(config.backbone.to_string(), names.join(", "))
+        })?;
         let spec = ModelSpec {
-            backbone: config.backbone,
+            backbone,
             channels: data.train.channels,
             height: data.train.height,
             width: data.train.width,
@@ -283,4 +286,14 @@ fn correct_count(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor
         .eq(labels)?
         .to_dtype(DType::U32)?
         .sum_all()
+}
+
+/// Write a file so that readers see either the old or the new content, never half of it.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> candle_core::Result<()>,
+) -> candle_core::Result<()> {
+    let tmp = path.with_extension("tmp");
+    write(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(candle_core::Error::wrap)
 }

@@ -7,65 +7,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
-/// Which optimizer to use and its hyperparameters (the learning rate is separate).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "name", rename_all = "lowercase")]
-pub enum OptimizerConfig {
-    /// `torch.optim.SGD(momentum, nesterov, weight_decay, dampening=0)`.
-    Sgd {
-        momentum: f64,
-        nesterov: bool,
-        weight_decay: f64,
-    },
-    /// `torch.optim.AdamW(betas=(beta1, beta2), eps, weight_decay)`: decoupled weight decay;
-    /// with `weight_decay == 0` this is exactly `torch.optim.Adam`.
-    Adam {
-        beta1: f64,
-        beta2: f64,
-        eps: f64,
-        weight_decay: f64,
-    },
-}
-
-impl OptimizerConfig {
-    /// Checks the hyperparameters (PyTorch's rules).
-    pub fn validate(&self) -> Result<()> {
-        let finite_nonneg = |name: &str, v: f64| -> Result<()> {
-            if !(v.is_finite() && v >= 0.0) {
-                candle_core::bail!("{name} must be a finite number >= 0, got {v}")
-            }
-            Ok(())
-        };
-        match *self {
-            OptimizerConfig::Sgd {
-                momentum,
-                nesterov,
-                weight_decay,
-            } => {
-                finite_nonneg("momentum", momentum)?;
-                finite_nonneg("weight_decay", weight_decay)?;
-                if nesterov && momentum == 0.0 {
-                    candle_core::bail!("nesterov momentum requires a momentum > 0")
-                }
-            }
-            OptimizerConfig::Adam {
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => {
-                for (name, b) in [("beta1", beta1), ("beta2", beta2)] {
-                    if !(0.0..1.0).contains(&b) {
-                        candle_core::bail!("{name} must be in [0, 1), got {b}")
-                    }
-                }
-                finite_nonneg("eps", eps)?;
-                finite_nonneg("weight_decay", weight_decay)?;
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::run::OptimizerConfig;
 
 /// Per-variable state: the SGD momentum buffer, or Adam's moments.
 #[derive(Debug)]
@@ -96,7 +38,7 @@ fn check_lr(lr: f64) -> Result<()> {
 impl Optimizer {
     /// An optimizer for `vars` with learning rate `lr`.
     pub fn new(config: &OptimizerConfig, vars: Vec<Var>, lr: f64) -> Result<Self> {
-        config.validate()?;
+        config.validate().map_err(candle_core::Error::Msg)?;
         check_lr(lr)?;
         let state = vars
             .iter()

@@ -1,7 +1,7 @@
 //! The epoch loop of one run: train, evaluate, ask the strategies, save, emit events.
 //!
 //! It acts, it does not decide: early stopping, the learning rate and which weights to keep
-//! come from the pure functions in [`super::strategy`]. After each epoch the resume state is
+//! come from the pure functions in [`crate::run::strategy`]. After each epoch the resume state is
 //! committed before the epoch is reported, so a kill at any moment loses at most the epoch
 //! in progress.
 use std::path::{Path, PathBuf};
@@ -10,13 +10,14 @@ use std::time::Instant;
 
 use candle_core::{Tensor, D};
 
-use super::event::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
 use super::learner::{Learner, Split};
-use super::metrics::Metrics;
-use super::resume::{Durable, ResumeState};
-use super::strategy::{EpochSummary, Keep};
-use crate::outcome::{says_out_of_memory, FailureKind};
-use crate::sweep::RunSpec;
+use crate::run::resume::Durable;
+use crate::run::Metrics;
+use crate::run::ResumeState;
+use crate::run::RunSpec;
+use crate::run::{says_out_of_memory, FailureKind};
+use crate::run::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
+use crate::run::{EpochSummary, Keep};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -41,6 +42,8 @@ pub enum TrainError {
     Data(#[from] crate::data::DataError),
     #[error("stopped on request after epoch {0}")]
     Interrupted(usize),
+    #[error("unknown backbone \"{0}\" (this build has {1})")]
+    UnknownBackbone(String, String),
 }
 
 impl TrainError {
@@ -48,7 +51,9 @@ impl TrainError {
     pub fn kind(&self) -> FailureKind {
         match self {
             TrainError::Candle(e) if says_out_of_memory(&e.to_string()) => FailureKind::Oom,
-            TrainError::Candle(_) | TrainError::Interrupted(_) => FailureKind::Other,
+            TrainError::Candle(_)
+            | TrainError::Interrupted(_)
+            | TrainError::UnknownBackbone(..) => FailureKind::Other,
             TrainError::NonFinite { .. } => FailureKind::NonFinite,
             TrainError::RunDir { .. } => FailureKind::Io,
             TrainError::NoTrainingData | TrainError::NoTestData | TrainError::Data(_) => {

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::{Confusion, Metrics};
 use super::strategy::EpochSummary;
-use crate::data::Skipped;
-use crate::outcome::FailureKind;
+use crate::run::FailureKind;
+use crate::run::Skipped;
 
 /// One finished epoch, with everything the store keeps about it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

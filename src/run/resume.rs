@@ -112,13 +112,3 @@ impl Durable {
             .map_err(|_| std::io::Error::other("the fsync thread panicked"))?
     }
 }
-
-/// Write a file so that readers see either the old or the new content, never half of it.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&Path) -> candle_core::Result<()>,
-) -> candle_core::Result<()> {
-    let tmp = path.with_extension("tmp");
-    write(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(candle_core::Error::wrap)
-}

@@ -1,0 +1,26 @@
+//! The run vocabulary every stage shares, free of candle: what a run is ([`RunSpec`],
+//! [`RunConfig`] and its settings), what happens to it ([`Event`], [`EpochRecord`],
+//! [`Metrics`]), how it stands ([`RunStatus`], [`FailureKind`]) and the pure strategies that
+//! decide from its epoch history. `sweep` and `search` produce these; `scheduler`, `worker`,
+//! `train`, `store`, `report`, `progress` and `cli` consume them.
+mod augment;
+mod data;
+pub mod event;
+pub mod metrics;
+mod optim;
+pub mod outcome;
+mod precision;
+pub mod resume;
+mod spec;
+pub mod strategy;
+
+pub use augment::Augment;
+pub use data::{DataSpec, Skipped};
+pub use event::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
+pub use metrics::{ClassMetrics, Confusion, Metrics};
+pub use optim::OptimizerConfig;
+pub use outcome::{says_out_of_memory, FailureKind, RunStatus};
+pub use precision::Precision;
+pub use resume::ResumeState;
+pub use spec::{BackboneName, RunConfig, RunSpec, TrainSettings};
+pub use strategy::{Checkpointing, EarlyStopping, EpochSummary, Keep, Monitor, ReduceLrOnPlateau};

@@ -1,0 +1,85 @@
+//! One run, as the sweep file's expansion (or a search strategy) produces it: its id, its
+//! label and everything it needs to train. Stored as the run's config and hashed into its id.
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Augment, Checkpointing, DataSpec, EarlyStopping, OptimizerConfig, Precision, ReduceLrOnPlateau,
+};
+
+/// Training settings that are the same for every run of a sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub early_stopping: Option<EarlyStopping>,
+    pub reduce_lr_on_plateau: Option<ReduceLrOnPlateau>,
+    pub checkpoint: Checkpointing,
+}
+
+/// Everything one run needs, and nothing else: it is stored as the run's config and hashed
+/// into its id, so a changed setting is a different run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub backbone: BackboneName,
+    pub width: usize,
+    pub optimizer: String,
+    pub optimizer_settings: OptimizerConfig,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub label_smoothing: f64,
+    pub augment: String,
+    pub augment_settings: Augment,
+    pub epochs: usize,
+    pub seed: u64,
+    /// fp32 (left out of the run id's hash, so runs from before this key keep their ids)
+    /// or bf16 autocast.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
+    pub train: TrainSettings,
+    pub data: DataSpec,
+}
+
+/// One cell of the grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// 1-based position in expansion order.
+    pub index: usize,
+    /// Stable id: a hash of the config, so re-running a sweep finds its finished runs.
+    pub id: String,
+    /// Short human label made of the gridded values, e.g. `cnn adam lr=0.001 bs=32`.
+    pub label: String,
+    pub config: RunConfig,
+    /// Estimated relative cost of training it, for the scheduler's longest-first dispatch
+    /// (which keeps the makespan short). Not part of the config or the id.
+    #[serde(default)]
+    pub cost: f64,
+}
+
+/// The name of a registered backbone ("cnn", "resnet18", ...), as sweep files, stored configs
+/// and checkpoints spell it. The sweep parser checks it against `model`'s registry; the run
+/// vocabulary only carries it, so nothing downstream of the sweep compiles against the models.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BackboneName(String);
+
+impl BackboneName {
+    pub fn new(name: impl Into<String>) -> BackboneName {
+        BackboneName(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BackboneName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<&str> for BackboneName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
