@@ -116,7 +116,8 @@ impl Runs {
             Event::Stopped { epoch, .. } => {
                 format!("{label} stopped after epoch {epoch}; `sweep run` resumes it")
             }
-            Event::Progress { .. } => return None,
+            Event::Pruned { end, .. } => format!("{label} pruned: {}", end.stop_reason),
+            Event::Progress { .. } | Event::Rung { .. } => return None,
         })
     }
 }
@@ -129,6 +130,9 @@ fn summary(outcome: &SweepOutcome) -> String {
         outcome.failed.len(),
         outcome.already_done
     );
+    if outcome.pruned > 0 {
+        s += &format!(", {} pruned by the search", outcome.pruned);
+    }
     if outcome.held_elsewhere > 0 {
         s += &format!(
             ", {} being trained by another `sweep run`",
@@ -238,11 +242,17 @@ impl Observer for Bars {
                     self.runs.label(run)
                 ));
             }
-            Event::Finished { .. } | Event::Failed { .. } | Event::Stopped { .. } => {
+            Event::Finished { .. }
+            | Event::Failed { .. }
+            | Event::Stopped { .. }
+            | Event::Pruned { .. } => {
                 bar.set_message("idle");
                 if let Some(s) = &self.sweep {
                     s.set_position(
-                        (outcome.already_done + outcome.done + outcome.failed.len()) as u64,
+                        (outcome.already_done
+                            + outcome.done
+                            + outcome.pruned
+                            + outcome.failed.len()) as u64,
                     );
                     s.set_message(format!("({} failed)", outcome.failed.len()));
                 }

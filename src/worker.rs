@@ -3,8 +3,9 @@
 //!
 //! Protocol: the coordinator writes a [`Job`] as a JSON line on stdin and may then write
 //! `stop` (finish the epoch in progress, save, report `Stopped`). The worker writes one
-//! [`Event`] per line on stdout and nothing else, ending each job with `Finished`, `Failed`
-//! or `Stopped`, then waits for the next job; it exits when stdin ends. stderr carries
+//! [`Event`] per line on stdout and nothing else, ending each job with `Finished`, `Failed`,
+//! `Stopped` or `Pruned`, then waits for the next job; it exits when stdin ends. After a
+//! `Rung` event it waits for the verdict line: `continue`, or `prune REASON`. stderr carries
 //! panics and crashes. If stdout breaks (the coordinator died) the worker exits at once: its
 //! saved state lets a later run resume.
 use std::io::{BufRead, Write};
@@ -20,9 +21,9 @@ use crate::data::{self, DataSpec};
 use crate::devices::Slot;
 use crate::run::RunSpec;
 use crate::run::{says_out_of_memory, FailureKind};
-use crate::run::{Event, RunEnd, RunStart};
+use crate::run::{Event, RunEnd, RunStart, Verdict};
 use crate::train::fake::{FakeLearner, FakeSpec};
-use crate::train::{self, CandleLearner, Start, TrainError};
+use crate::train::{self, CandleLearner, Start, Steering, TrainError};
 
 /// One run to train, as the coordinator hands it over.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,10 +36,33 @@ pub struct Job {
     pub batch_size: usize,
     /// `Some(last stored epoch)`: continue from the saved state; `None`: start over.
     pub resume: Option<usize>,
+    /// Epochs after which to wait for the search strategy's verdict.
+    #[serde(default)]
+    pub rungs: Vec<usize>,
 }
 
 /// The line that asks a worker to stop after its current epoch.
 pub const STOP: &str = "stop";
+/// The verdict line that lets a run train on after a rung.
+pub const CONTINUE: &str = "continue";
+/// The verdict line that stops a run for good after a rung: `prune REASON`.
+pub const PRUNE: &str = "prune";
+
+/// The line that carries a verdict to a worker.
+pub fn verdict_line(v: &Verdict) -> String {
+    match v {
+        Verdict::Continue => format!("{CONTINUE}\n"),
+        Verdict::Prune(reason) => format!("{PRUNE} {}\n", reason.replace('\n', " ")),
+    }
+}
+
+fn parse_verdict(line: &str) -> Option<Verdict> {
+    if line == CONTINUE {
+        return Some(Verdict::Continue);
+    }
+    let reason = line.strip_prefix(PRUNE)?;
+    Some(Verdict::Prune(reason.trim().to_string()))
+}
 
 /// Die with the coordinator: a worker outliving it would race the run's next owner.
 ///
@@ -88,6 +112,11 @@ fn end_event(id: String, result: std::thread::Result<Result<RunEnd, TrainError>>
     match result {
         Ok(Ok(end)) => Event::Finished { run: id, end },
         Ok(Err(TrainError::Interrupted(epoch))) => Event::Stopped { run: id, epoch },
+        Ok(Err(TrainError::Pruned { epoch, end, .. })) => Event::Pruned {
+            run: id,
+            epoch,
+            end,
+        },
         Ok(Err(e)) => Event::Failed {
             run: id,
             kind: e.kind(),
@@ -120,12 +149,16 @@ pub fn serve() -> ExitCode {
     record_panics();
     let stop = Arc::new(AtomicBool::new(false));
     let (jobs_tx, jobs) = std::sync::mpsc::channel::<String>();
+    let (verdicts_tx, verdicts) = std::sync::mpsc::channel::<Verdict>();
     let flag = stop.clone();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             match line {
                 Ok(l) if l.trim() == STOP => flag.store(true, Ordering::Relaxed),
                 Ok(l) if l.trim().is_empty() => {}
+                Ok(l) if parse_verdict(l.trim()).is_some() => {
+                    let _ = verdicts_tx.send(parse_verdict(l.trim()).unwrap_or(Verdict::Continue));
+                }
                 Ok(l) => {
                     if jobs_tx.send(l).is_err() {
                         break;
@@ -162,7 +195,13 @@ pub fn serve() -> ExitCode {
         // A panic is this run's failure, reported like any other; the coordinator ends a
         // worker after a failure, so no state it left half-changed is used again.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(&job, &mut data, &stop, &mut emit)
+            let mut verdict = |_epoch: usize| verdicts.recv().ok();
+            let steer = Steering {
+                stop: &stop,
+                rungs: &job.rungs,
+                verdict: &mut verdict,
+            };
+            run(&job, &mut data, steer, &mut emit)
         }));
         emit(end_event(id, result));
     }
@@ -185,7 +224,7 @@ fn device(slot: &Slot) -> Result<Device, TrainError> {
 fn run(
     job: &Job,
     cache: &mut Option<(DataSpec, Arc<data::Dataset>)>,
-    stop: &AtomicBool,
+    steer: Steering,
     emit: &mut dyn FnMut(Event),
 ) -> Result<RunEnd, TrainError> {
     let begin = match job.resume {
@@ -215,7 +254,7 @@ fn run(
             false,
             &job.run_dir,
             begin,
-            stop,
+            steer,
             emit,
         );
     }
@@ -248,7 +287,7 @@ fn run(
         data.test.is_some(),
         &job.run_dir,
         begin,
-        stop,
+        steer,
         emit,
     )
 }

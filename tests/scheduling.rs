@@ -411,3 +411,131 @@ fn a_coordinator_that_is_pid_1_completes_its_runs() {
     assert_eq!(runs.len(), 3);
     assert_complete(&runs, 2);
 }
+
+/// 27 fake runs for ASHA (eta 3, rungs at epochs 1 and 3, 9 epochs at most). The fake
+/// trainer's val_loss is `1/(epoch+1) + 0.05 + lr + (seed % 7) * 0.01`, so with one seed a
+/// run's quality is its learning rate, known in advance: lr=0.001 is the best run. The lrs
+/// are listed shuffled, so quality does not follow the run order.
+fn write_asha_sweep(dir: &Path) {
+    std::fs::create_dir_all(dir.join("train/a")).unwrap();
+    let mut lrs: Vec<u32> = (1..=27).collect();
+    // A fixed shuffle: multiply by a unit mod 28 (coprime), keeping 1..=27 a permutation.
+    lrs.sort_by_key(|k| (k * 11) % 28);
+    let lrs: Vec<String> = lrs
+        .iter()
+        .map(|k| format!("{:.3}", *k as f64 / 1000.0))
+        .collect();
+    let text = format!(
+        "name = \"asha\"\nseed = 1\n[data]\ntrain = \"train\"\nimage_size = [8, 8]\n[train]\nepochs = 9\nbatch_size = 32\n[grid]\nlr = [{}]\n[search.asha]\nmetric = \"val_loss\"\nmin_epochs = 1\nreduction_factor = 3\n",
+        lrs.join(", ")
+    );
+    std::fs::write(dir.join("fake.toml"), text).unwrap();
+}
+
+/// (label -> (status, stored epochs)) of every run.
+fn outcomes(dir: &Path) -> BTreeMap<String, (String, usize)> {
+    status(dir)
+        .iter()
+        .map(|r| {
+            (
+                r["label"].as_str().unwrap().to_string(),
+                (
+                    r["status"].as_str().unwrap().to_string(),
+                    r["epochs"].as_array().unwrap().len(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn stored_epochs(dir: &Path) -> usize {
+    let out = crate::util::sweep(&["status", "--format", "json"], dir);
+    let Ok(runs) = serde_json::from_slice::<Value>(&out.stdout) else {
+        return 0;
+    };
+    runs.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["epochs"].as_array().map_or(0, |e| e.len()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn asha_prunes_two_thirds_keeps_the_best_and_decides_the_same_after_kill_9() {
+    let spec = r#"{"epoch_ms": 20}"#;
+    let once = tempfile::tempdir().unwrap();
+    write_asha_sweep(once.path());
+    let (code, stderr) = run_to_end(once.path(), 0, spec, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("pruned by the search"), "{stderr}");
+    let first = outcomes(once.path());
+    assert_eq!(first.len(), 27);
+    let pruned: Vec<_> = first.iter().filter(|(_, (s, _))| s == "pruned").collect();
+    assert!(
+        pruned.len() >= 18,
+        "only {} of 27 pruned: {first:?}",
+        pruned.len()
+    );
+    // Pruned at a rung, after exactly 1 or 3 epochs; the rest trained all 9.
+    for (label, (status, epochs)) in &first {
+        match status.as_str() {
+            "pruned" => assert!(*epochs == 1 || *epochs == 3, "{label}: {epochs}"),
+            "done" => assert_eq!(*epochs, 9, "{label}"),
+            other => panic!("{label}: {other}"),
+        }
+    }
+    assert_eq!(
+        first["lr=0.001"],
+        ("done".to_string(), 9),
+        "the best run was pruned"
+    );
+    // The reason is stored and shown.
+    let runs = status(once.path());
+    let reason = runs
+        .iter()
+        .find(|r| r["status"] == "pruned")
+        .and_then(|r| r["stop_reason"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("ASHA") && reason.contains("val_loss"),
+        "{reason}"
+    );
+
+    // The same sweep, its coordinator's whole process group killed -9 three times at
+    // different depths (each re-run resumes what the last one left), then run to the end.
+    let killed = tempfile::tempdir().unwrap();
+    write_asha_sweep(killed.path());
+    for at_least in [10, 35, 70] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sweep"));
+        cmd.args(["run", "fake.toml"])
+            .current_dir(killed.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        fake_env(&mut cmd, 0, spec);
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while stored_epochs(killed.path()) < at_least && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) on the process group the child leads; no memory is involved.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+        let midway = outcomes(killed.path());
+        assert!(
+            midway.values().any(|(s, _)| s != "done" && s != "pruned"),
+            "the kill after {at_least} epochs did not land midway: {midway:?}"
+        );
+    }
+    let (code, stderr) = run_to_end(killed.path(), 0, spec, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        outcomes(killed.path()),
+        first,
+        "a killed and resumed sweep decided otherwise"
+    );
+}

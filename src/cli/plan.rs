@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
 
-use crate::sweep::{Sweep, GRID_KEYS};
+use crate::search::Domain;
+use crate::sweep::{Method, Sweep, GRID_KEYS};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,19 +40,57 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ]);
         t.add_row(row);
     }
-    let gridded: Vec<&str> = sweep.axes.iter().map(|(k, _)| *k).collect();
     println!(
-        "sweep {}: {} runs (grid: {})",
+        "sweep {}: {} runs ({})",
         sweep.name,
         runs.len(),
-        if gridded.is_empty() {
-            "none".into()
-        } else {
-            gridded.join(" x ")
-        }
+        method(&sweep)
     );
+    if let Some(asha) = &sweep.search.asha {
+        let max = runs.iter().map(|r| r.config.epochs).max().unwrap_or(0);
+        let rungs: Vec<String> = asha.rungs(max).iter().map(|e| e.to_string()).collect();
+        println!(
+            "ASHA on {} ({}): at epochs {} a run goes on only if it is in the best 1/{} of the runs that got there before it; the others are pruned",
+            asha.metric.name(),
+            asha.mode.name(),
+            rungs.join(", "),
+            asha.reduction_factor
+        );
+    }
     println!("{t}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The search method in words: the grid's axes, or what random search draws from.
+fn method(sweep: &Sweep) -> String {
+    match sweep.search.method {
+        Method::Grid => {
+            let gridded: Vec<&str> = sweep.axes.iter().map(|(k, _)| *k).collect();
+            if gridded.is_empty() {
+                "grid: none".into()
+            } else {
+                format!("grid: {}", gridded.join(" x "))
+            }
+        }
+        Method::Random { trials, seed } => {
+            let mut space: Vec<(usize, String)> = sweep
+                .axes
+                .iter()
+                .map(|(k, v)| (k, Domain::Choice(v.clone())))
+                .chain(sweep.distributions.iter().map(|(k, d)| (k, d.clone())))
+                .map(|(k, d)| {
+                    let at = GRID_KEYS.iter().position(|g| g == k).unwrap_or(0);
+                    (at, format!("{k} ~ {}", d.describe()))
+                })
+                .collect();
+            space.sort();
+            let space: Vec<String> = space.into_iter().map(|(_, s)| s).collect();
+            format!(
+                "random search, {trials} trials from seed {seed}: {}",
+                space.join(", ")
+            )
+        }
+    }
 }
 
 fn sweep_weight_decay(c: &crate::run::RunConfig) -> String {

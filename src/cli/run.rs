@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::{DbArg, EXIT_INTERRUPTED, EXIT_RUNS_FAILED};
 use crate::devices::{self, Request, RunsPerDevice};
-use crate::scheduler::{run_sweep, Options};
+use crate::scheduler::{run_sweep, Options, Plan};
 use crate::store::Store;
 use crate::sweep::Sweep;
 
@@ -64,7 +64,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         heartbeat_every: Duration::from_secs(5),
         threads: sweep.threads,
     };
-    let outcome = run_sweep(&sweep, store, opts, crate::progress::for_stderr())
+    let plan = Plan {
+        name: sweep.name.clone(),
+        file: sweep.file.clone(),
+        base_dir: sweep.base_dir(),
+        runs: sweep.runs(),
+        strategy: sweep.strategy(),
+    };
+    let outcome = run_sweep(plan, store, opts, crate::progress::for_stderr())
         .with_context(|| format!("sweep {} stopped", sweep.name))?;
     for (label, error) in &outcome.failed {
         eprintln!("  failed: {label}: {error}");

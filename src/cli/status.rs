@@ -60,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         "run_id": r.id, "index": r.index, "label": r.label, "status": r.status,
                         "device": r.device, "attempts": r.attempts, "error": r.error,
                         "epochs": epochs, "batch_size": r.batch_size, "note": r.note, "owner": r.owner,
-                        "failure_kind": r.failure,
+                        "failure_kind": r.failure, "stop_reason": r.stop_reason,
                     })
                 })
                 .collect();
@@ -80,11 +80,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "note / error",
             ]);
             for (r, epochs) in &rows {
-                let note = r
-                    .error
-                    .clone()
-                    .or_else(|| r.note.clone())
-                    .unwrap_or_default();
+                let note = match r.status {
+                    RunStatus::Pruned => r.stop_reason.clone(),
+                    _ => r.error.clone().or_else(|| r.note.clone()),
+                }
+                .unwrap_or_default();
                 t.add_row(vec![
                     r.index.to_string(),
                     r.id.clone(),
@@ -98,14 +98,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             let count = |s: RunStatus| rows.iter().filter(|(r, _)| r.status == s).count();
             println!(
-                "sweep {}: {} runs - {} done, {} running, {} queued, {} stopped, {} failed\n{t}",
+                "sweep {}: {} runs - {} done, {} running, {} queued, {} stopped, {} failed{}\n{t}",
                 sweep.name,
                 rows.len(),
                 count(RunStatus::Done),
                 count(RunStatus::Running),
                 count(RunStatus::Queued),
                 count(RunStatus::Stopped),
-                count(RunStatus::Failed)
+                count(RunStatus::Failed),
+                match count(RunStatus::Pruned) {
+                    0 => String::new(),
+                    n => format!(", {n} pruned"),
+                }
             );
         }
     }

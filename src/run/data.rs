@@ -1,5 +1,5 @@
 //! Where a run's images are and how they are shaped, and the files that could not be read.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the images are and how to shape them.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -23,4 +23,15 @@ pub struct DataSpec {
 pub struct Skipped {
     pub path: PathBuf,
     pub reason: String,
+}
+
+impl DataSpec {
+    /// The spec with its folders resolved against `base` (the sweep file's folder).
+    pub fn resolve(&self, base: &Path) -> DataSpec {
+        DataSpec {
+            train: base.join(&self.train),
+            test: self.test.as_ref().map(|t| base.join(t)),
+            ..self.clone()
+        }
+    }
 }

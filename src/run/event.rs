@@ -90,6 +90,18 @@ pub enum Event {
         run: String,
         epoch: usize,
     },
+    /// `epoch` (stored just before) is one of the run's rungs: the worker waits for the
+    /// search strategy's verdict before training on. Never stored.
+    Rung {
+        run: String,
+        epoch: usize,
+    },
+    /// Stopped for good by the search strategy after `epoch`; `end.stop_reason` says why.
+    Pruned {
+        run: String,
+        epoch: usize,
+        end: RunEnd,
+    },
 }
 
 impl Event {
@@ -101,7 +113,9 @@ impl Event {
             | Event::Progress { run, .. }
             | Event::Finished { run, .. }
             | Event::Failed { run, .. }
-            | Event::Stopped { run, .. } => run,
+            | Event::Stopped { run, .. }
+            | Event::Rung { run, .. }
+            | Event::Pruned { run, .. } => run,
         }
     }
 }

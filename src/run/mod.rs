@@ -19,7 +19,7 @@ pub use data::{DataSpec, Skipped};
 pub use event::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
 pub use metrics::{ClassMetrics, Confusion, Metrics};
 pub use optim::OptimizerConfig;
-pub use outcome::{says_out_of_memory, FailureKind, RunStatus};
+pub use outcome::{says_out_of_memory, FailureKind, RunStatus, Verdict};
 pub use precision::Precision;
 pub use resume::ResumeState;
 pub use spec::{BackboneName, RunConfig, RunSpec, TrainSettings};

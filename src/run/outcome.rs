@@ -48,6 +48,16 @@ pub enum FailureKind {
     Other,
 }
 
+/// What the search strategy says about a run at one of its rungs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Train on.
+    Continue,
+    /// Stop it for good (status `pruned`), for this reason.
+    Prune(String),
+}
+
 macro_rules! string_enum {
     ($ty:ident, $what:literal, $($variant:ident => $text:literal),+ $(,)?) => {
         impl $ty {

@@ -14,13 +14,10 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{oneshot, watch};
 
-use crate::data::DataSpec;
 use crate::devices::Slot;
-use crate::run::Event;
-use crate::run::ResumeState;
-use crate::run::RunSpec;
+use crate::run::{DataSpec, Event, ResumeState, RunSpec, Verdict};
+use crate::search::{History, Strategy};
 use crate::store::Store;
-use crate::sweep::Sweep;
 
 mod retry;
 mod slot;
@@ -32,6 +29,8 @@ pub struct SweepOutcome {
     pub total: usize,
     pub already_done: usize,
     pub done: usize,
+    /// Runs the search strategy stopped for good.
+    pub pruned: usize,
     /// (run label, error) of each failed run.
     pub failed: Vec<(String, String)>,
     /// Runs another `sweep run` process was training.
@@ -47,6 +46,27 @@ pub trait Observer: Send {
     fn event(&mut self, slot: usize, event: &Event, outcome: &SweepOutcome);
     fn note(&mut self, line: &str);
     fn finish(&mut self, outcome: &SweepOutcome);
+}
+
+/// What to train: the runs the search method proposed and the strategy that judges them.
+pub struct Plan {
+    /// The sweep's name (its runs go to `runs_dir/<name>/`).
+    pub name: String,
+    /// The sweep file, as recorded in the store.
+    pub file: PathBuf,
+    /// Relative data folders in run configs resolve against this folder.
+    pub base_dir: PathBuf,
+    pub runs: Vec<RunSpec>,
+    pub strategy: Box<dyn Strategy>,
+}
+
+/// A run waiting for a slot: its spec, its data with folders resolved, and the epochs at which
+/// the strategy judges it.
+#[derive(Clone, Debug)]
+pub(crate) struct Queued {
+    pub(crate) run: RunSpec,
+    pub(crate) data: DataSpec,
+    pub(crate) rungs: Vec<usize>,
 }
 
 /// How the coordinator runs a sweep.
@@ -85,6 +105,12 @@ pub(crate) enum ToWriter {
         run: String,
         batch_size: usize,
         note: String,
+    },
+    /// A run reached one of its rungs (its epoch is stored): the strategy's verdict.
+    Verdict {
+        run: String,
+        epoch: usize,
+        reply: oneshot::Sender<Verdict>,
     },
     /// Line the stored epochs up with the saved state again before resuming in place.
     Resume {
@@ -138,33 +164,64 @@ fn resume_from(
     store.prepare_resume(run, state.as_ref())
 }
 
-/// Train every run of `sweep` that is not done yet, storing each event as it happens.
+/// The stored epochs of one sweep, as the strategy sees them.
+struct Stored<'a> {
+    store: &'a mut Store,
+    sweep: &'a str,
+}
+
+impl History for Stored<'_> {
+    fn arrivals(
+        &mut self,
+        epoch: usize,
+    ) -> anyhow::Result<Vec<(String, crate::run::EpochSummary)>> {
+        Ok(self.store.epoch_arrivals(self.sweep, epoch)?)
+    }
+}
+
+/// Train every run of the plan that is not done yet, storing each event as it happens.
 pub fn run_sweep(
-    sweep: &Sweep,
+    plan: Plan,
     mut store: Store,
     opts: Options,
     mut display: Box<dyn Observer>,
 ) -> anyhow::Result<SweepOutcome> {
+    let Plan {
+        name,
+        file,
+        base_dir,
+        runs,
+        strategy,
+    } = plan;
     let states = store
-        .register(&sweep.name, &sweep.file, &sweep.runs())
+        .register(&name, &file, &runs)
         .context("cannot record the sweep's runs")?;
     let mut outcome = SweepOutcome {
         total: states.len(),
         ..Default::default()
     };
-    let mut todo: Vec<(RunSpec, DataSpec)> = Vec::new();
+    let mut todo: Vec<Queued> = Vec::new();
     for s in &states {
         if s.done {
             outcome.already_done += 1;
         } else {
-            todo.push((s.spec.clone(), sweep.resolve_data(&s.spec.config.data)));
+            todo.push(Queued {
+                run: s.spec.clone(),
+                data: s.spec.config.data.resolve(&base_dir),
+                rungs: strategy.rungs(&s.spec),
+            });
         }
     }
     todo.sort_by(|a, b| {
-        b.0.cost
-            .total_cmp(&a.0.cost)
-            .then(a.0.index.cmp(&b.0.index))
+        b.run
+            .cost
+            .total_cmp(&a.run.cost)
+            .then(a.run.index.cmp(&b.run.index))
     });
+    let by_id: std::collections::HashMap<String, RunSpec> = states
+        .iter()
+        .map(|s| (s.spec.id.clone(), s.spec.clone()))
+        .collect();
     let specs: Vec<RunSpec> = states.iter().map(|s| s.spec.clone()).collect();
     let labels: std::collections::HashMap<String, String> = specs
         .iter()
@@ -174,7 +231,7 @@ pub fn run_sweep(
         })
         .collect();
     let label = move |run: &str| labels.get(run).cloned().unwrap_or_else(|| run.to_string());
-    display.begin(&sweep.name, &specs, &outcome, &opts.slots);
+    display.begin(&name, &specs, &outcome, &opts.slots);
     if todo.is_empty() {
         display.finish(&outcome);
         return Ok(outcome);
@@ -182,6 +239,7 @@ pub fn run_sweep(
     let owner = owner_name();
     let (to_writer, inbox) = mpsc::channel::<ToWriter>();
     let heartbeat_every = opts.heartbeat_every;
+    let sweep_name = name.clone();
     let stale_secs = opts.stale_after.as_secs_f64();
     let writer = std::thread::spawn(move || -> anyhow::Result<SweepOutcome> {
         let mut last_beat = std::time::Instant::now();
@@ -203,6 +261,7 @@ pub fn run_sweep(
                         .with_context(|| format!("cannot store an event of run {}", event.run()))?;
                     match &event {
                         Event::Finished { .. } => outcome.done += 1,
+                        Event::Pruned { .. } => outcome.pruned += 1,
                         Event::Failed { run, error, .. } => {
                             outcome.failed.push((label(run), error.clone()))
                         }
@@ -231,6 +290,23 @@ pub fn run_sweep(
                     store.retry_with_batch(&run, batch_size, &note)?;
                     display.note(&format!("{}: {note}", label(&run)));
                 }
+                Some(ToWriter::Verdict { run, epoch, reply }) => {
+                    let verdict = match by_id.get(&run) {
+                        Some(spec) => {
+                            let mut history = Stored {
+                                store: &mut store,
+                                sweep: &sweep_name,
+                            };
+                            strategy
+                                .verdict(spec, epoch, &mut history)
+                                .with_context(|| {
+                                    format!("cannot judge run {run} at epoch {epoch}")
+                                })?
+                        }
+                        None => Verdict::Continue,
+                    };
+                    let _ = reply.send(verdict);
+                }
                 Some(ToWriter::Resume {
                     run,
                     run_dir,
@@ -253,7 +329,7 @@ pub fn run_sweep(
         .enable_all()
         .build()
         .context("cannot start the scheduler's runtime")?;
-    let sweep_dir = opts.runs_dir.join(&sweep.name);
+    let sweep_dir = opts.runs_dir.join(&name);
     let exe = opts.exe.clone();
     runtime.block_on(async {
         let (control_tx, control) = watch::channel(Control::Run);

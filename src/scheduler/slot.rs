@@ -12,18 +12,15 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
 use super::retry::{next_step, Attempts, Decision};
-use super::{Control, ToWriter};
-use crate::data::DataSpec;
+use super::{Control, Queued, ToWriter};
 use crate::devices::Slot;
-use crate::run::Event;
-use crate::run::RunSpec;
-use crate::run::{says_out_of_memory, FailureKind};
-use crate::worker::{Job, STOP};
+use crate::run::{says_out_of_memory, Event, FailureKind, Verdict};
+use crate::worker::{verdict_line, Job, STOP};
 
 pub(super) struct SlotLoop {
     pub(super) index: usize,
     pub(super) slot: Slot,
-    pub(super) queue: Arc<Mutex<VecDeque<(RunSpec, DataSpec)>>>,
+    pub(super) queue: Arc<Mutex<VecDeque<Queued>>>,
     pub(super) to_writer: mpsc::Sender<ToWriter>,
     pub(super) control: watch::Receiver<Control>,
     pub(super) exe: PathBuf,
@@ -66,7 +63,9 @@ impl SlotLoop {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .pop_front();
-            let Some((run, data)) = next else { break };
+            let Some(Queued { run, data, rungs }) = next else {
+                break;
+            };
             let run_dir = self.sweep_dir.join(&run.id);
             let claimed_at = std::time::Instant::now();
             let (reply, answer) = oneshot::channel();
@@ -89,6 +88,7 @@ impl SlotLoop {
                 run_dir,
                 slot: self.slot.clone(),
                 resume,
+                rungs,
             };
             let mut attempts = Attempts {
                 halved: job.batch_size != job.run.config.batch_size,
@@ -235,9 +235,19 @@ impl SlotLoop {
             tokio::select! {
                 line = process.lines.next_line() => match line {
                     Ok(Some(l)) => match serde_json::from_str::<Event>(&l) {
-                        Ok(e @ (Event::Finished { .. } | Event::Failed { .. } | Event::Stopped { .. })) => {
+                        Ok(e @ (Event::Finished { .. } | Event::Failed { .. } | Event::Stopped { .. } | Event::Pruned { .. })) => {
                             reported = Some(e);
                             break;
+                        }
+                        Ok(Event::Rung { run, epoch }) => {
+                            // Its epoch went to the writer before this message: the verdict
+                            // is taken on stored history.
+                            let (reply, answer) = oneshot::channel();
+                            let _ = self.to_writer.send(ToWriter::Verdict { run, epoch, reply });
+                            let verdict = answer.await.unwrap_or(Verdict::Continue);
+                            if let Some(stdin) = process.stdin.as_mut() {
+                                let _ = stdin.write_all(verdict_line(&verdict).as_bytes()).await;
+                            }
                         }
                         Ok(e) => {
                             if let Event::Epoch { record, .. } = &e {
@@ -264,7 +274,7 @@ impl SlotLoop {
                 }
             }
         }
-        if let Some(e @ Event::Finished { .. }) = reported {
+        if let Some(e @ (Event::Finished { .. } | Event::Pruned { .. })) = reported {
             if *self.control.borrow() == Control::Run {
                 self.process = Some(process);
             } else {

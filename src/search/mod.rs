@@ -13,16 +13,8 @@ pub mod space;
 pub use asha::{Asha, Mode};
 pub use space::Domain;
 
+pub use crate::run::Verdict;
 use crate::run::{EpochSummary, RunSpec};
-
-/// What a strategy says about a run at one of its rungs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Verdict {
-    /// Train on.
-    Continue,
-    /// Stop it for good (status `pruned`), for this reason.
-    Prune(String),
-}
 
 /// The stored epochs a strategy may look at.
 pub trait History {

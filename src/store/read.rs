@@ -3,7 +3,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Result, Store, StoreError};
 use crate::run::Skipped;
-use crate::run::{ClassMetrics, Confusion, Metrics};
+use crate::run::{ClassMetrics, Confusion, EpochSummary, Metrics};
 use crate::run::{FailureKind, RunStatus};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -179,6 +179,34 @@ impl Store {
                 images_per_sec: r.get(9)?,
                 checkpoint_saved: r.get(10)?,
             })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The summaries of `epoch` of every run of sweep `sweep` that stored it, in the order
+    /// they were stored (what a search strategy judges a rung on).
+    pub fn epoch_arrivals(&self, sweep: &str, epoch: usize) -> Result<Vec<(String, EpochSummary)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.run_id, e.epoch, e.lr, e.train_loss, e.train_acc, e.val_loss, e.val_acc,
+                    e.val_macro_f1, e.val_weighted_f1
+             FROM epochs e JOIN runs r ON r.id = e.run_id JOIN sweeps s ON s.id = r.sweep_id
+             WHERE s.name = ?1 AND e.epoch = ?2 ORDER BY e.rowid",
+        )?;
+        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        let rows = stmt.query_map(params![sweep, epoch as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                EpochSummary {
+                    epoch: r.get::<_, i64>(1)? as usize,
+                    lr: r.get(2)?,
+                    train_loss: nan(r.get(3)?),
+                    train_acc: nan(r.get(4)?),
+                    val_loss: nan(r.get(5)?),
+                    val_acc: nan(r.get(6)?),
+                    val_macro_f1: nan(r.get(7)?),
+                    val_weighted_f1: nan(r.get(8)?),
+                },
+            ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

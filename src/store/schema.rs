@@ -98,6 +98,45 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE runs ADD COLUMN failure_kind TEXT;
     "#,
+    // 3: the status `pruned` (stopped for good by the search strategy). SQLite cannot alter
+    // a CHECK constraint, so the table is rebuilt (with foreign keys off: see `migrate`).
+    r#"
+    CREATE TABLE runs_v3 (
+        id               TEXT PRIMARY KEY,
+        sweep_id         INTEGER NOT NULL REFERENCES sweeps(id),
+        idx              INTEGER NOT NULL,
+        label            TEXT NOT NULL,
+        config           TEXT NOT NULL,
+        status           TEXT NOT NULL
+                         CHECK (status IN ('queued', 'running', 'done', 'failed', 'stopped', 'pruned')),
+        error            TEXT,
+        device           TEXT,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        classes          TEXT,
+        parameters       INTEGER,
+        train_images     INTEGER,
+        val_images       INTEGER,
+        test_images      INTEGER,
+        stop_reason      TEXT,
+        checkpoint       TEXT,
+        checkpoint_epoch INTEGER,
+        started_at       TEXT,
+        finished_at      TEXT,
+        heartbeat_at     TEXT,
+        owner            TEXT,
+        batch_size       INTEGER,
+        note             TEXT,
+        dispatch_ms      REAL,
+        failure_kind     TEXT
+    );
+    INSERT INTO runs_v3 SELECT id, sweep_id, idx, label, config, status, error, device, attempts,
+        classes, parameters, train_images, val_images, test_images, stop_reason, checkpoint,
+        checkpoint_epoch, started_at, finished_at, heartbeat_at, owner, batch_size, note,
+        dispatch_ms, failure_kind FROM runs;
+    DROP TABLE runs;
+    ALTER TABLE runs_v3 RENAME TO runs;
+    CREATE INDEX runs_by_sweep ON runs(sweep_id, idx);
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -124,6 +163,10 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     if check_version(conn, path)? == VERSION {
         return Ok(());
     }
+    // A migration that rebuilds a table drops the old one: with foreign keys on, that would
+    // delete every row that refers to it. SQLite's recipe: keys off (outside the
+    // transaction), rebuild, check, keys on again.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
         let found = check_version(conn, path)?;
@@ -131,8 +174,19 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             conn.execute_batch(sql)?;
             conn.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
+        let broken: i64 =
+            conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(StoreError::NotFound(format!(
+                "migrating {} left {broken} rows without their run; nothing was changed",
+                path.display()
+            )));
+        }
         Ok(())
     })();
     conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     result
 }

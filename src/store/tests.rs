@@ -323,3 +323,57 @@ fn schema_1_databases_stay_readable() {
     let rows = migrated.runs(1).unwrap();
     assert_eq!((rows[0].status, rows[0].failure), (RunStatus::Failed, None));
 }
+
+/// Schema 3 rebuilds the runs table to allow `pruned`: the epochs, metrics and confusion
+/// matrices that refer to the runs survive it (with foreign keys on, dropping the old table
+/// would have deleted them), and a run can then be pruned.
+#[test]
+fn schema_2_databases_migrate_to_pruned_keeping_every_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sweeps (id, name, file, created_at, updated_at) VALUES (1, 'old', 'old.toml', 'x', 'x');
+             INSERT INTO runs (id, sweep_id, idx, label, config, status) VALUES ('r1', 1, 1, 'lr=0.1', '{}', 'done');
+             INSERT INTO epochs (run_id, epoch, lr, val_acc, seconds, images_per_sec, checkpoint_saved)
+             VALUES ('r1', 1, 0.1, 0.5, 1.0, 10.0, 0), ('r1', 2, 0.1, 0.6, 1.0, 10.0, 1);
+             INSERT INTO confusion (run_id, split, epoch, matrix) VALUES ('r1', 'val', 2, '[[1]]');",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(count(&store, "PRAGMA user_version"), schema::VERSION);
+    assert_eq!(count(&store, "SELECT count(*) FROM epochs"), 2);
+    assert_eq!(count(&store, "SELECT count(*) FROM confusion"), 1);
+    assert_eq!(count(&store, "PRAGMA foreign_keys"), 1);
+    assert_eq!(store.epochs("r1").unwrap().len(), 2);
+    store
+        .apply(&Event::Pruned {
+            run: "r1".into(),
+            epoch: 2,
+            end: RunEnd {
+                stop_reason: "pruned by ASHA at epoch 2".into(),
+                checkpoint: None,
+                checkpoint_epoch: None,
+            },
+        })
+        .unwrap();
+    let rows = store.runs(1).unwrap();
+    assert_eq!(rows[0].status, RunStatus::Pruned);
+    assert_eq!(
+        rows[0].stop_reason.as_deref(),
+        Some("pruned by ASHA at epoch 2")
+    );
+    // The arrivals at epoch 2, as a strategy reads them.
+    let arrivals = store.epoch_arrivals("old", 2).unwrap();
+    assert_eq!(arrivals.len(), 1);
+    assert_eq!((arrivals[0].0.as_str(), arrivals[0].1.val_acc), ("r1", 0.6));
+    assert!(
+        arrivals[0].1.val_loss.is_nan(),
+        "a missing value reads as NaN"
+    );
+}

@@ -82,7 +82,7 @@ impl Store {
             }
             states.push(RunState {
                 spec: run.clone(),
-                done: status == Some(RunStatus::Done),
+                done: matches!(status, Some(RunStatus::Done | RunStatus::Pruned)),
             });
         }
         tx.commit()?;
@@ -221,7 +221,7 @@ impl Store {
 
     /// Store one event. Each call is one transaction, committed before it returns.
     pub fn apply(&mut self, event: &Event) -> Result<()> {
-        if matches!(event, Event::Progress { .. }) {
+        if matches!(event, Event::Progress { .. } | Event::Rung { .. }) {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
@@ -321,7 +321,22 @@ impl Store {
                     ],
                 )?;
             }
-            Event::Progress { .. } => {}
+            Event::Pruned { run, end, .. } => {
+                tx.execute(
+                    &format!(
+                        "UPDATE runs SET status = ?5, owner = NULL, stop_reason = ?2, checkpoint = ?3, checkpoint_epoch = ?4,
+                         finished_at = {NOW}, heartbeat_at = {NOW} WHERE id = ?1"
+                    ),
+                    params![
+                        run,
+                        end.stop_reason,
+                        end.checkpoint.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                        end.checkpoint_epoch.map(|e| e as i64),
+                        RunStatus::Pruned,
+                    ],
+                )?;
+            }
+            Event::Progress { .. } | Event::Rung { .. } => {}
         }
         tx.commit()?;
         Ok(())

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Hyper, Sweep};
 use crate::run::{BackboneName, RunConfig, RunSpec};
+use crate::search::{random, Domain};
 
 /// Keys that may be fixed (in `[train]`, or `seed` at the top level) or gridded (in `[grid]`),
 /// in expansion order.
@@ -39,33 +40,77 @@ pub(super) fn expand(sweep: &Sweep) -> Vec<RunSpec> {
     (0..total)
         .map(|n| {
             // Mixed-radix digits of n, last axis fastest.
-            let mut hyper = sweep.fixed.clone();
             let mut rest = n;
             let mut picks = vec![0; sweep.axes.len()];
             for (i, (_, values)) in sweep.axes.iter().enumerate().rev() {
                 picks[i] = rest % values.len();
                 rest /= values.len();
             }
-            let mut label = Vec::new();
-            for ((key, values), &pick) in sweep.axes.iter().zip(&picks) {
-                // Values were checked when the sweep was parsed.
-                let _ = hyper.set(key, &values[pick]);
-                label.push(label_part(key, &hyper.show(key)));
-            }
-            let config = run_config(sweep, &hyper);
-            RunSpec {
-                cost: cost(&hyper, &config),
-                index: n + 1,
-                id: run_id(&sweep.name, &config),
-                label: if label.is_empty() {
-                    "single run".into()
-                } else {
-                    label.join(" ")
-                },
-                config,
-            }
+            let values = sweep
+                .axes
+                .iter()
+                .zip(&picks)
+                .map(|((key, values), &pick)| (*key, &values[pick]));
+            run_spec(sweep, n + 1, values)
         })
         .collect()
+}
+
+/// Random search: `trials` draws from the `[grid]` lists and distributions, in the order of
+/// [`GRID_KEYS`]. A draw that repeats an earlier run is left out (its id would be the same).
+pub(super) fn sample(sweep: &Sweep, trials: usize, seed: u64) -> Vec<RunSpec> {
+    let mut space: Vec<(String, Domain)> = sweep
+        .axes
+        .iter()
+        .map(|(k, v)| (k.to_string(), Domain::Choice(v.clone())))
+        .chain(
+            sweep
+                .distributions
+                .iter()
+                .map(|(k, d)| (k.to_string(), d.clone())),
+        )
+        .collect();
+    space.sort_by_key(|(k, _)| GRID_KEYS.iter().position(|g| g == k));
+    let mut seen = std::collections::HashSet::new();
+    random::sample(&space, seed, trials)
+        .into_iter()
+        .enumerate()
+        .map(|(t, draw)| {
+            let values = draw.iter().filter_map(|(k, v)| {
+                let key = GRID_KEYS.iter().find(|g| **g == k.as_str())?;
+                Some((*key, v))
+            });
+            run_spec(sweep, t + 1, values)
+        })
+        .filter(|r| seen.insert(r.id.clone()))
+        .collect()
+}
+
+/// The run made of the sweep's fixed values and `values` of gridded keys.
+fn run_spec<'a>(
+    sweep: &Sweep,
+    index: usize,
+    values: impl Iterator<Item = (&'static str, &'a toml::Value)>,
+) -> RunSpec {
+    let mut hyper = sweep.fixed.clone();
+    let mut label = Vec::new();
+    for (key, value) in values {
+        // Values were checked when the sweep was parsed (drawn ones lie between checked ends).
+        let _ = hyper.set(key, value);
+        label.push(label_part(key, &hyper.show(key)));
+    }
+    let config = run_config(sweep, &hyper);
+    RunSpec {
+        cost: cost(&hyper, &config),
+        index,
+        id: run_id(&sweep.name, &config),
+        label: if label.is_empty() {
+            "single run".into()
+        } else {
+            label.join(" ")
+        },
+        config,
+    }
 }
 
 fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {

@@ -4,8 +4,11 @@
 //! once, each naming its TOML key and how to fix it.
 mod grid;
 mod parse;
+mod search;
 mod values;
 
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod tests;
 
@@ -14,6 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::run::{Augment, DataSpec, OptimizerConfig, RunSpec, TrainSettings};
 
 pub use grid::GRID_KEYS;
+pub use search::{Method, Search};
 pub use values::Hyper;
 
 /// One problem found in a sweep file.
@@ -61,6 +65,10 @@ pub struct Sweep {
     pub fixed: Hyper,
     /// Gridded keys in expansion order, each with its values in file order.
     pub axes: Vec<(&'static str, Vec<toml::Value>)>,
+    /// Keys drawn from a distribution (random search only), in expansion order.
+    pub distributions: Vec<(&'static str, crate::search::Domain)>,
+    /// How runs are chosen and judged (`[search]`).
+    pub search: Search,
     pub optimizers: std::collections::BTreeMap<String, OptimizerConfig>,
     pub augments: std::collections::BTreeMap<String, Augment>,
 }
@@ -88,16 +96,23 @@ impl Sweep {
 
     /// The data spec with its folders resolved against the sweep file's folder.
     pub fn resolve_data(&self, data: &DataSpec) -> DataSpec {
-        let base = self.base_dir();
-        DataSpec {
-            train: base.join(&data.train),
-            test: data.test.as_ref().map(|t| base.join(t)),
-            ..data.clone()
+        data.resolve(&self.base_dir())
+    }
+
+    /// The runs the search method proposes: the grid in the pinned order of [`GRID_KEYS`]
+    /// (first key outermost), or the random draws in trial order.
+    pub fn runs(&self) -> Vec<RunSpec> {
+        match self.search.method {
+            Method::Grid => grid::expand(self),
+            Method::Random { trials, seed } => grid::sample(self, trials, seed),
         }
     }
 
-    /// Expand the grid into runs, in the pinned order of [`GRID_KEYS`] (first key outermost).
-    pub fn runs(&self) -> Vec<RunSpec> {
-        grid::expand(self)
+    /// The strategy that judges the runs as they train: ASHA, or none.
+    pub fn strategy(&self) -> Box<dyn crate::search::Strategy> {
+        match &self.search.asha {
+            Some(asha) => Box::new(asha.clone()),
+            None => Box::new(crate::search::Exhaustive),
+        }
     }
 }

@@ -5,21 +5,34 @@ use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 use super::grid::GRID_KEYS;
+use super::search::{self, Method};
 use super::values::{Hyper, OPTIMIZERS};
 use super::{Problem, Sweep, SweepError, TrainSettings};
 use crate::data::{Augment, DataSpec};
 use crate::model::Backbone;
 use crate::run::OptimizerConfig;
 use crate::run::{Checkpointing, EarlyStopping, Keep, Monitor, ReduceLrOnPlateau};
+use crate::search::Domain;
 
-const TOP_KEYS: [&str; 7] = [
+const TOP_KEYS: [&str; 8] = [
     "name",
     "seed",
     "data",
     "train",
     "grid",
+    "search",
     "optimizer",
     "augment",
+];
+/// Keys a distribution table may draw (numbers); the others take lists only.
+const DRAWN_KEYS: [&str; 7] = [
+    "width",
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "label_smoothing",
+    "epochs",
+    "seed",
 ];
 const DATA_KEYS: [&str; 5] = ["train", "test", "val_split", "image_size", "channels"];
 const TRAIN_SETTINGS: [&str; 4] = [
@@ -41,10 +54,10 @@ const AUGMENT_KEYS: [&str; 8] = [
 
 /// Problems found so far; every check adds to it and goes on.
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -52,13 +65,13 @@ impl Problems {
     }
 
     /// Report keys of `table` that are not in `allowed`, with the closest allowed one.
-    fn unknown_keys(&mut self, prefix: &str, table: &Table, allowed: &[&str]) {
+    pub(super) fn unknown_keys(&mut self, prefix: &str, table: &Table, allowed: &[&str]) {
         for key in table.keys() {
             if allowed.contains(&key.as_str()) {
                 continue;
             }
             let mut msg = format!("unknown key `{key}`");
-            match closest(key, allowed) {
+            match closest_key(key, allowed) {
                 Some(s) => msg += &format!("; did you mean `{s}`?"),
                 None => msg += &format!("; valid keys here: {}", allowed.join(", ")),
             }
@@ -66,7 +79,12 @@ impl Problems {
         }
     }
 
-    fn table<'a>(&mut self, parent: &'a Table, key: &str, prefix: &str) -> Option<&'a Table> {
+    pub(super) fn table<'a>(
+        &mut self,
+        parent: &'a Table,
+        key: &str,
+        prefix: &str,
+    ) -> Option<&'a Table> {
         match parent.get(key)? {
             Value::Table(t) => Some(t),
             other => {
@@ -89,7 +107,7 @@ fn join(prefix: &str, key: &str) -> String {
 }
 
 /// The allowed key nearest to a misspelt one, if it is near enough to be a likely typo.
-fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+pub(super) fn closest_key<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed
         .iter()
         .map(|a| (strsim::jaro_winkler(key, a), *a))
@@ -151,7 +169,29 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
         }
     };
     let grid = p.table(&root, "grid", "").unwrap_or(&empty);
-    let axes = grid_axes(train, grid, &mut fixed, &mut p);
+    let (axes, distributions) = grid_axes(train, grid, &mut fixed, &mut p);
+    let search = search::parse(&root, &mut p);
+    if search.method == Method::Grid {
+        for (key, _) in &distributions {
+            p.add(format!("grid.{key}"), "a distribution needs random search: add [search] with method = \"random\" and trials = N, or give a list of values");
+        }
+    }
+    if let Some(asha) = &search.asha {
+        let max_epochs = match axes.iter().find(|(k, _)| *k == "epochs") {
+            Some((_, values)) => values
+                .iter()
+                .filter_map(Value::as_integer)
+                .max()
+                .unwrap_or(0) as usize,
+            None => match distributions.iter().find(|(k, _)| *k == "epochs") {
+                Some((_, Domain::IntUniform { hi, .. })) => *hi as usize,
+                _ => fixed.epochs,
+            },
+        };
+        if asha.min_epochs >= max_epochs {
+            p.add("search.asha.min_epochs", format!("{} is not below the runs' epochs ({max_epochs}): ASHA would never judge a run; lower min_epochs or raise epochs", asha.min_epochs));
+        }
+    }
     let optimizers = optimizers(&root, &mut p);
     let augments = augments(&root, &mut p);
 
@@ -210,6 +250,8 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
         threads,
         fixed,
         axes,
+        distributions,
+        search,
         optimizers,
         augments,
     })
@@ -469,12 +511,15 @@ fn train_settings(train: &Table, p: &mut Problems) -> TrainSettings {
     settings
 }
 
+/// The gridded keys: lists (enumerated by a grid, drawn from by random search) and
+/// distribution tables (random search only), each in [`GRID_KEYS`] order.
+#[allow(clippy::type_complexity)]
 fn grid_axes(
     train: &Table,
     grid: &Table,
     fixed: &mut Hyper,
     p: &mut Problems,
-) -> Vec<(&'static str, Vec<Value>)> {
+) -> (Vec<(&'static str, Vec<Value>)>, Vec<(&'static str, Domain)>) {
     let train_keys: Vec<&str> = GRID_KEYS
         .iter()
         .copied()
@@ -506,8 +551,15 @@ fn grid_axes(
     }
     p.unknown_keys("grid", grid, &GRID_KEYS);
     let mut axes = Vec::new();
+    let mut distributions = Vec::new();
     for key in GRID_KEYS {
         let Some(v) = grid.get(key) else { continue };
+        if let Value::Table(_) = v {
+            if let Some(d) = distribution(key, v, fixed, p) {
+                distributions.push((key, d));
+            }
+            continue;
+        }
         let Value::Array(values) = v else {
             p.add(
                 format!("grid.{key}"),
@@ -543,7 +595,50 @@ fn grid_axes(
         }
         axes.push((key, values.clone()));
     }
-    axes
+    (axes, distributions)
+}
+
+/// A `[grid]` distribution table, checked: a known distribution over a numeric key whose
+/// both ends are valid values of the key.
+fn distribution(key: &str, v: &Value, fixed: &Hyper, p: &mut Problems) -> Option<Domain> {
+    let at = format!("grid.{key}");
+    if !DRAWN_KEYS.contains(&key) {
+        p.add(
+            at,
+            format!(
+                "`{key}` takes a list of values; distributions are for numbers ({})",
+                DRAWN_KEYS.join(", ")
+            ),
+        );
+        return None;
+    }
+    let d = match Domain::parse(v) {
+        Ok(d) => d,
+        Err(e) => {
+            p.add(at, e);
+            return None;
+        }
+    };
+    let ends = match &d {
+        Domain::Uniform { lo, hi } | Domain::LogUniform { lo, hi } => {
+            [Value::Float(*lo), Value::Float(*hi)]
+        }
+        Domain::IntUniform { lo, hi } => [Value::Integer(*lo), Value::Integer(*hi)],
+        Domain::Choice(_) => return Some(d),
+    };
+    let mut probe = fixed.clone();
+    for (end, value) in ["low", "high"].iter().zip(&ends) {
+        if let Err(e) = probe.set(key, value) {
+            let hint = if matches!(value, Value::Float(_)) && e.contains("whole number") {
+                "; use int_uniform for whole numbers"
+            } else {
+                ""
+            };
+            p.add(at.clone(), format!("the {end} end {e}{hint}"));
+            return None;
+        }
+    }
+    Some(d)
 }
 
 fn optimizers(root: &Table, p: &mut Problems) -> BTreeMap<String, OptimizerConfig> {

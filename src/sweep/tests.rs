@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 /// A sweep file in a temp folder that has a `train/` class folder beside it.
-struct Fixture {
+pub(super) struct Fixture {
     dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    pub(super) fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("train/a")).unwrap();
         std::fs::create_dir_all(dir.path().join("test/a")).unwrap();
@@ -20,11 +20,11 @@ impl Fixture {
         self.dir.path().join("s.toml")
     }
 
-    fn parse(&self, body: &str) -> Result<Sweep, SweepError> {
+    pub(super) fn parse(&self, body: &str) -> Result<Sweep, SweepError> {
         Sweep::from_str(&with_data(body), &self.path())
     }
 
-    fn problems(&self, body: &str) -> Vec<Problem> {
+    pub(super) fn problems(&self, body: &str) -> Vec<Problem> {
         self.problems_raw(&with_data(body))
     }
 
@@ -47,7 +47,7 @@ fn has(problems: &[Problem], key: &str, text: &str) -> bool {
         .any(|p| p.key == key && p.message.contains(text))
 }
 
-fn assert_problem(problems: &[Problem], key: &str, text: &str) {
+pub(super) fn assert_problem(problems: &[Problem], key: &str, text: &str) {
     assert!(
         has(problems, key, text),
         "no problem at `{key}` containing {text:?} in {problems:#?}"

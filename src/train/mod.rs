@@ -6,4 +6,4 @@ pub mod optim;
 pub mod trainer;
 
 pub use learner::{CandleLearner, Learner};
-pub use trainer::{train, Start, TrainError};
+pub use trainer::{train, Start, Steering, TrainError};

@@ -17,7 +17,7 @@ use crate::run::ResumeState;
 use crate::run::RunSpec;
 use crate::run::{says_out_of_memory, FailureKind};
 use crate::run::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
-use crate::run::{EpochSummary, Keep};
+use crate::run::{EpochSummary, Keep, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -42,6 +42,12 @@ pub enum TrainError {
     Data(#[from] crate::data::DataError),
     #[error("stopped on request after epoch {0}")]
     Interrupted(usize),
+    #[error("pruned after epoch {epoch}: {reason}")]
+    Pruned {
+        epoch: usize,
+        reason: String,
+        end: RunEnd,
+    },
     #[error("unknown backbone \"{0}\" (this build has {1})")]
     UnknownBackbone(String, String),
 }
@@ -53,6 +59,7 @@ impl TrainError {
             TrainError::Candle(e) if says_out_of_memory(&e.to_string()) => FailureKind::Oom,
             TrainError::Candle(_)
             | TrainError::Interrupted(_)
+            | TrainError::Pruned { .. }
             | TrainError::UnknownBackbone(..) => FailureKind::Other,
             TrainError::NonFinite { .. } => FailureKind::NonFinite,
             TrainError::RunDir { .. } => FailureKind::Io,
@@ -111,8 +118,43 @@ pub enum Start {
     },
 }
 
-/// Train one run, sending every event to `emit`. Weights go under `run_dir`. `stop` is
-/// checked between epochs: the epoch in progress finishes and is saved first.
+/// How the outside steers a run between epochs.
+pub struct Steering<'a> {
+    /// Checked between epochs: the epoch in progress finishes and is saved first, and the
+    /// run resumes from there later.
+    pub stop: &'a AtomicBool,
+    /// Epochs after which the run waits for the search strategy's verdict (`Rung` event).
+    pub rungs: &'a [usize],
+    /// Waits for that verdict; `None` when the coordinator is gone (the run stops, resumable).
+    pub verdict: &'a mut dyn FnMut(usize) -> Option<Verdict>,
+}
+
+impl Steering<'_> {
+    /// At a rung: report it and wait for the verdict. The epoch's event is sent first, so the
+    /// verdict is taken on stored history.
+    fn judge(
+        &mut self,
+        run: &RunSpec,
+        epoch: usize,
+        history: &[EpochSummary],
+        out: &mut Emitter,
+    ) -> Result<Option<String>, TrainError> {
+        if !self.rungs.contains(&epoch) {
+            return Ok(None);
+        }
+        out.send(Event::Rung {
+            run: run.id.clone(),
+            epoch,
+        })?;
+        match (self.verdict)(epoch) {
+            Some(Verdict::Continue) => Ok(None),
+            Some(Verdict::Prune(reason)) => Ok(Some(reason)),
+            None => Err(TrainError::Interrupted(history.len())),
+        }
+    }
+}
+
+/// Train one run, sending every event to `emit`. Weights go under `run_dir`.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     run: &RunSpec,
@@ -121,7 +163,7 @@ pub fn train(
     has_test: bool,
     run_dir: &Path,
     begin: Start,
-    stop: &AtomicBool,
+    mut steer: Steering,
     emit: &mut dyn FnMut(Event),
 ) -> Result<RunEnd, TrainError> {
     let cfg = &run.config;
@@ -173,11 +215,30 @@ pub fn train(
     });
     let mut history: Vec<EpochSummary> = records.iter().map(|r| r.summary.clone()).collect();
     let first = history.len() + 1;
+    let prune = |reason: String, epoch: usize, history: &[EpochSummary]| {
+        let checkpoint_epoch = cfg.train.checkpoint.saved_epoch(history);
+        TrainError::Pruned {
+            epoch,
+            end: RunEnd {
+                stop_reason: reason.clone(),
+                checkpoint: checkpoint_epoch.map(|_| checkpoint.clone()),
+                checkpoint_epoch,
+            },
+            reason,
+        }
+    };
+    // Resumed right after a rung whose verdict may not have been given: ask again (the
+    // verdict depends only on stored history, so it is the one the first ask got).
+    if first > 1 && stop_reason.is_none() {
+        if let Some(reason) = steer.judge(run, first - 1, &history, &mut out)? {
+            return Err(prune(reason, first - 1, &history));
+        }
+    }
     for epoch in first..=cfg.epochs {
         if stop_reason.is_some() {
             break;
         }
-        if stop.load(Ordering::Relaxed) {
+        if steer.stop.load(Ordering::Relaxed) {
             out.flush()?;
             return Err(TrainError::Interrupted(epoch - 1));
         }
@@ -260,6 +321,11 @@ pub fn train(
             },
         )?;
         learner.set_lr(next_lr);
+        if stop_reason.is_none() {
+            if let Some(reason) = steer.judge(run, epoch, &history, &mut out)? {
+                return Err(prune(reason, epoch, &history));
+            }
+        }
     }
 
     out.flush()?;
