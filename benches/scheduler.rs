@@ -38,13 +38,9 @@ fn main() {
     std::fs::write(dir.path().join("bench.toml"), sweep).expect("sweep file");
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .args(["run", "bench.toml"])
+        .args(["run", "bench.toml", "--fake-gpus", &DEVICES.to_string()])
+        .args(["--fake-trainer", &format!("{{\"epoch_ms\": {EPOCH_MS}}}")])
         .current_dir(dir.path())
-        .env("SWEEP_FAKE_GPUS", DEVICES.to_string())
-        .env(
-            "SWEEP_FAKE_TRAINER",
-            format!("{{\"epoch_ms\": {EPOCH_MS}}}"),
-        )
         .output()
         .expect("run sweep");
     let makespan = started.elapsed().as_secs_f64();

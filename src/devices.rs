@@ -47,28 +47,26 @@ pub struct Discovery {
     pub fake: bool,
 }
 
-/// Test seam: `SWEEP_FAKE_GPUS=N` reports N fake GPUs (used with the fake trainer only).
-pub const FAKE_GPUS_ENV: &str = "SWEEP_FAKE_GPUS";
-
-pub fn discover() -> Discovery {
-    if let Some(n) = std::env::var(FAKE_GPUS_ENV)
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        let gpus = (0..n)
-            .map(|i| Gpu {
-                index: i,
-                name: format!("Fake GPU {i}"),
-                total_mib: 16_384,
-                free_mib: Some(16_000),
-            })
-            .collect();
-        return Discovery {
-            gpus,
-            cpu_reason: None,
-            fake: true,
-        };
+/// Test seam: `n` fake GPUs of 16 GiB (the hidden `--fake-gpus N` flag; they train only the
+/// fake trainer's runs).
+pub fn fake(n: usize) -> Discovery {
+    let gpus = (0..n)
+        .map(|i| Gpu {
+            index: i,
+            name: format!("Fake GPU {i}"),
+            total_mib: 16_384,
+            free_mib: Some(16_000),
+        })
+        .collect();
+    Discovery {
+        gpus,
+        cpu_reason: None,
+        fake: true,
     }
+}
+
+/// The machine's GPUs, and why none can train if so.
+pub fn discover() -> Discovery {
     match probe() {
         Err(reason) => Discovery {
             gpus: Vec::new(),

@@ -22,7 +22,7 @@ use crate::devices::Slot;
 use crate::run::RunSpec;
 use crate::run::{says_out_of_memory, FailureKind};
 use crate::run::{Event, RunEnd, RunStart, Verdict};
-use crate::train::fake::{FakeLearner, FakeSpec};
+use crate::train::fake::FakeLearner;
 use crate::train::{self, CandleLearner, Start, Steering, TrainError};
 
 /// One run to train, as the coordinator hands it over.
@@ -231,9 +231,8 @@ fn run(
         Some(stored_epochs) => Start::Resume { stored_epochs },
         None => Start::Fresh,
     };
-    if let Some(spec) = FakeSpec::from_env() {
-        let spec = spec.map_err(|e| TrainError::Candle(candle_core::Error::Msg(e)))?;
-        let mut learner = FakeLearner::new(spec, &job.run, job.batch_size);
+    if let Some(spec) = &job.run.config.fake {
+        let mut learner = FakeLearner::new(spec.clone(), &job.run, job.batch_size);
         let start = RunStart {
             device: job.slot.to_string(),
             classes: (0..learner.classes())

@@ -1,4 +1,5 @@
-//! The scheduler with fake GPUs and the fake trainer (`SWEEP_FAKE_GPUS`, `SWEEP_FAKE_TRAINER`):
+//! The scheduler with fake GPUs and the fake trainer (hidden flags `--fake-gpus`,
+//! `--fake-trainer`):
 //! failures are recorded and the sweep goes on, kills at random moments lose nothing and
 //! repeat nothing, two coordinators never train the same run, Ctrl-C stops cleanly.
 use std::collections::BTreeMap;
@@ -22,9 +23,9 @@ fn write_sweep(dir: &Path, lrs: &[&str], seeds: usize, epochs: usize) {
     std::fs::write(dir.join("fake.toml"), text).unwrap();
 }
 
-fn fake_env(cmd: &mut Command, gpus: usize, spec: &str) {
-    cmd.env("SWEEP_FAKE_GPUS", gpus.to_string())
-        .env("SWEEP_FAKE_TRAINER", spec);
+/// The hidden test flags of `sweep run`: `gpus` fake GPUs and the fake trainer's script.
+fn fake_args(cmd: &mut Command, gpus: usize, spec: &str) {
+    cmd.args(["--fake-gpus", &gpus.to_string(), "--fake-trainer", spec]);
 }
 
 fn start(dir: &Path, gpus: usize, spec: &str, extra: &[&str]) -> Child {
@@ -34,7 +35,7 @@ fn start(dir: &Path, gpus: usize, spec: &str, extra: &[&str]) -> Child {
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    fake_env(&mut cmd, gpus, spec);
+    fake_args(&mut cmd, gpus, spec);
     cmd.spawn().unwrap()
 }
 
@@ -168,9 +169,10 @@ fn failures_are_stored_with_their_kind() {
 #[test]
 fn devices_lists_fake_gpus_and_devices_flag_pins_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sweep"));
-    fake_env(&mut cmd, 3, "{}");
-    let out = cmd.arg("devices").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["devices", "--fake-gpus", "3"])
+        .output()
+        .unwrap();
     let (stdout, _) = text(&out);
     assert!(
         stdout.contains("Fake GPU 2")
@@ -403,7 +405,7 @@ fn a_coordinator_that_is_pid_1_completes_its_runs() {
         .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    fake_env(&mut cmd, 2, r#"{"epoch_ms": 10}"#);
+    fake_args(&mut cmd, 2, r#"{"epoch_ms": 10}"#);
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -514,7 +516,7 @@ fn asha_prunes_two_thirds_keeps_the_best_and_decides_the_same_after_kill_9() {
             .current_dir(killed.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        fake_env(&mut cmd, 0, spec);
+        fake_args(&mut cmd, 0, spec);
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().unwrap();

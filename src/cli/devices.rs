@@ -7,10 +7,17 @@ use comfy_table::Table;
 use crate::devices::{self, Request};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Test seam: pretend to have N GPUs.
+    #[arg(long, hide = true, value_name = "N")]
+    pub fake_gpus: Option<usize>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    let found = devices::discover();
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let found = match args.fake_gpus {
+        Some(n) => devices::fake(n),
+        None => devices::discover(),
+    };
     if !found.gpus.is_empty() {
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED);

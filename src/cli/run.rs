@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use super::{DbArg, EXIT_INTERRUPTED, EXIT_RUNS_FAILED};
 use crate::devices::{self, Request, RunsPerDevice};
+use crate::run::FakeSpec;
 use crate::scheduler::{run_sweep, Options, Plan};
 use crate::store::Store;
 use crate::sweep::Sweep;
@@ -28,11 +29,36 @@ pub struct Args {
     /// Forget this sweep's stored runs and checkpoints and start over.
     #[arg(long)]
     pub fresh: bool,
+    #[command(flatten)]
+    pub fakes: Fakes,
+}
+
+/// Test seams, hidden from help: fake GPUs and a fake trainer. Fake runs carry their script in
+/// their config, so their ids never match a real run's.
+#[derive(Debug, clap::Args)]
+pub struct Fakes {
+    /// Pretend to have N GPUs (needs --fake-trainer).
+    #[arg(long, hide = true, value_name = "N")]
+    pub fake_gpus: Option<usize>,
+    /// Train every run with the fake trainer and this script (JSON, see `run::FakeSpec`).
+    #[arg(long, hide = true, value_name = "JSON")]
+    pub fake_trainer: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let sweep = Sweep::from_file(&args.file)?;
-    let found = devices::discover();
+    let mut sweep = Sweep::from_file(&args.file)?;
+    let found = match (args.fakes.fake_gpus, &args.fakes.fake_trainer) {
+        (Some(_), None) => {
+            anyhow::bail!("--fake-gpus needs --fake-trainer: fake GPUs train only fake runs")
+        }
+        (Some(n), Some(_)) => devices::fake(n),
+        (None, _) => devices::discover(),
+    };
+    if let Some(json) = &args.fakes.fake_trainer {
+        let spec: FakeSpec = serde_json::from_str(json)
+            .with_context(|| format!("--fake-trainer is not a fake trainer script: {json}"))?;
+        sweep.fake = Some(spec);
+    }
     let (slots, note) =
         devices::choose(&found, &args.devices, args.runs_per_device).map_err(anyhow::Error::msg)?;
     if let Some(note) = note {

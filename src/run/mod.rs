@@ -6,6 +6,7 @@
 mod augment;
 mod data;
 pub mod event;
+mod fake;
 pub mod metrics;
 mod optim;
 pub mod outcome;
@@ -17,6 +18,7 @@ pub mod strategy;
 pub use augment::Augment;
 pub use data::{DataSpec, Skipped};
 pub use event::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
+pub use fake::FakeSpec;
 pub use metrics::{ClassMetrics, Confusion, Metrics};
 pub use optim::OptimizerConfig;
 pub use outcome::{says_out_of_memory, FailureKind, RunStatus, Verdict};

@@ -5,7 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Augment, Checkpointing, DataSpec, EarlyStopping, OptimizerConfig, Precision, ReduceLrOnPlateau,
+    Augment, Checkpointing, DataSpec, EarlyStopping, FakeSpec, OptimizerConfig, Precision,
+    ReduceLrOnPlateau,
 };
 
 /// Training settings that are the same for every run of a sweep.
@@ -37,6 +38,10 @@ pub struct RunConfig {
     pub precision: Precision,
     pub train: TrainSettings,
     pub data: DataSpec,
+    /// Tests only: train with the fake trainer and this script (`sweep run --fake-trainer`).
+    /// Left out when absent, so real runs keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fake: Option<FakeSpec>,
 }
 
 /// One cell of the grid.

@@ -139,6 +139,7 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
             seed: h.seed,
             ..sweep.data.clone()
         },
+        fake: sweep.fake.clone(),
     }
 }
 

@@ -69,6 +69,9 @@ pub struct Sweep {
     pub distributions: Vec<(&'static str, crate::search::Domain)>,
     /// How runs are chosen and judged (`[search]`).
     pub search: Search,
+    /// Tests only: every run trains with the fake trainer (set by `sweep run --fake-trainer`,
+    /// never by a sweep file). It is part of each run's config, so of its id.
+    pub fake: Option<crate::run::FakeSpec>,
     pub optimizers: std::collections::BTreeMap<String, OptimizerConfig>,
     pub augments: std::collections::BTreeMap<String, Augment>,
 }

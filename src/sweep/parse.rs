@@ -252,6 +252,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
         axes,
         distributions,
         search,
+        fake: None,
         optimizers,
         augments,
     })

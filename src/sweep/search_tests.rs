@@ -127,3 +127,22 @@ fn asha_settings_are_read_and_checked() {
     assert_problem(&p, "search.asha.reduction_factor", ">= 2");
     assert_problem(&p, "search.asha.eta", "unknown key");
 }
+
+/// The fake trainer's script is part of each run's config: a fake run never has a real run's
+/// id, so a later real `sweep run` never skips a run only the fake trainer "finished".
+#[test]
+fn fake_runs_never_share_an_id_with_real_runs() {
+    let f = Fixture::new();
+    let mut s = f.parse("[grid]\nlr = [0.1, 0.01]\n").unwrap();
+    let real: Vec<String> = s.runs().iter().map(|r| r.id.clone()).collect();
+    s.fake = Some(crate::run::FakeSpec {
+        epoch_ms: 5,
+        ..Default::default()
+    });
+    let fake: Vec<String> = s.runs().iter().map(|r| r.id.clone()).collect();
+    assert!(
+        real.iter().all(|id| !fake.contains(id)),
+        "{real:?} {fake:?}"
+    );
+    assert!(s.runs().iter().all(|r| r.config.fake.is_some()));
+}

@@ -1,48 +1,16 @@
 //! A learner that fakes epochs (tests and benchmarks only): it sleeps instead of training,
 //! reports deterministic metrics, and can panic, return NaN, "run out of memory" or abort
 //! on chosen runs. It goes through the same worker, trainer, resume and store paths as real
-//! training, so the scheduler is tested fast. Chosen with `SWEEP_FAKE_TRAINER` (JSON).
+//! training, so the scheduler is tested fast. Chosen by the hidden `sweep run --fake-trainer
+//! JSON` flag, which puts the [`FakeSpec`] into every run's config (so a fake run's id is
+//! never a real run's) and so into the job the worker gets.
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 use super::learner::{BatchProgress, Learner, Split};
 use super::trainer::TrainError;
 use crate::run::Confusion;
-use crate::run::RunSpec;
-
-pub const FAKE_TRAINER_ENV: &str = "SWEEP_FAKE_TRAINER";
-
-/// What the fake learner does; run-selecting lists match substrings of run labels.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FakeSpec {
-    /// Milliseconds one epoch takes.
-    pub epoch_ms: u64,
-    pub classes: usize,
-    /// Runs that panic in epoch 2.
-    pub panic: Vec<String>,
-    /// Runs whose loss becomes NaN in epoch 2.
-    pub nan: Vec<String>,
-    /// Runs that abort the whole process (like a segfault) in epoch 2.
-    pub abort: Vec<String>,
-    /// Runs that fail with a CUDA out-of-memory error at their configured batch size (and
-    /// fit at half of it).
-    pub oom: Vec<String>,
-    /// Appends `run_id epoch` to this file when an epoch starts.
-    pub log: Option<PathBuf>,
-}
-
-impl FakeSpec {
-    pub fn from_env() -> Option<Result<FakeSpec, String>> {
-        let text = std::env::var(FAKE_TRAINER_ENV).ok()?;
-        Some(
-            serde_json::from_str(&text)
-                .map_err(|e| format!("{FAKE_TRAINER_ENV} is not a valid fake trainer spec: {e}")),
-        )
-    }
-}
+use crate::run::{FakeSpec, RunSpec};
 
 pub struct FakeLearner {
     spec: FakeSpec,
