@@ -8,7 +8,7 @@ use crate::report::{
     best_json, best_table, runs_json, runs_table, BestRun, SweepReport, TableStyle,
 };
 use crate::run::Monitor;
-use crate::store::Store;
+use crate::store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -59,15 +59,19 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = Store::open_read_only(&args.stored.db.db)?;
-    let report = SweepReport::load(&store, args.stored.sweep.as_deref(), args.metric.into())?;
+    let store = store::open_read_only(&args.stored.db.db)?;
+    let report = SweepReport::load(
+        store.as_ref(),
+        args.stored.sweep.as_deref(),
+        args.metric.into(),
+    )?;
     let style = if args.format == Format::Markdown {
         TableStyle::Markdown
     } else {
         TableStyle::Terminal
     };
     let out = if args.best {
-        let best = BestRun::load(&store, report)?;
+        let best = BestRun::load(store.as_ref(), report)?;
         match args.format {
             Format::Json => serde_json::to_string_pretty(&best_json(&best))?,
             _ => best_table(&best, style, width(args.width)),

@@ -10,7 +10,7 @@ use super::{DbArg, EXIT_INTERRUPTED, EXIT_RUNS_FAILED};
 use crate::devices::{self, Request, RunsPerDevice};
 use crate::run::FakeSpec;
 use crate::scheduler::{run_sweep, Options, Plan};
-use crate::store::Store;
+use crate::store;
 use crate::sweep::Sweep;
 
 #[derive(Debug, clap::Args)]
@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(note) = note {
         eprintln!("{note}");
     }
-    let mut store = Store::open(&args.db.db)?;
+    let mut store = store::open(&args.db.db)?;
     let runs_dir = args
         .db
         .db

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::StoredSweep;
 use crate::run::RunStatus;
-use crate::store::Store;
+use crate::store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -43,7 +43,7 @@ fn ranges(epochs: &[usize]) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let store = Store::open_read_only(&args.stored.db.db)?;
+    let store = store::open_read_only(&args.stored.db.db)?;
     let sweep = store.sweep(args.stored.sweep.as_deref())?;
     let runs = store.runs(sweep.id)?;
     let mut rows = Vec::new();

@@ -6,7 +6,7 @@ mod table;
 use serde::Serialize;
 
 use crate::run::{EpochSummary, Monitor};
-use crate::store::{EpochRow, RunRow, SplitMetrics, Store, SweepRow};
+use crate::store::{EpochRow, Reader, RunRow, SplitMetrics, SweepRow};
 
 pub use json::{best_json, runs_json};
 pub use table::{best_table, runs_table, TableStyle};
@@ -66,7 +66,7 @@ pub struct SweepReport {
 
 impl SweepReport {
     pub fn load(
-        store: &Store,
+        store: &dyn Reader,
         sweep: Option<&str>,
         metric: Monitor,
     ) -> Result<SweepReport, ReportError> {
@@ -116,7 +116,7 @@ pub struct BestRun {
 }
 
 impl BestRun {
-    pub fn load(store: &Store, report: SweepReport) -> Result<BestRun, ReportError> {
+    pub fn load(store: &dyn Reader, report: SweepReport) -> Result<BestRun, ReportError> {
         let name = report.sweep.name.clone();
         let result = report
             .runs

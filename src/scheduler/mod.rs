@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use crate::devices::Slot;
 use crate::run::{DataSpec, Event, ResumeState, RunSpec, Verdict};
 use crate::search::{History, Strategy};
-use crate::store::Store;
+use crate::store::Storage;
 
 mod retry;
 mod slot;
@@ -156,7 +156,7 @@ fn owner_alive(owner: &str) -> bool {
 /// How a claimed run starts: from its saved state (`Some(last stored epoch)`), or over
 /// (`None`; an unreadable state counts as none).
 fn resume_from(
-    store: &mut Store,
+    store: &mut dyn Storage,
     run: &str,
     run_dir: &Path,
 ) -> crate::store::Result<Option<usize>> {
@@ -166,7 +166,7 @@ fn resume_from(
 
 /// The stored epochs of one sweep, as the strategy sees them.
 struct Stored<'a> {
-    store: &'a mut Store,
+    store: &'a mut dyn Storage,
     sweep: &'a str,
 }
 
@@ -182,7 +182,7 @@ impl History for Stored<'_> {
 /// Train every run of the plan that is not done yet, storing each event as it happens.
 pub fn run_sweep(
     plan: Plan,
-    mut store: Store,
+    mut store: Box<dyn Storage>,
     opts: Options,
     mut display: Box<dyn Observer>,
 ) -> anyhow::Result<SweepOutcome> {
@@ -276,9 +276,10 @@ pub fn run_sweep(
                 }) => {
                     let answer = match store.claim(&run, &owner, stale_secs, &owner_alive)? {
                         None => None,
-                        Some(claim) => {
-                            Some((resume_from(&mut store, &run, &run_dir)?, claim.batch_size))
-                        }
+                        Some(claim) => Some((
+                            resume_from(store.as_mut(), &run, &run_dir)?,
+                            claim.batch_size,
+                        )),
                     };
                     let _ = reply.send(answer);
                 }
@@ -294,7 +295,7 @@ pub fn run_sweep(
                     let verdict = match by_id.get(&run) {
                         Some(spec) => {
                             let mut history = Stored {
-                                store: &mut store,
+                                store: store.as_mut(),
                                 sweep: &sweep_name,
                             };
                             strategy
@@ -312,7 +313,7 @@ pub fn run_sweep(
                     run_dir,
                     reply,
                 }) => {
-                    let _ = reply.send(resume_from(&mut store, &run, &run_dir)?);
+                    let _ = reply.send(resume_from(store.as_mut(), &run, &run_dir)?);
                 }
                 Some(ToWriter::HeldElsewhere) => outcome.held_elsewhere += 1,
                 Some(ToWriter::Dispatched { run, ms }) => store.record_dispatch(&run, ms)?,

@@ -1,29 +1,23 @@
-//! The SQLite store: sweeps, runs, every epoch, per-class metrics and confusion matrices.
+//! The store: sweeps, runs, every epoch, per-class metrics and confusion matrices.
 //!
-//! WAL journal, versioned migrations (`PRAGMA user_version`), one transaction per logical
-//! save. One writer owns a [`Store`] during a sweep; reports open it read-only.
-mod codec;
-mod read;
-mod schema;
-mod write;
-
-#[cfg(test)]
-mod tests;
+//! Callers see the [`Reader`] and [`Storage`] interfaces and the row types below, never a
+//! backend's types or SQL; a backend is one module beside [`sqlite`] (SQLite today, one file
+//! per project). One writer owns a [`Storage`] during a sweep; reports read through a
+//! [`Reader`].
+mod sqlite;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use crate::run::{
+    Confusion, EpochSummary, Event, FailureKind, Metrics, ResumeState, RunSpec, RunStatus, Skipped,
+};
 
-pub use read::{EpochRow, RunRow, SplitMetrics, SweepRow};
-pub use write::{Claim, RunState};
+pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    #[error("cannot open the database {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
     #[error("no database at {0}: run `sweep run FILE` first, or point --db at an existing one")]
     Missing(PathBuf),
     #[error("database {path} was written by a newer sweep (schema version {found}, this build knows {known}); upgrade sweep")]
@@ -33,7 +27,7 @@ pub enum StoreError {
         known: i64,
     },
     #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Backend(String),
     #[error("corrupt JSON in the database: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
@@ -42,80 +36,150 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-pub struct Store {
-    conn: Connection,
-    /// The schema version of the file: a read-only store may hold an older one.
-    schema: i64,
+/// Open (creating if needed) the database at `path` for writing, its schema brought up to
+/// date.
+pub fn open(path: &Path) -> Result<Box<dyn Storage>> {
+    Ok(Box::new(SqliteStore::open(path)?))
 }
 
-impl Store {
-    /// Open (creating if needed) a database for writing, and bring its schema up to date.
-    pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.into(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
-        }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.into(),
-            source,
-        })?;
-        Self::configure(&conn)?;
-        schema::migrate(&conn, path)?;
-        Ok(Store {
-            conn,
-            schema: schema::VERSION,
-        })
-    }
+/// Open the existing database at `path` for reading only.
+pub fn open_read_only(path: &Path) -> Result<Box<dyn Reader>> {
+    Ok(Box::new(SqliteStore::open_read_only(path)?))
+}
 
-    /// Open an existing database for reading only.
-    pub fn open_read_only(path: &Path) -> Result<Store> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.into()));
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
-            path: path.into(),
-            source,
-        })?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        let schema = schema::check_version(&conn, path)?;
-        Ok(Store { conn, schema })
-    }
+/// What reports and the search strategy read. Nothing here writes.
+pub trait Reader {
+    /// Every sweep, most recently run first.
+    fn sweeps(&self) -> Result<Vec<SweepRow>>;
+    /// The sweep called `name`, or the one run most recently.
+    fn sweep(&self, name: Option<&str>) -> Result<SweepRow>;
+    /// A sweep's runs in run order.
+    fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>>;
+    /// A run's stored epochs in order.
+    fn epochs(&self, run_id: &str) -> Result<Vec<EpochRow>>;
+    /// The summaries of `epoch` of every run of sweep `sweep` that stored it, in the order
+    /// they were stored (what a search strategy judges a rung on).
+    fn epoch_arrivals(&self, sweep: &str, epoch: usize) -> Result<Vec<(String, EpochSummary)>>;
+    /// The files a run could not read.
+    fn skipped_files(&self, run_id: &str) -> Result<Vec<Skipped>>;
+    /// The epoch at which a held-out split was evaluated, with its loss.
+    fn evaluation(&self, run_id: &str, split: &str) -> Result<Option<(usize, Option<f64>)>>;
+    /// Per-class metrics and the confusion matrix of `split` ("val" or "test") at `epoch`.
+    /// Averages are recomputed from the stored confusion matrix.
+    fn split_metrics(
+        &self,
+        run_id: &str,
+        split: &str,
+        epoch: usize,
+    ) -> Result<Option<SplitMetrics>>;
+}
 
-    /// An in-memory database, for tests.
-    pub fn in_memory() -> Result<Store> {
-        let conn = Connection::open_in_memory()?;
-        Self::configure(&conn)?;
-        schema::migrate(&conn, Path::new(":memory:"))?;
-        Ok(Store {
-            conn,
-            schema: schema::VERSION,
-        })
-    }
+/// What the scheduler's one writer does: register runs, claim them, store their events.
+/// Every call is one transaction, committed before it returns.
+pub trait Storage: Reader + Send {
+    /// Record the sweep and its runs. New runs are queued; finished (and pruned) ones are
+    /// kept as they are; failed runs are queued again; failed, stopped or abandoned runs keep
+    /// their epochs and resume from their last saved one when claimed.
+    fn register(&mut self, sweep: &str, file: &Path, runs: &[RunSpec]) -> Result<Vec<RunState>>;
+    /// Forget a sweep's runs and results (`sweep run --fresh`); returns how many runs.
+    fn forget_sweep(&mut self, name: &str) -> Result<usize>;
+    /// Atomically take a run for `owner` if nobody else holds it: queued or stopped runs, and
+    /// runs left `running` by a dead owner (`owner_alive` says no, or no heartbeat for
+    /// `stale_secs`). Two `sweep run` processes never both get the same run.
+    fn claim(
+        &mut self,
+        run: &str,
+        owner: &str,
+        stale_secs: f64,
+        owner_alive: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<Claim>>;
+    /// Decide how a claimed run starts. With a saved resume state at least as far as the
+    /// stored epochs, it resumes and gets back the last stored epoch; without a usable state
+    /// the run's results are cleared and it starts over (`None`).
+    fn prepare_resume(&mut self, run: &str, state: Option<&ResumeState>) -> Result<Option<usize>>;
+    /// After an out-of-memory failure: train again from scratch at `batch_size`.
+    fn retry_with_batch(&mut self, run: &str, batch_size: usize, note: &str) -> Result<()>;
+    /// How long the coordinator took from claiming a run to its worker's start report.
+    fn record_dispatch(&mut self, run: &str, ms: f64) -> Result<()>;
+    /// Tell other processes that `owner`'s running runs are alive.
+    fn heartbeat(&mut self, owner: &str) -> Result<()>;
+    /// Store one event.
+    fn apply(&mut self, event: &Event) -> Result<()>;
+}
 
-    fn configure(conn: &Connection) -> Result<()> {
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        // Switching to WAL needs a moment alone with the file and does not wait on the busy
-        // handler: two `sweep run`s creating a database together retry here.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let mode: rusqlite::Result<String> =
-                conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
-            match mode {
-                Ok(_) => break,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(())
-    }
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepRow {
+    pub id: i64,
+    pub name: String,
+    pub file: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub index: usize,
+    pub label: String,
+    pub config: serde_json::Value,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    /// Why it failed; `None` unless failed, and for failures stored before kinds were kept.
+    pub failure: Option<FailureKind>,
+    pub device: Option<String>,
+    pub attempts: usize,
+    pub classes: Vec<String>,
+    pub parameters: Option<usize>,
+    pub train_images: Option<usize>,
+    pub val_images: Option<usize>,
+    pub test_images: Option<usize>,
+    pub stop_reason: Option<String>,
+    pub checkpoint: Option<String>,
+    pub checkpoint_epoch: Option<usize>,
+    pub owner: Option<String>,
+    pub batch_size: Option<usize>,
+    pub note: Option<String>,
+}
+
+/// One stored epoch. Values a run produced as NaN read back as `None` (SQLite has no NaN).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: Option<f64>,
+    pub train_acc: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub val_acc: Option<f64>,
+    pub val_macro_f1: Option<f64>,
+    pub val_weighted_f1: Option<f64>,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+    pub checkpoint_saved: bool,
+}
+
+/// The classwise result of one split at one epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitMetrics {
+    pub split: String,
+    pub epoch: usize,
+    pub class_names: Vec<String>,
+    pub metrics: Metrics,
+    pub confusion: Confusion,
+    pub loss: Option<f64>,
+}
+
+/// What a successful claim found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    /// The last epoch stored for the run (0 if none).
+    pub stored_epochs: usize,
+    /// The batch size to train with, if one was recorded (after an out-of-memory retry).
+    pub batch_size: Option<usize>,
+}
+
+/// A run of the sweep file and what the store already holds of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunState {
+    pub spec: RunSpec,
+    /// True when the run finished before: it is not trained again.
+    pub done: bool,
 }

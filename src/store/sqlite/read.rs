@@ -1,77 +1,17 @@
-//! Reading: the rows reports are made of. Nothing here writes.
+//! Reading from SQLite: the rows reports are made of. Nothing here writes.
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{Result, Store, StoreError};
+use super::SqliteStore;
 use crate::run::Skipped;
 use crate::run::{ClassMetrics, Confusion, EpochSummary, Metrics};
-use crate::run::{FailureKind, RunStatus};
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct SweepRow {
-    pub id: i64,
-    pub name: String,
-    pub file: String,
-    pub updated_at: String,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunRow {
-    pub id: String,
-    pub index: usize,
-    pub label: String,
-    pub config: serde_json::Value,
-    pub status: RunStatus,
-    pub error: Option<String>,
-    /// Why it failed; `None` unless failed, and for failures stored before kinds were kept.
-    pub failure: Option<FailureKind>,
-    pub device: Option<String>,
-    pub attempts: usize,
-    pub classes: Vec<String>,
-    pub parameters: Option<usize>,
-    pub train_images: Option<usize>,
-    pub val_images: Option<usize>,
-    pub test_images: Option<usize>,
-    pub stop_reason: Option<String>,
-    pub checkpoint: Option<String>,
-    pub checkpoint_epoch: Option<usize>,
-    pub owner: Option<String>,
-    pub batch_size: Option<usize>,
-    pub note: Option<String>,
-}
-
-/// One stored epoch. Values a run produced as NaN read back as `None` (SQLite has no NaN).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochRow {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_loss: Option<f64>,
-    pub train_acc: Option<f64>,
-    pub val_loss: Option<f64>,
-    pub val_acc: Option<f64>,
-    pub val_macro_f1: Option<f64>,
-    pub val_weighted_f1: Option<f64>,
-    pub seconds: f64,
-    pub images_per_sec: f64,
-    pub checkpoint_saved: bool,
-}
-
-/// The classwise result of one split at one epoch.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SplitMetrics {
-    pub split: String,
-    pub epoch: usize,
-    pub class_names: Vec<String>,
-    pub metrics: Metrics,
-    pub confusion: Confusion,
-    pub loss: Option<f64>,
-}
+use crate::store::{EpochRow, Reader, Result, RunRow, SplitMetrics, StoreError, SweepRow};
 
 fn opt_usize(r: &Row, i: usize) -> rusqlite::Result<Option<usize>> {
     Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as usize))
 }
 
-impl Store {
-    pub fn sweeps(&self) -> Result<Vec<SweepRow>> {
+impl Reader for SqliteStore {
+    fn sweeps(&self) -> Result<Vec<SweepRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, name, file, updated_at FROM sweeps ORDER BY updated_at DESC, id DESC",
         )?;
@@ -87,7 +27,7 @@ impl Store {
     }
 
     /// The sweep called `name`, or the most recently run one.
-    pub fn sweep(&self, name: Option<&str>) -> Result<SweepRow> {
+    fn sweep(&self, name: Option<&str>) -> Result<SweepRow> {
         let sweeps = self.sweeps()?;
         match name {
             Some(n) => sweeps.iter().find(|s| s.name == n).cloned().ok_or_else(|| {
@@ -105,7 +45,7 @@ impl Store {
         }
     }
 
-    pub fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>> {
+    fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>> {
         // A database of schema 1 (opened read-only, so not migrated) has no failure kinds.
         let failure_kind = if self.schema >= 2 {
             "failure_kind"
@@ -159,7 +99,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn epochs(&self, run_id: &str) -> Result<Vec<EpochRow>> {
+    fn epochs(&self, run_id: &str) -> Result<Vec<EpochRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT epoch, lr, train_loss, train_acc, val_loss, val_acc, val_macro_f1, val_weighted_f1,
                     seconds, images_per_sec, checkpoint_saved
@@ -185,7 +125,7 @@ impl Store {
 
     /// The summaries of `epoch` of every run of sweep `sweep` that stored it, in the order
     /// they were stored (what a search strategy judges a rung on).
-    pub fn epoch_arrivals(&self, sweep: &str, epoch: usize) -> Result<Vec<(String, EpochSummary)>> {
+    fn epoch_arrivals(&self, sweep: &str, epoch: usize) -> Result<Vec<(String, EpochSummary)>> {
         let mut stmt = self.conn.prepare(
             "SELECT e.run_id, e.epoch, e.lr, e.train_loss, e.train_acc, e.val_loss, e.val_acc,
                     e.val_macro_f1, e.val_weighted_f1
@@ -211,7 +151,7 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn skipped_files(&self, run_id: &str) -> Result<Vec<Skipped>> {
+    fn skipped_files(&self, run_id: &str) -> Result<Vec<Skipped>> {
         let mut stmt = self
             .conn
             .prepare("SELECT path, reason FROM skipped_files WHERE run_id = ?1 ORDER BY path")?;
@@ -225,7 +165,7 @@ impl Store {
     }
 
     /// The epoch at which a held-out split was evaluated, with its loss.
-    pub fn evaluation(&self, run_id: &str, split: &str) -> Result<Option<(usize, Option<f64>)>> {
+    fn evaluation(&self, run_id: &str, split: &str) -> Result<Option<(usize, Option<f64>)>> {
         Ok(self
             .conn
             .query_row(
@@ -238,7 +178,7 @@ impl Store {
 
     /// Per-class metrics and the confusion matrix of `split` ("val" or "test") at `epoch`.
     /// Averages are recomputed from the stored confusion matrix.
-    pub fn split_metrics(
+    fn split_metrics(
         &self,
         run_id: &str,
         split: &str,

@@ -1,37 +1,21 @@
-//! Writing: register a sweep's runs, then apply trainer events, one transaction each.
+//! Writing to SQLite: register a sweep's runs, then apply trainer events, one transaction each.
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{Result, Store};
+use super::SqliteStore;
 use crate::run::Event;
 use crate::run::ResumeState;
 use crate::run::RunSpec;
 use crate::run::RunStatus;
 use crate::run::{Confusion, Metrics};
+use crate::store::{Claim, Result, RunState, Storage};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
-/// What a successful claim found.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Claim {
-    /// The last epoch stored for the run (0 if none).
-    pub stored_epochs: usize,
-    /// The batch size to train with, if one was recorded (after an out-of-memory retry).
-    pub batch_size: Option<usize>,
-}
-
-/// A run of the sweep file and what the store already holds of it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunState {
-    pub spec: RunSpec,
-    /// True when the run finished before: it is not trained again.
-    pub done: bool,
-}
-
-impl Store {
+impl Storage for SqliteStore {
     /// Record the sweep and its runs. New cells are queued; finished ones are kept as they
     /// are; failed runs are queued again; failed, stopped or abandoned runs keep their epochs
     /// and resume from their last saved one when claimed.
-    pub fn register(
+    fn register(
         &mut self,
         sweep: &str,
         file: &std::path::Path,
@@ -90,7 +74,7 @@ impl Store {
     }
 
     /// Forget a sweep's runs and results (`sweep run --fresh`); its runs are registered anew.
-    pub fn forget_sweep(&mut self, name: &str) -> Result<usize> {
+    fn forget_sweep(&mut self, name: &str) -> Result<usize> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -112,7 +96,7 @@ impl Store {
     /// Atomically take a run for `owner` if nobody else holds it: queued or stopped runs, and
     /// runs left `running` by a dead owner (`owner_alive` says no, or no heartbeat for
     /// `stale_secs`). Two `sweep run` processes never both get the same run.
-    pub fn claim(
+    fn claim(
         &mut self,
         run: &str,
         owner: &str,
@@ -166,11 +150,7 @@ impl Store {
     /// stored epochs, it resumes and gets back the last stored epoch: the worker reports the
     /// saved epochs after it (a kill between saving and storing). Without a usable state the
     /// run's results are cleared and it starts over (`None`).
-    pub fn prepare_resume(
-        &mut self,
-        run: &str,
-        state: Option<&ResumeState>,
-    ) -> Result<Option<usize>> {
+    fn prepare_resume(&mut self, run: &str, state: Option<&ResumeState>) -> Result<Option<usize>> {
         let stored: i64 = self.conn.query_row(
             "SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE run_id = ?1",
             [run],
@@ -190,7 +170,7 @@ impl Store {
     }
 
     /// After an out-of-memory failure: train again from scratch at `batch_size`.
-    pub fn retry_with_batch(&mut self, run: &str, batch_size: usize, note: &str) -> Result<()> {
+    fn retry_with_batch(&mut self, run: &str, batch_size: usize, note: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         clear_results(&tx, run)?;
         tx.execute(
@@ -202,7 +182,7 @@ impl Store {
     }
 
     /// How long the coordinator took from claiming a run to its worker's start report.
-    pub fn record_dispatch(&mut self, run: &str, ms: f64) -> Result<()> {
+    fn record_dispatch(&mut self, run: &str, ms: f64) -> Result<()> {
         self.conn.execute(
             "UPDATE runs SET dispatch_ms = ?2 WHERE id = ?1",
             params![run, ms],
@@ -211,7 +191,7 @@ impl Store {
     }
 
     /// Tell other processes that `owner`'s running runs are alive.
-    pub fn heartbeat(&mut self, owner: &str) -> Result<()> {
+    fn heartbeat(&mut self, owner: &str) -> Result<()> {
         self.conn.execute(
             &format!("UPDATE runs SET heartbeat_at = {NOW} WHERE owner = ?1 AND status = ?2"),
             params![owner, RunStatus::Running],
@@ -220,7 +200,7 @@ impl Store {
     }
 
     /// Store one event. Each call is one transaction, committed before it returns.
-    pub fn apply(&mut self, event: &Event) -> Result<()> {
+    fn apply(&mut self, event: &Event) -> Result<()> {
         if matches!(event, Event::Progress { .. } | Event::Rung { .. }) {
             return Ok(());
         }

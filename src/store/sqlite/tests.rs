@@ -1,5 +1,7 @@
 //! Store tests on an in-memory database: registering runs, applying events, re-running.
-use super::*;
+use super::{schema, SqliteStore as Store};
+use crate::store::*;
+
 use crate::run::EpochSummary;
 use crate::run::{Confusion, Metrics};
 use crate::run::{EpochRecord, Evaluation, Event, RunEnd, RunStart};

@@ -1,0 +1,99 @@
+//! The SQLite backend of [`Storage`](super::Storage): one file per project.
+//!
+//! WAL journal, versioned migrations (`PRAGMA user_version`), one transaction per logical
+//! save. One writer owns a [`SqliteStore`] during a sweep; reports open it read-only.
+mod codec;
+mod read;
+pub(super) mod schema;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{Result, StoreError};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+fn cannot_open(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open {
+        path: path.into(),
+        reason: e.to_string(),
+    }
+}
+
+pub struct SqliteStore {
+    conn: Connection,
+    /// The schema version of the file: a read-only store may hold an older one.
+    schema: i64,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) a database for writing, and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| cannot_open(path, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| cannot_open(path, e))?;
+        Self::configure(&conn)?;
+        schema::migrate(&conn, path)?;
+        Ok(SqliteStore {
+            conn,
+            schema: schema::VERSION,
+        })
+    }
+
+    /// Open an existing database for reading only.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.into()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| cannot_open(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let schema = schema::check_version(&conn, path)?;
+        Ok(SqliteStore { conn, schema })
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory() -> Result<SqliteStore> {
+        let conn = Connection::open_in_memory()?;
+        Self::configure(&conn)?;
+        schema::migrate(&conn, Path::new(":memory:"))?;
+        Ok(SqliteStore {
+            conn,
+            schema: schema::VERSION,
+        })
+    }
+
+    fn configure(conn: &Connection) -> Result<()> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Switching to WAL needs a moment alone with the file and does not wait on the busy
+        // handler: two `sweep run`s creating a database together retry here.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let mode: rusqlite::Result<String> =
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+            match mode {
+                Ok(_) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(())
+    }
+}
