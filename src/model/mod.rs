@@ -48,7 +48,7 @@ pub mod precision;
 pub mod registry;
 pub mod resnet;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod vgg;
 pub mod xception;
 
@@ -193,7 +193,7 @@ impl Model {
     }
 
     /// Every variable, running statistics included, by name.
-    fn named_tensors(&self) -> Result<HashMap<String, Tensor>> {
+    pub(crate) fn named_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let data = self.varmap.data().lock().map_err(|_| lock_err())?;
         Ok(data
             .iter()

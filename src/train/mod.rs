@@ -5,5 +5,8 @@ pub mod learner;
 pub mod optim;
 pub mod trainer;
 
+#[cfg(test)]
+mod model_tests;
+
 pub use learner::{CandleLearner, Learner};
 pub use trainer::{train, Start, Steering, TrainError};
