@@ -40,6 +40,12 @@ impl Runs {
         self.total = runs.len();
     }
 
+    fn add(&mut self, runs: &[RunSpec]) {
+        self.runs
+            .extend(runs.iter().map(|r| (r.id.clone(), r.clone())));
+        self.total += runs.len();
+    }
+
     fn label(&self, id: &str) -> String {
         match self.runs.get(id) {
             Some(r) => format!("[{}/{}] {} ({})", r.index, self.total, r.label, r.id),
@@ -152,6 +158,13 @@ pub struct Lines {
 }
 
 impl Observer for Lines {
+    fn added(&mut self, runs: &[RunSpec], _outcome: &SweepOutcome) {
+        self.runs.add(runs);
+        for r in runs {
+            eprintln!("the search added {}", self.runs.label(&r.id));
+        }
+    }
+
     fn begin(&mut self, sweep: &str, runs: &[RunSpec], outcome: &SweepOutcome, slots: &[Slot]) {
         self.runs.set(runs);
         eprintln!("{}", self.runs.header(sweep, outcome, slots));
@@ -183,6 +196,13 @@ pub struct Bars {
 }
 
 impl Observer for Bars {
+    fn added(&mut self, runs: &[RunSpec], outcome: &SweepOutcome) {
+        self.runs.add(runs);
+        if let Some(bar) = &self.sweep {
+            bar.set_length(outcome.total as u64);
+        }
+    }
+
     fn begin(&mut self, sweep: &str, runs: &[RunSpec], outcome: &SweepOutcome, slots: &[Slot]) {
         self.runs.set(runs);
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());

@@ -541,3 +541,114 @@ fn asha_prunes_two_thirds_keeps_the_best_and_decides_the_same_after_kill_9() {
         "a killed and resumed sweep decided otherwise"
     );
 }
+
+/// A strategy that grows the queue: each time a run ends it proposes the same run at half the
+/// learning rate, until the sweep holds `total` runs.
+struct Halving {
+    sweep: String,
+    total: usize,
+    known: usize,
+}
+
+impl sweep::search::Strategy for Halving {
+    fn rungs(&self, _run: &sweep::run::RunSpec) -> Vec<usize> {
+        Vec::new()
+    }
+
+    fn verdict(
+        &self,
+        _: &sweep::run::RunSpec,
+        _: usize,
+        _: &mut dyn sweep::search::History,
+    ) -> anyhow::Result<sweep::run::Verdict> {
+        Ok(sweep::run::Verdict::Continue)
+    }
+
+    fn propose(
+        &mut self,
+        ended: &sweep::run::RunSpec,
+        _: &mut dyn sweep::search::History,
+    ) -> anyhow::Result<Vec<sweep::run::RunSpec>> {
+        if self.known >= self.total {
+            return Ok(Vec::new());
+        }
+        self.known += 1;
+        let mut config = ended.config.clone();
+        config.lr /= 2.0;
+        Ok(vec![sweep::run::RunSpec {
+            index: self.known,
+            id: sweep::run::RunSpec::id_for(&self.sweep, &config),
+            label: format!("lr={}", config.lr),
+            cost: ended.cost,
+            config,
+        }])
+    }
+}
+
+/// Sees nothing: the test reads the store.
+struct Quiet;
+
+impl sweep::scheduler::Observer for Quiet {
+    fn begin(
+        &mut self,
+        _: &str,
+        _: &[sweep::run::RunSpec],
+        _: &sweep::scheduler::SweepOutcome,
+        _: &[sweep::devices::Slot],
+    ) {
+    }
+    fn event(&mut self, _: usize, _: &sweep::run::Event, _: &sweep::scheduler::SweepOutcome) {}
+    fn note(&mut self, _: &str) {}
+    fn finish(&mut self, _: &sweep::scheduler::SweepOutcome) {}
+}
+
+#[test]
+fn the_queue_grows_with_the_runs_a_strategy_proposes() {
+    use sweep::scheduler::{run_sweep, Options, Plan};
+    let dir = tempfile::tempdir().unwrap();
+    write_sweep(dir.path(), &["0.08"], 1, 2);
+    let file = dir.path().join("fake.toml");
+    let mut s = sweep::sweep::Sweep::from_file(&file).unwrap();
+    s.fake = Some(sweep::run::FakeSpec {
+        epoch_ms: 10,
+        ..Default::default()
+    });
+    let db = dir.path().join("runs/sweep.db");
+    let go = |total: usize| {
+        let plan = Plan {
+            name: s.name.clone(),
+            file: file.clone(),
+            base_dir: s.base_dir(),
+            runs: s.runs(),
+            strategy: Box::new(Halving {
+                sweep: s.name.clone(),
+                total,
+                known: 1,
+            }),
+        };
+        let opts = Options {
+            // Two slots for a sweep of one run: the second waits for proposals, not quits.
+            slots: vec![sweep::devices::Slot::Cpu, sweep::devices::Slot::Cpu],
+            runs_dir: dir.path().join("runs"),
+            exe: env!("CARGO_BIN_EXE_sweep").into(),
+            stale_after: Duration::from_secs(60),
+            heartbeat_every: Duration::from_millis(200),
+            threads: Some(1),
+        };
+        let store = sweep::store::open(&db).unwrap();
+        run_sweep(plan, store, opts, Box::new(Quiet)).unwrap()
+    };
+    let outcome = go(4);
+    assert_eq!((outcome.total, outcome.done), (4, 4), "{outcome:?}");
+    let runs = by_label(&status(dir.path()));
+    let lrs: Vec<&String> = runs.keys().collect();
+    assert_eq!(
+        lrs,
+        ["lr=0.01", "lr=0.02", "lr=0.04", "lr=0.08"],
+        "{runs:?}"
+    );
+    assert_complete(&runs.values().cloned().collect::<Vec<_>>(), 2);
+    // Run again: the first run is done, so nothing ends and nothing new is proposed.
+    let again = go(4);
+    assert_eq!((again.total, again.already_done, again.done), (1, 1, 0));
+}

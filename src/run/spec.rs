@@ -60,6 +60,18 @@ pub struct RunSpec {
     pub cost: f64,
 }
 
+impl RunSpec {
+    /// The id of the run of sweep `sweep` with `config`: 12 hex digits of SHA-256 over the
+    /// sweep name and the config's canonical JSON. Re-running a sweep finds its runs by it,
+    /// and a strategy that proposes runs names them with it.
+    pub fn id_for(sweep: &str, config: &RunConfig) -> String {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_string(config).unwrap_or_default();
+        let digest = Sha256::digest(format!("{sweep}\n{json}").as_bytes());
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// The name of a registered backbone ("cnn", "resnet18", ...), as sweep files, stored configs
 /// and checkpoints spell it. The sweep parser checks it against `model`'s registry; the run
 /// vocabulary only carries it, so nothing downstream of the sweep compiles against the models.

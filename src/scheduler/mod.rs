@@ -6,22 +6,24 @@
 //! A worker's panic, NaN, out-of-memory error or crash is that run's failure (an OOM is
 //! retried once at half the batch size); the sweep goes on. The first Ctrl-C stops
 //! dispatching and lets running epochs finish and save; the second stops at once.
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{oneshot, watch};
 
 use crate::devices::Slot;
-use crate::run::{DataSpec, Event, ResumeState, RunSpec, Verdict};
-use crate::search::{History, Strategy};
+use crate::run::{DataSpec, Event, RunSpec, Verdict};
+use crate::search::Strategy;
 use crate::store::Storage;
 
 mod retry;
 mod slot;
+mod writer;
 use slot::SlotLoop;
+use writer::Writer;
 
 /// What a `sweep run` did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45,6 +47,8 @@ pub trait Observer: Send {
     fn begin(&mut self, sweep: &str, runs: &[RunSpec], outcome: &SweepOutcome, slots: &[Slot]);
     fn event(&mut self, slot: usize, event: &Event, outcome: &SweepOutcome);
     fn note(&mut self, line: &str);
+    /// Runs the search strategy added while the sweep ran.
+    fn added(&mut self, _runs: &[RunSpec], _outcome: &SweepOutcome) {}
     fn finish(&mut self, outcome: &SweepOutcome);
 }
 
@@ -92,6 +96,11 @@ pub(crate) enum Control {
 }
 
 pub(crate) enum ToWriter {
+    /// A slot is free: the next run, or `None` when the sweep is over. The answer waits while
+    /// runs in flight may still make the strategy propose more.
+    Next {
+        reply: oneshot::Sender<Option<Queued>>,
+    },
     Event {
         slot: usize,
         event: Event,
@@ -118,7 +127,10 @@ pub(crate) enum ToWriter {
         run_dir: PathBuf,
         reply: oneshot::Sender<Option<usize>>,
     },
-    HeldElsewhere,
+    /// Another process holds the run.
+    HeldElsewhere {
+        run: String,
+    },
     /// Milliseconds from claiming a run to its worker's `Started`.
     Dispatched {
         run: String,
@@ -153,38 +165,12 @@ fn owner_alive(owner: &str) -> bool {
         .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists())
 }
 
-/// How a claimed run starts: from its saved state (`Some(last stored epoch)`), or over
-/// (`None`; an unreadable state counts as none).
-fn resume_from(
-    store: &mut dyn Storage,
-    run: &str,
-    run_dir: &Path,
-) -> crate::store::Result<Option<usize>> {
-    let state = ResumeState::load(run_dir).ok().flatten();
-    store.prepare_resume(run, state.as_ref())
-}
-
-/// The stored epochs of one sweep, as the strategy sees them.
-struct Stored<'a> {
-    store: &'a mut dyn Storage,
-    sweep: &'a str,
-}
-
-impl History for Stored<'_> {
-    fn arrivals(
-        &mut self,
-        epoch: usize,
-    ) -> anyhow::Result<Vec<(String, crate::run::EpochSummary)>> {
-        Ok(self.store.epoch_arrivals(self.sweep, epoch)?)
-    }
-}
-
 /// Train every run of the plan that is not done yet, storing each event as it happens.
 pub fn run_sweep(
     plan: Plan,
     mut store: Box<dyn Storage>,
     opts: Options,
-    mut display: Box<dyn Observer>,
+    display: Box<dyn Observer>,
 ) -> anyhow::Result<SweepOutcome> {
     let Plan {
         name,
@@ -196,20 +182,32 @@ pub fn run_sweep(
     let states = store
         .register(&name, &file, &runs)
         .context("cannot record the sweep's runs")?;
-    let mut outcome = SweepOutcome {
-        total: states.len(),
-        ..Default::default()
+    let mut writer = Writer {
+        store,
+        strategy,
+        display,
+        outcome: SweepOutcome {
+            total: states.len(),
+            ..Default::default()
+        },
+        sweep: name.clone(),
+        file,
+        base_dir,
+        owner: owner_name(),
+        stale_secs: opts.stale_after.as_secs_f64(),
+        runs: HashMap::new(),
+        queue: VecDeque::new(),
+        in_flight: HashSet::new(),
+        waiting: Vec::new(),
     };
+    let specs: Vec<RunSpec> = states.iter().map(|s| s.spec.clone()).collect();
+    writer.know(&specs);
     let mut todo: Vec<Queued> = Vec::new();
     for s in &states {
         if s.done {
-            outcome.already_done += 1;
+            writer.outcome.already_done += 1;
         } else {
-            todo.push(Queued {
-                run: s.spec.clone(),
-                data: s.spec.config.data.resolve(&base_dir),
-                rungs: strategy.rungs(&s.spec),
-            });
+            todo.push(writer.queued(&s.spec));
         }
     }
     todo.sort_by(|a, b| {
@@ -218,112 +216,17 @@ pub fn run_sweep(
             .total_cmp(&a.run.cost)
             .then(a.run.index.cmp(&b.run.index))
     });
-    let by_id: std::collections::HashMap<String, RunSpec> = states
-        .iter()
-        .map(|s| (s.spec.id.clone(), s.spec.clone()))
-        .collect();
-    let specs: Vec<RunSpec> = states.iter().map(|s| s.spec.clone()).collect();
-    let labels: std::collections::HashMap<String, String> = specs
-        .iter()
-        .map(|r| {
-            let shown = format!("[{}/{}] {} ({})", r.index, specs.len(), r.label, r.id);
-            (r.id.clone(), shown)
-        })
-        .collect();
-    let label = move |run: &str| labels.get(run).cloned().unwrap_or_else(|| run.to_string());
-    display.begin(&name, &specs, &outcome, &opts.slots);
-    if todo.is_empty() {
-        display.finish(&outcome);
-        return Ok(outcome);
+    writer.queue = todo.into();
+    writer
+        .display
+        .begin(&name, &specs, &writer.outcome, &opts.slots);
+    if writer.queue.is_empty() {
+        writer.display.finish(&writer.outcome);
+        return Ok(writer.outcome);
     }
-    let owner = owner_name();
     let (to_writer, inbox) = mpsc::channel::<ToWriter>();
     let heartbeat_every = opts.heartbeat_every;
-    let sweep_name = name.clone();
-    let stale_secs = opts.stale_after.as_secs_f64();
-    let writer = std::thread::spawn(move || -> anyhow::Result<SweepOutcome> {
-        let mut last_beat = std::time::Instant::now();
-        loop {
-            let msg = match inbox.recv_timeout(heartbeat_every) {
-                Ok(m) => Some(m),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            if last_beat.elapsed() >= heartbeat_every {
-                store.heartbeat(&owner).context("cannot write heartbeats")?;
-                last_beat = std::time::Instant::now();
-            }
-            match msg {
-                None => {}
-                Some(ToWriter::Event { slot, event }) => {
-                    store
-                        .apply(&event)
-                        .with_context(|| format!("cannot store an event of run {}", event.run()))?;
-                    match &event {
-                        Event::Finished { .. } => outcome.done += 1,
-                        Event::Pruned { .. } => outcome.pruned += 1,
-                        Event::Failed { run, error, .. } => {
-                            outcome.failed.push((label(run), error.clone()))
-                        }
-                        _ => {}
-                    }
-                    display.event(slot, &event, &outcome);
-                }
-                Some(ToWriter::Claim {
-                    run,
-                    run_dir,
-                    reply,
-                }) => {
-                    let answer = match store.claim(&run, &owner, stale_secs, &owner_alive)? {
-                        None => None,
-                        Some(claim) => Some((
-                            resume_from(store.as_mut(), &run, &run_dir)?,
-                            claim.batch_size,
-                        )),
-                    };
-                    let _ = reply.send(answer);
-                }
-                Some(ToWriter::Retry {
-                    run,
-                    batch_size,
-                    note,
-                }) => {
-                    store.retry_with_batch(&run, batch_size, &note)?;
-                    display.note(&format!("{}: {note}", label(&run)));
-                }
-                Some(ToWriter::Verdict { run, epoch, reply }) => {
-                    let verdict = match by_id.get(&run) {
-                        Some(spec) => {
-                            let mut history = Stored {
-                                store: store.as_mut(),
-                                sweep: &sweep_name,
-                            };
-                            strategy
-                                .verdict(spec, epoch, &mut history)
-                                .with_context(|| {
-                                    format!("cannot judge run {run} at epoch {epoch}")
-                                })?
-                        }
-                        None => Verdict::Continue,
-                    };
-                    let _ = reply.send(verdict);
-                }
-                Some(ToWriter::Resume {
-                    run,
-                    run_dir,
-                    reply,
-                }) => {
-                    let _ = reply.send(resume_from(store.as_mut(), &run, &run_dir)?);
-                }
-                Some(ToWriter::HeldElsewhere) => outcome.held_elsewhere += 1,
-                Some(ToWriter::Dispatched { run, ms }) => store.record_dispatch(&run, ms)?,
-                Some(ToWriter::Interrupted) => outcome.interrupted = true,
-                Some(ToWriter::Note(line)) => display.note(&line),
-            }
-        }
-        display.finish(&outcome);
-        Ok(outcome)
-    });
+    let writer = std::thread::spawn(move || writer.run(inbox, heartbeat_every));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -334,7 +237,6 @@ pub fn run_sweep(
     let exe = opts.exe.clone();
     runtime.block_on(async {
         let (control_tx, control) = watch::channel(Control::Run);
-        let queue = Arc::new(Mutex::new(VecDeque::from(todo)));
         // Kept until the end: a dropped sender would wake every `changed()` forever.
         let _control_keep = control_tx.clone();
         let signals = {
@@ -358,7 +260,6 @@ pub fn run_sweep(
             let ctx = SlotLoop {
                 index: i,
                 slot: slot.clone(),
-                queue: queue.clone(),
                 to_writer: to_writer.clone(),
                 control: control.clone(),
                 exe: exe.clone(),

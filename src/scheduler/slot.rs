@@ -3,10 +3,9 @@
 //! death) into the run's outcome. What to do after a failure is [`super::retry::next_step`]'s
 //! call (one retry at half the batch size after out-of-memory, one resume after an outside
 //! kill); this loop only acts on it.
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{oneshot, watch};
@@ -20,7 +19,6 @@ use crate::worker::{verdict_line, Job, STOP};
 pub(super) struct SlotLoop {
     pub(super) index: usize,
     pub(super) slot: Slot,
-    pub(super) queue: Arc<Mutex<VecDeque<Queued>>>,
     pub(super) to_writer: mpsc::Sender<ToWriter>,
     pub(super) control: watch::Receiver<Control>,
     pub(super) exe: PathBuf,
@@ -58,11 +56,15 @@ impl SlotLoop {
             if *self.control.borrow() != Control::Run {
                 break;
             }
-            let next = self
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front();
+            let (reply, answer) = oneshot::channel();
+            if self.to_writer.send(ToWriter::Next { reply }).is_err() {
+                break;
+            }
+            // Wait for a run, or for the end of the sweep; a Ctrl-C stops the wait.
+            let next = tokio::select! {
+                next = answer => next.ok().flatten(),
+                _ = self.control.wait_for(|c| *c != Control::Run) => None,
+            };
             let Some(Queued { run, data, rungs }) = next else {
                 break;
             };
@@ -78,7 +80,9 @@ impl SlotLoop {
                 break;
             }
             let Ok(Some((resume, stored_batch))) = answer.await else {
-                let _ = self.to_writer.send(ToWriter::HeldElsewhere);
+                let _ = self.to_writer.send(ToWriter::HeldElsewhere {
+                    run: run.id.clone(),
+                });
                 continue;
             };
             let mut job = Job {

@@ -3,9 +3,10 @@
 //!
 //! A sweep's method proposes its runs: `grid` enumerates the `[grid]` lists, `random` draws
 //! `trials` runs from lists and distributions ([`space`], [`random`]). A [`Strategy`] then
-//! watches the stored epochs and may stop a run at an epoch boundary (ASHA, [`asha`]). Every
-//! decision is a pure function of the stored history, so a killed sweep run again decides
-//! the same.
+//! watches the stored epochs, may stop a run at an epoch boundary (ASHA, [`asha`]) and may
+//! propose more runs as runs end. Every decision is a pure function of the stored history, so
+//! a killed sweep run again decides the same. A new strategy is one file here plus one line
+//! in `Sweep::strategy`.
 pub mod asha;
 pub mod random;
 pub mod space;
@@ -34,6 +35,17 @@ pub trait Strategy: Send {
         epoch: usize,
         history: &mut dyn History,
     ) -> anyhow::Result<Verdict>;
+    /// More runs to train, asked each time a run ends (finished, pruned or failed): the
+    /// scheduler's queue grows while the sweep runs, and the sweep ends only when nothing is
+    /// queued, nothing trains and nothing more is proposed. Runs already known are ignored.
+    /// Grid, random search and ASHA propose their runs up front, so none here.
+    fn propose(
+        &mut self,
+        _ended: &RunSpec,
+        _history: &mut dyn History,
+    ) -> anyhow::Result<Vec<RunSpec>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Train every run to the end (grid and random search without early stopping).

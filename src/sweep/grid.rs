@@ -3,8 +3,6 @@
 //! Runs are nested loops over the gridded keys in the order of [`GRID_KEYS`] (the first key is
 //! the outermost loop), each key's values in the order written. The order does not depend on
 //! how keys are ordered in the file, so run numbers are stable.
-use sha2::{Digest, Sha256};
-
 use super::{Hyper, Sweep};
 use crate::run::{BackboneName, RunConfig, RunSpec};
 use crate::search::{random, Domain};
@@ -103,7 +101,7 @@ fn run_spec<'a>(
     RunSpec {
         cost: cost(&hyper, &config),
         index,
-        id: run_id(&sweep.name, &config),
+        id: RunSpec::id_for(&sweep.name, &config),
         label: if label.is_empty() {
             "single run".into()
         } else {
@@ -149,11 +147,4 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
 fn cost(h: &Hyper, c: &RunConfig) -> f64 {
     let width = c.width as f64 / h.backbone.default_width() as f64;
     c.epochs as f64 * h.backbone.cost() * width.powi(2)
-}
-
-/// 12 hex digits of SHA-256 over the sweep name and the canonical JSON of the config.
-fn run_id(sweep: &str, config: &RunConfig) -> String {
-    let json = serde_json::to_string(config).unwrap_or_default();
-    let digest = Sha256::digest(format!("{sweep}\n{json}").as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,271 @@
+//! The coordinator's writer thread: the only owner of the store during a sweep, and of the
+//! queue. Slot loops ask it for their next run, for claims, resumes and verdicts; it stores
+//! every event, asks the search strategy what it thinks, lets the queue grow with the runs the
+//! strategy proposes, and tells the observer.
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+
+use super::{owner_alive, Observer, Queued, SweepOutcome, ToWriter};
+use crate::run::{EpochSummary, Event, ResumeState, RunSpec, Verdict};
+use crate::search::{History, Strategy};
+use crate::store::Storage;
+
+/// The stored epochs of one sweep, as the strategy sees them.
+struct Stored<'a> {
+    store: &'a mut dyn Storage,
+    sweep: &'a str,
+}
+
+impl History for Stored<'_> {
+    fn arrivals(&mut self, epoch: usize) -> anyhow::Result<Vec<(String, EpochSummary)>> {
+        Ok(self.store.epoch_arrivals(self.sweep, epoch)?)
+    }
+}
+
+/// How a claimed run starts: from its saved state (`Some(last stored epoch)`), or over
+/// (`None`; an unreadable state counts as none).
+fn resume_from(
+    store: &mut dyn Storage,
+    run: &str,
+    run_dir: &Path,
+) -> crate::store::Result<Option<usize>> {
+    let state = ResumeState::load(run_dir).ok().flatten();
+    store.prepare_resume(run, state.as_ref())
+}
+
+pub(super) struct Writer {
+    pub(super) store: Box<dyn Storage>,
+    pub(super) strategy: Box<dyn Strategy>,
+    pub(super) display: Box<dyn Observer>,
+    pub(super) outcome: SweepOutcome,
+    pub(super) sweep: String,
+    pub(super) file: PathBuf,
+    pub(super) base_dir: PathBuf,
+    pub(super) owner: String,
+    pub(super) stale_secs: f64,
+    /// Every run of the sweep by id, and how it is shown.
+    pub(super) runs: HashMap<String, (RunSpec, String)>,
+    /// Runs waiting for a slot, longest first.
+    pub(super) queue: VecDeque<Queued>,
+    /// Runs handed to a slot whose end is not stored yet: they may still make the strategy
+    /// propose more, so an idle slot waits for them rather than stopping.
+    pub(super) in_flight: HashSet<String>,
+    /// Slots waiting for a run.
+    pub(super) waiting: Vec<oneshot::Sender<Option<Queued>>>,
+}
+
+impl Writer {
+    /// The queue entry of a run: its data resolved and the epochs it is judged at.
+    pub(super) fn queued(&self, run: &RunSpec) -> Queued {
+        Queued {
+            run: run.clone(),
+            data: run.config.data.resolve(&self.base_dir),
+            rungs: self.strategy.rungs(run),
+        }
+    }
+
+    /// Remember runs, each shown as `[index/total] label (id)`.
+    pub(super) fn know(&mut self, specs: &[RunSpec]) {
+        let total = self.runs.len() + specs.len();
+        for r in specs {
+            let shown = format!("[{}/{}] {} ({})", r.index, total, r.label, r.id);
+            self.runs.insert(r.id.clone(), (r.clone(), shown));
+        }
+    }
+
+    fn label(&self, run: &str) -> String {
+        self.runs
+            .get(run)
+            .map(|(_, shown)| shown.clone())
+            .unwrap_or_else(|| run.to_string())
+    }
+
+    /// Serve waiting slots: a run each while there are some; `None` to all once nothing is
+    /// queued or in flight (the sweep is over).
+    fn serve(&mut self) {
+        while !self.waiting.is_empty() {
+            if let Some(next) = self.queue.pop_front() {
+                let slot = self.waiting.remove(0);
+                let id = next.run.id.clone();
+                match slot.send(Some(next)) {
+                    Ok(()) => {
+                        self.in_flight.insert(id);
+                    }
+                    Err(Some(back)) => self.queue.push_front(back),
+                    Err(None) => {}
+                }
+            } else if self.in_flight.is_empty() {
+                for slot in self.waiting.drain(..) {
+                    let _ = slot.send(None);
+                }
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// A run ended (stored, or taken by another process): let the strategy propose more.
+    fn ended(&mut self, run: &str) -> anyhow::Result<()> {
+        if !self.in_flight.remove(run) {
+            return Ok(());
+        }
+        if let Some((spec, _)) = self.runs.get(run).cloned() {
+            let mut history = Stored {
+                store: self.store.as_mut(),
+                sweep: &self.sweep,
+            };
+            let proposed = self
+                .strategy
+                .propose(&spec, &mut history)
+                .with_context(|| format!("the search strategy failed after run {run}"))?;
+            let new: Vec<RunSpec> = proposed
+                .into_iter()
+                .filter(|r| !self.runs.contains_key(&r.id))
+                .collect();
+            if !new.is_empty() {
+                let states = self
+                    .store
+                    .register(&self.sweep, &self.file, &new)
+                    .context("cannot record the runs the search proposed")?;
+                self.know(&new);
+                self.outcome.total += new.len();
+                let todo: Vec<RunSpec> = states
+                    .iter()
+                    .filter(|s| {
+                        if s.done {
+                            self.outcome.already_done += 1;
+                        }
+                        !s.done
+                    })
+                    .map(|s| s.spec.clone())
+                    .collect();
+                for r in &todo {
+                    let q = self.queued(r);
+                    self.queue.push_back(q);
+                }
+                self.display.added(&new, &self.outcome);
+            }
+        }
+        Ok(())
+    }
+
+    /// Handle messages until every slot loop has hung up, beating the heart meanwhile.
+    pub(super) fn run(
+        mut self,
+        inbox: mpsc::Receiver<ToWriter>,
+        heartbeat_every: Duration,
+    ) -> anyhow::Result<SweepOutcome> {
+        let mut last_beat = Instant::now();
+        loop {
+            let msg = match inbox.recv_timeout(heartbeat_every) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if last_beat.elapsed() >= heartbeat_every {
+                self.store
+                    .heartbeat(&self.owner)
+                    .context("cannot write heartbeats")?;
+                last_beat = Instant::now();
+            }
+            if let Some(msg) = msg {
+                self.handle(msg)?;
+            }
+            self.serve();
+        }
+        self.display.finish(&self.outcome);
+        Ok(self.outcome)
+    }
+
+    fn handle(&mut self, msg: ToWriter) -> anyhow::Result<()> {
+        match msg {
+            ToWriter::Next { reply } => self.waiting.push(reply),
+            ToWriter::Event { slot, event } => {
+                self.store
+                    .apply(&event)
+                    .with_context(|| format!("cannot store an event of run {}", event.run()))?;
+                match &event {
+                    Event::Finished { .. } => self.outcome.done += 1,
+                    Event::Pruned { .. } => self.outcome.pruned += 1,
+                    Event::Failed { run, error, .. } => {
+                        let label = self.label(run);
+                        self.outcome.failed.push((label, error.clone()))
+                    }
+                    _ => {}
+                }
+                self.display.event(slot, &event, &self.outcome);
+                match &event {
+                    Event::Finished { run, .. }
+                    | Event::Pruned { run, .. }
+                    | Event::Failed { run, .. } => self.ended(run)?,
+                    // Stopped on request: it resumes in a later `sweep run`, proposes nothing.
+                    Event::Stopped { run, .. } => {
+                        self.in_flight.remove(run);
+                    }
+                    _ => {}
+                }
+            }
+            ToWriter::Claim {
+                run,
+                run_dir,
+                reply,
+            } => {
+                let claim = self
+                    .store
+                    .claim(&run, &self.owner, self.stale_secs, &owner_alive)?;
+                let answer = match claim {
+                    None => None,
+                    Some(claim) => Some((
+                        resume_from(self.store.as_mut(), &run, &run_dir)?,
+                        claim.batch_size,
+                    )),
+                };
+                let _ = reply.send(answer);
+            }
+            ToWriter::Retry {
+                run,
+                batch_size,
+                note,
+            } => {
+                self.store.retry_with_batch(&run, batch_size, &note)?;
+                let line = format!("{}: {note}", self.label(&run));
+                self.display.note(&line);
+            }
+            ToWriter::Verdict { run, epoch, reply } => {
+                let verdict = match self.runs.get(&run) {
+                    Some((spec, _)) => {
+                        let mut history = Stored {
+                            store: self.store.as_mut(),
+                            sweep: &self.sweep,
+                        };
+                        self.strategy
+                            .verdict(spec, epoch, &mut history)
+                            .with_context(|| format!("cannot judge run {run} at epoch {epoch}"))?
+                    }
+                    None => Verdict::Continue,
+                };
+                let _ = reply.send(verdict);
+            }
+            ToWriter::Resume {
+                run,
+                run_dir,
+                reply,
+            } => {
+                let _ = reply.send(resume_from(self.store.as_mut(), &run, &run_dir)?);
+            }
+            ToWriter::HeldElsewhere { run } => {
+                self.outcome.held_elsewhere += 1;
+                self.in_flight.remove(&run);
+            }
+            ToWriter::Dispatched { run, ms } => self.store.record_dispatch(&run, ms)?,
+            ToWriter::Interrupted => self.outcome.interrupted = true,
+            ToWriter::Note(line) => self.display.note(&line),
+        }
+        Ok(())
+    }
+}
