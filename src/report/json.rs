@@ -1,8 +1,34 @@
 //! Machine-readable reports: one JSON object for `--best`, a list for the runs table.
+//!
+//! serde_json keeps the structure safe whatever the names hold (it escapes quotes,
+//! backslashes and U+0000..U+001F) but writes DEL, C1 controls (U+009B starts an ANSI
+//! sequence on some terminals) and bidi or zero-width characters as they are;
+//! [`to_json_string`] writes those as `\uXXXX` too, so printed JSON is inert on a terminal
+//! and still parses to the same values.
 use serde_json::{json, Value};
 
+use super::text::is_hidden;
 use super::{class_rows, BestRun, SweepReport};
 use crate::store::SplitMetrics;
+
+/// `value` as pretty JSON with every character [`is_hidden`] finds written as a `\uXXXX`
+/// escape (a surrogate pair above U+FFFF). Such characters only occur inside strings, where
+/// the escape means the same character. For `sweep report --format json` on a terminal.
+pub fn to_json_string(value: &Value) -> String {
+    let raw = serde_json::to_string_pretty(value).expect("a JSON value always serialises");
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        // Newlines here are the layout's: serde_json escapes those in strings.
+        if c != '\n' && is_hidden(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out += &format!("\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 fn split_json(m: &SplitMetrics) -> Value {
     json!({
@@ -78,9 +104,32 @@ pub fn runs_json(report: &SweepReport) -> Value {
                 "val_macro_f1": e.and_then(|e| e.val_macro_f1),
                 "test_acc": r.test.as_ref().map(|t| t.metrics.accuracy),
                 "test_macro_f1": r.test.as_ref().map(|t| t.metrics.macro_f1),
-                "seconds": r.epochs.iter().map(|e| e.seconds).sum::<f64>(),
+                "seconds": r.epochs.iter().fold(0.0, |s, e| s + e.seconds),
             })
         })
         .collect();
     json!({ "sweep": report.sweep.name, "metric": report.metric.name(), "runs": runs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_json_is_inert_and_means_the_same() {
+        let name = "a\u{1b}[31m\u{7f}\u{9b}2J\u{202e}x\u{200b}\u{e0041}\n\"|<b>";
+        let value = json!({ "label": name, "classes": [{ "name": name }] });
+        let plain = serde_json::to_string_pretty(&value).unwrap();
+        assert!(
+            plain.contains('\u{9b}') && plain.contains('\u{202e}'),
+            "{plain:?}"
+        );
+        let out = to_json_string(&value);
+        assert!(!out.chars().any(|c| c != '\n' && is_hidden(c)), "{out:?}");
+        assert!(
+            out.contains("\\u009b") && out.contains("\\udb40\\udc41"),
+            "{out}"
+        );
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), value);
+    }
 }

@@ -1,21 +1,26 @@
 //! Reports, made from the database alone: one row per run (best first), or the best run's
-//! config and classwise table, as terminal tables, Markdown, CSV or JSON.
+//! config and classwise table, as terminal tables, Markdown or JSON. Names from outside pass
+//! through [`text`] on their way into tables and Markdown.
+#[cfg(test)]
+mod hostile_tests;
 mod json;
 mod table;
+pub mod text;
 
 use serde::Serialize;
 
 use crate::run::{EpochSummary, Monitor};
 use crate::store::{EpochRow, Reader, RunRow, SplitMetrics, SweepRow};
 
-pub use json::{best_json, runs_json};
+pub use json::{best_json, runs_json, to_json_string};
 pub use table::{best_table, runs_table, TableStyle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("no run of sweep \"{0}\" has a finished epoch yet: wait for `sweep run` or check `sweep report` for failures")]
+    /// The sweep's name, shown with its control characters escaped (it comes from a file).
+    #[error("no run of sweep \"{}\" has a finished epoch yet: wait for `sweep run` or check `sweep report` for failures", text::for_terminal(.0))]
     NoEpochs(String),
 }
 

@@ -1,8 +1,11 @@
 //! Human-readable reports with comfy-table: the runs table and the seeds' classwise table
 //! (one column per class; rows f1 / acc / precision / support; wide class lists wrap).
+//! Every name from outside (class, sweep, label, config value, error, path) goes through
+//! [`TableStyle::text`], so it cannot break a table or pass markup or control characters.
 use comfy_table::presets::{ASCII_MARKDOWN, UTF8_FULL_CONDENSED};
 use comfy_table::{CellAlignment, Table};
 
+use super::text::{for_markdown, for_terminal};
 use super::{class_rows, BestRun, SweepReport};
 use crate::run::RunStatus;
 use crate::store::SplitMetrics;
@@ -11,6 +14,16 @@ use crate::store::SplitMetrics;
 pub enum TableStyle {
     Terminal,
     Markdown,
+}
+
+impl TableStyle {
+    /// `s` (a name from outside) as this style shows it: see [`super::text`].
+    pub fn text(self, s: &str) -> String {
+        match self {
+            TableStyle::Terminal => for_terminal(s),
+            TableStyle::Markdown => for_markdown(s),
+        }
+    }
 }
 
 fn new_table(style: TableStyle) -> Table {
@@ -41,19 +54,20 @@ pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
         "rank", "#", "run", "label", "status", "epochs", "best", "val_acc", "val_f1", "val_loss",
         "test_acc", "seconds",
     ]);
+    let text = |s: &str| style.text(s);
     for (rank, r) in report.runs.iter().enumerate() {
         let e = r.best_epoch();
         let status = match &r.run.error {
             Some(err) if r.run.status == RunStatus::Failed => {
-                format!("failed: {}", first_line(err, 60))
+                format!("failed: {}", text(&first_line(err, 60)))
             }
             _ => r.run.status.to_string(),
         };
         t.add_row(vec![
             (rank + 1).to_string(),
             r.run.index.to_string(),
-            r.run.id.clone(),
-            r.run.label.clone(),
+            text(&r.run.id),
+            text(&r.run.label),
             status,
             r.epochs.len().to_string(),
             e.map(|e| e.epoch.to_string()).unwrap_or_else(|| "-".into()),
@@ -61,13 +75,13 @@ pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
             num(e.and_then(|e| e.val_macro_f1)),
             num(e.and_then(|e| e.val_loss)),
             num(r.test.as_ref().map(|t| t.metrics.accuracy)),
-            format!("{:.1}", r.epochs.iter().map(|e| e.seconds).sum::<f64>()),
+            format!("{:.1}", r.epochs.iter().fold(0.0, |s, e| s + e.seconds)),
         ]);
     }
     right_align_from(&mut t, 5);
     format!(
         "sweep {} - {} runs, best first by {} (val_f1 is macro F1 of the best epoch)\n{t}\n",
-        report.sweep.name,
+        text(&report.sweep.name),
         report.runs.len(),
         report.metric.name()
     )
@@ -85,31 +99,35 @@ fn first_line(s: &str, max: usize) -> String {
 /// The best run: its config, then the classwise tables of validation (and test, if any).
 pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
     let run = &best.result.run;
+    let text = |s: &str| style.text(s);
     let mut out = format!(
         "Best run of sweep {} by {}: {} ({})\n",
-        best.sweep.name,
+        text(&best.sweep.name),
         best.metric.name(),
-        run.id,
-        run.label
+        text(&run.id),
+        text(&run.label)
     );
     let mut cfg = new_table(style);
     cfg.set_header(vec!["setting", "value"]);
     for (k, v) in flatten(&run.config) {
-        cfg.add_row(vec![k, v]);
+        cfg.add_row(vec![text(&k), text(&v)]);
     }
     let epochs = best.result.epochs.len();
     cfg.add_row(vec![
         "epochs run".into(),
         format!(
             "{epochs} ({})",
-            run.stop_reason.as_deref().unwrap_or(run.status.as_str())
+            text(run.stop_reason.as_deref().unwrap_or(run.status.as_str()))
         ),
     ]);
     if let Some(p) = run.parameters {
         cfg.add_row(vec!["parameters".into(), p.to_string()]);
     }
     if let (Some(path), Some(e)) = (&run.checkpoint, run.checkpoint_epoch) {
-        cfg.add_row(vec!["checkpoint".into(), format!("{path} (epoch {e})")]);
+        cfg.add_row(vec![
+            "checkpoint".into(),
+            format!("{} (epoch {e})", text(path)),
+        ]);
     }
     out += &format!("{cfg}\n");
     out += &classwise(&best.val, "validation", style, width);
@@ -121,11 +139,27 @@ pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
             "\n{} unreadable file(s) were skipped:\n",
             best.skipped.len()
         );
-        for s in &best.skipped {
-            out += &format!("  {}: {}\n", s.path.display(), s.reason);
-        }
+        out += &skipped_list(best, style);
     }
     out
+}
+
+/// The skipped files: indented lines in the terminal; a table in Markdown, where a line that
+/// starts with a path could otherwise become a heading or a list item.
+fn skipped_list(best: &BestRun, style: TableStyle) -> String {
+    let files = best
+        .skipped
+        .iter()
+        .map(|s| (style.text(&s.path.to_string_lossy()), style.text(&s.reason)));
+    match style {
+        TableStyle::Terminal => files.map(|(p, r)| format!("  {p}: {r}\n")).collect(),
+        TableStyle::Markdown => {
+            let mut t = new_table(style);
+            t.set_header(vec!["file", "reason"]);
+            t.add_rows(files.map(|(p, r)| vec![p, r]));
+            format!("\n{t}\n")
+        }
+    }
 }
 
 /// The config as `dotted.key = value` rows: nested settings flattened, unset (null) values
@@ -163,7 +197,10 @@ fn flatten(config: &serde_json::Value) -> Vec<(String, String)> {
 /// The seeds' table: CLASSWISE RESULT then AVG RESULT. Classes are split into chunks so that
 /// each table fits in `width` columns, like pandas wraps wide frames.
 pub fn classwise(m: &SplitMetrics, split: &str, style: TableStyle, width: usize) -> String {
-    let rows = class_rows(m);
+    let mut rows = class_rows(m);
+    for r in &mut rows {
+        r.name = style.text(&r.name);
+    }
     let mut out = format!(
         "\n*** CLASSWISE RESULT ({split}, epoch {}, {} images) ***\n",
         m.epoch, m.metrics.support
