@@ -5,10 +5,24 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = sweep::cli::Cli::parse();
+    // Commands that only print end quietly when their reader goes away (`sweep plan F | head
+    // -1`), as `ls` and `cat` do. `run` and `worker` keep SIGPIPE ignored: they must go on
+    // training and storing whatever happens to their output.
+    #[cfg(unix)]
+    if !matches!(
+        cli.command,
+        sweep::cli::Command::Run(_) | sweep::cli::Command::Worker
+    ) {
+        // SAFETY: restoring a signal's default action, before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match sweep::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }

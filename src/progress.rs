@@ -6,6 +6,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::devices::Slot;
+use crate::report::text::for_terminal;
 use crate::run::{Event, RunSpec};
 use crate::scheduler::{Observer, SweepOutcome};
 
@@ -48,7 +49,13 @@ impl Runs {
 
     fn label(&self, id: &str) -> String {
         match self.runs.get(id) {
-            Some(r) => format!("[{}/{}] {} ({})", r.index, self.total, r.label, r.id),
+            Some(r) => format!(
+                "[{}/{}] {} ({})",
+                r.index,
+                self.total,
+                for_terminal(&r.label),
+                r.id
+            ),
             None => id.to_string(),
         }
     }
@@ -91,7 +98,8 @@ impl Runs {
                 if !start.skipped.is_empty() {
                     s += &format!("\n  skipped {} unreadable file(s):", start.skipped.len());
                     for f in &start.skipped {
-                        s += &format!("\n    {}: {}", f.path.display(), f.reason);
+                        let path = for_terminal(&f.path.to_string_lossy());
+                        s += &format!("\n    {path}: {}", for_terminal(&f.reason));
                     }
                 }
                 s
@@ -117,12 +125,16 @@ impl Runs {
                 "  {} (weights of epoch {}): loss {:.4} acc {:.4} macro f1 {:.4}",
                 ev.split, ev.epoch, ev.loss, ev.metrics.accuracy, ev.metrics.macro_f1
             ),
-            Event::Finished { end, .. } => format!("{label} done: {}", end.stop_reason),
-            Event::Failed { error, .. } => format!("{label} FAILED: {error}"),
+            Event::Finished { end, .. } => {
+                format!("{label} done: {}", for_terminal(&end.stop_reason))
+            }
+            Event::Failed { error, .. } => format!("{label} FAILED: {}", for_terminal(error)),
             Event::Stopped { epoch, .. } => {
                 format!("{label} stopped after epoch {epoch}; `sweep run` resumes it")
             }
-            Event::Pruned { end, .. } => format!("{label} pruned: {}", end.stop_reason),
+            Event::Pruned { end, .. } => {
+                format!("{label} pruned: {}", for_terminal(&end.stop_reason))
+            }
             Event::Progress { .. } | Event::Rung { .. } => return None,
         })
     }
@@ -161,27 +173,27 @@ impl Observer for Lines {
     fn added(&mut self, runs: &[RunSpec], _outcome: &SweepOutcome) {
         self.runs.add(runs);
         for r in runs {
-            eprintln!("the search added {}", self.runs.label(&r.id));
+            crate::say!("the search added {}", self.runs.label(&r.id));
         }
     }
 
     fn begin(&mut self, sweep: &str, runs: &[RunSpec], outcome: &SweepOutcome, slots: &[Slot]) {
         self.runs.set(runs);
-        eprintln!("{}", self.runs.header(sweep, outcome, slots));
+        crate::say!("{}", self.runs.header(sweep, outcome, slots));
     }
 
     fn event(&mut self, _slot: usize, event: &Event, _outcome: &SweepOutcome) {
         if let Some(line) = self.runs.line(event) {
-            eprintln!("{line}");
+            crate::say!("{line}");
         }
     }
 
     fn note(&mut self, line: &str) {
-        eprintln!("{line}");
+        crate::say!("{}", for_terminal(line));
     }
 
     fn finish(&mut self, outcome: &SweepOutcome) {
-        eprintln!("{}", summary(outcome));
+        crate::say!("{}", summary(outcome));
     }
 }
 
@@ -282,11 +294,12 @@ impl Observer for Bars {
     }
 
     fn note(&mut self, line: &str) {
+        let line = for_terminal(line);
         match &self.multi {
             Some(m) => {
                 let _ = m.println(line);
             }
-            None => eprintln!("{line}"),
+            None => crate::say!("{line}"),
         }
     }
 

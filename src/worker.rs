@@ -21,7 +21,7 @@ use crate::data::{self, DataSpec};
 use crate::devices::Slot;
 use crate::run::RunSpec;
 use crate::run::{says_out_of_memory, FailureKind};
-use crate::run::{Event, RunEnd, RunStart, Verdict};
+use crate::run::{Event, Provenance, RunEnd, RunStart, Verdict};
 use crate::train::fake::FakeLearner;
 use crate::train::{self, CandleLearner, Start, Steering, TrainError};
 
@@ -31,6 +31,7 @@ pub struct Job {
     pub run: RunSpec,
     /// The data spec with folders resolved.
     pub data: DataSpec,
+    #[serde(with = "crate::run::path")]
     pub run_dir: PathBuf,
     pub slot: Slot,
     pub batch_size: usize,
@@ -39,6 +40,9 @@ pub struct Job {
     /// Epochs after which to wait for the search strategy's verdict.
     #[serde(default)]
     pub rungs: Vec<usize>,
+    /// The database and data the run's saved states belong to.
+    #[serde(default)]
+    pub provenance: Provenance,
 }
 
 /// The line that asks a worker to stop after its current epoch.
@@ -62,6 +66,31 @@ fn parse_verdict(line: &str) -> Option<Verdict> {
     }
     let reason = line.strip_prefix(PRUNE)?;
     Some(Verdict::Prune(reason.trim().to_string()))
+}
+
+/// Set to stop the job in progress after its epoch: by a `stop` line, the end of stdin, or a
+/// signal.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOPPING.store(true, Ordering::Relaxed);
+}
+
+/// SIGTERM, SIGHUP and SIGINT stop the job after its epoch, as the coordinator's `stop`
+/// does: Slurm and `docker stop` signal every process of a job, workers included, and a
+/// worker must then save and report `Stopped`, not die as a crash (issue 8).
+fn stop_on_signals() {
+    #[cfg(unix)]
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
 }
 
 /// Die with the coordinator: a worker outliving it would race the run's next owner.
@@ -147,10 +176,11 @@ fn end_event(id: String, result: std::thread::Result<Result<RunEnd, TrainError>>
 pub fn serve() -> ExitCode {
     follow_parent();
     record_panics();
-    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals();
+    let stop = &STOPPING;
     let (jobs_tx, jobs) = std::sync::mpsc::channel::<String>();
     let (verdicts_tx, verdicts) = std::sync::mpsc::channel::<Verdict>();
-    let flag = stop.clone();
+    let flag = &STOPPING;
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             match line {
@@ -172,11 +202,20 @@ pub fn serve() -> ExitCode {
     });
     let stdout = std::io::stdout();
     let mut emit = |event: Event| {
+        // An event that cannot be put into words is this worker's bug, not a lost
+        // coordinator: say so on stderr and go on (issue 8).
+        let line = match serde_json::to_string(&event) {
+            Ok(line) => line + "\n",
+            Err(e) => {
+                crate::say!(
+                    "sweep worker: cannot encode an event of run {}: {e}",
+                    event.run()
+                );
+                return;
+            }
+        };
         let mut out = stdout.lock();
-        let ok = serde_json::to_writer(&mut out, &event).is_ok()
-            && out.write_all(b"\n").is_ok()
-            && out.flush().is_ok();
-        if !ok {
+        if out.write_all(line.as_bytes()).is_err() || out.flush().is_err() {
             // The coordinator is gone; the last committed resume state is what counts.
             std::process::exit(4);
         }
@@ -187,7 +226,7 @@ pub fn serve() -> ExitCode {
         let job: Job = match serde_json::from_str(&line) {
             Ok(j) => j,
             Err(e) => {
-                eprintln!("sweep worker: bad job line: {e}");
+                crate::say!("sweep worker: bad job line: {e}");
                 return ExitCode::from(3);
             }
         };
@@ -197,7 +236,7 @@ pub fn serve() -> ExitCode {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut verdict = |_epoch: usize| verdicts.recv().ok();
             let steer = Steering {
-                stop: &stop,
+                stop,
                 rungs: &job.rungs,
                 verdict: &mut verdict,
             };
@@ -253,6 +292,7 @@ fn run(
             false,
             &job.run_dir,
             begin,
+            &job.provenance,
             steer,
             emit,
         );
@@ -286,6 +326,7 @@ fn run(
         data.test.is_some(),
         &job.run_dir,
         begin,
+        &job.provenance,
         steer,
         emit,
     )

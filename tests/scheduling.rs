@@ -632,6 +632,7 @@ fn the_queue_grows_with_the_runs_a_strategy_proposes() {
             runs_dir: dir.path().join("runs"),
             exe: env!("CARGO_BIN_EXE_sweep").into(),
             stale_after: Duration::from_secs(60),
+            stop_grace: Duration::from_secs(20),
             heartbeat_every: Duration::from_millis(200),
             threads: Some(1),
         };

@@ -4,3 +4,4 @@ mod util;
 mod cli;
 mod end_to_end;
 mod scheduling;
+mod hostile;

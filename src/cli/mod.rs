@@ -57,9 +57,9 @@ pub struct StoredSweep {
 }
 
 /// Exit codes of `sweep run`: 0 all runs done, 1 an error stopped the command, 2 some runs
-/// failed (the others are stored), 130 interrupted (runs resume on the next `sweep run`).
+/// failed (the others are stored), 128 + the signal when stopped by one (130 Ctrl-C, 143
+/// SIGTERM, 129 SIGHUP; runs resume on the next `sweep run`).
 pub const EXIT_RUNS_FAILED: u8 = 2;
-pub const EXIT_INTERRUPTED: u8 = 130;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

@@ -5,7 +5,7 @@ use clap::ValueEnum;
 
 use super::StoredSweep;
 use crate::report::{
-    best_json, best_table, runs_json, runs_table, BestRun, SweepReport, TableStyle,
+    best_json, best_table, runs_json, runs_table, to_json_string, BestRun, SweepReport, TableStyle,
 };
 use crate::run::Monitor;
 use crate::store;
@@ -73,12 +73,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let out = if args.best {
         let best = BestRun::load(store.as_ref(), report)?;
         match args.format {
-            Format::Json => serde_json::to_string_pretty(&best_json(&best))?,
+            Format::Json => to_json_string(&best_json(&best)),
             _ => best_table(&best, style, width(args.width)),
         }
     } else {
         match args.format {
-            Format::Json => serde_json::to_string_pretty(&runs_json(&report))?,
+            Format::Json => to_json_string(&runs_json(&report)),
             _ => runs_table(&report, style),
         }
     };

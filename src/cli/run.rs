@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{DbArg, EXIT_INTERRUPTED, EXIT_RUNS_FAILED};
+use super::{DbArg, EXIT_RUNS_FAILED};
 use crate::devices::{self, Request, RunsPerDevice};
 use crate::run::FakeSpec;
 use crate::scheduler::{run_sweep, Options, Plan};
@@ -29,6 +29,11 @@ pub struct Args {
     /// Forget this sweep's stored runs and checkpoints and start over.
     #[arg(long)]
     pub fresh: bool,
+    /// After SIGTERM or SIGHUP (Slurm, docker, timeout, a closed terminal): seconds the
+    /// running epochs get to finish and save before the sweep stops at once. Keep it below
+    /// the sender's own deadline (Slurm's KillWait, 30 s by default; docker's 10 s).
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    pub stop_grace: u64,
     #[command(flatten)]
     pub fakes: Fakes,
 }
@@ -62,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (slots, note) =
         devices::choose(&found, &args.devices, args.runs_per_device).map_err(anyhow::Error::msg)?;
     if let Some(note) = note {
-        eprintln!("{note}");
+        crate::say!("{note}");
     }
     let mut store = store::open(&args.db.db)?;
     let runs_dir = args
@@ -79,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("cannot remove {}", dir.display()))?;
         }
-        eprintln!("--fresh: forgot {n} stored runs of sweep {}", sweep.name);
+        crate::say!("--fresh: forgot {n} stored runs of sweep {}", sweep.name);
     }
     let opts = Options {
         slots,
@@ -87,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe()
             .context("cannot find the sweep executable to start workers")?,
         stale_after: Duration::from_secs(60),
+        stop_grace: Duration::from_secs(args.stop_grace),
         heartbeat_every: Duration::from_secs(5),
         threads: sweep.threads,
     };
@@ -100,14 +106,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let outcome = run_sweep(plan, store, opts, crate::progress::for_stderr())
         .with_context(|| format!("sweep {} stopped", sweep.name))?;
     for (label, error) in &outcome.failed {
-        eprintln!("  failed: {label}: {error}");
+        crate::say!("  failed: {label}: {error}");
     }
-    eprintln!(
+    crate::say!(
         "See `sweep report --db {}` (or `sweep status`).",
         args.db.db.display()
     );
     Ok(if outcome.interrupted {
-        ExitCode::from(EXIT_INTERRUPTED)
+        // 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM.
+        ExitCode::from(128 + outcome.signal.unwrap_or(2) as u8)
     } else if outcome.failed.is_empty() {
         ExitCode::SUCCESS
     } else {

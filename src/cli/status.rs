@@ -6,6 +6,8 @@ use comfy_table::Table;
 use serde_json::json;
 
 use super::StoredSweep;
+use crate::report::text::for_terminal;
+use crate::report::to_json_string;
 use crate::run::RunStatus;
 use crate::store;
 
@@ -64,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            println!("{}", to_json_string(&serde_json::Value::from(list)));
         }
         Format::Table => {
             let mut t = Table::new();
@@ -88,12 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 t.add_row(vec![
                     r.index.to_string(),
                     r.id.clone(),
-                    r.label.clone(),
+                    for_terminal(&r.label),
                     r.status.to_string(),
                     r.device.clone().unwrap_or_default(),
                     r.attempts.to_string(),
                     ranges(epochs),
-                    note.lines().next().unwrap_or("").to_string(),
+                    for_terminal(note.lines().next().unwrap_or("")),
                 ]);
             }
             let count = |s: RunStatus| rows.iter().filter(|(r, _)| r.status == s).count();

@@ -48,6 +48,7 @@ pub struct RunStart {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunEnd {
     pub stop_reason: String,
+    #[serde(with = "crate::run::path::option", default)]
     pub checkpoint: Option<PathBuf>,
     pub checkpoint_epoch: Option<usize>,
 }

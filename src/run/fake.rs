@@ -22,5 +22,6 @@ pub struct FakeSpec {
     /// fit at half of it).
     pub oom: Vec<String>,
     /// Appends `run_id epoch` to this file when an epoch starts.
+    #[serde(with = "crate::run::path::option", default)]
     pub log: Option<PathBuf>,
 }

@@ -29,6 +29,34 @@ pub struct ResumeState {
     pub batch_size: usize,
     pub weights: String,
     pub optimizer: String,
+    /// The database and the data it was trained with; `None` in states saved before this
+    /// was recorded (accepted as they are).
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
+}
+
+/// What a saved state belongs to: the database that stores its epochs and the data it was
+/// trained on. A run resumes only from a state whose provenance matches (issue 8): a deleted
+/// database or changed images start it over.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// `Storage::id` of the database.
+    pub store: String,
+    /// `DataSpec::fingerprint` of the data folders.
+    pub data: String,
+}
+
+impl Provenance {
+    /// Why a state with provenance `saved` cannot be resumed under `self`, if it cannot.
+    pub fn mismatch(&self, saved: &Provenance) -> Option<&'static str> {
+        if saved.store != self.store {
+            Some("its saved state belongs to another (or a deleted) database")
+        } else if saved.data != self.data {
+            Some("its images changed since its state was saved")
+        } else {
+            None
+        }
+    }
 }
 
 impl ResumeState {

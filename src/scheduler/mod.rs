@@ -15,11 +15,12 @@ use anyhow::Context;
 use tokio::sync::{oneshot, watch};
 
 use crate::devices::Slot;
-use crate::run::{DataSpec, Event, RunSpec, Verdict};
+use crate::run::{DataSpec, Event, Provenance, RunSpec, Verdict};
 use crate::search::Strategy;
 use crate::store::Storage;
 
 mod retry;
+pub mod signals;
 mod slot;
 mod writer;
 use slot::SlotLoop;
@@ -38,6 +39,8 @@ pub struct SweepOutcome {
     /// Runs another `sweep run` process was training.
     pub held_elsewhere: usize,
     pub interrupted: bool,
+    /// The first stopping signal (SIGINT 2, SIGHUP 1, SIGTERM 15): the exit code is 128 + it.
+    pub signal: Option<i32>,
 }
 
 /// Watches a sweep from the writer thread: every event after it is stored, and notes. The
@@ -71,6 +74,8 @@ pub(crate) struct Queued {
     pub(crate) run: RunSpec,
     pub(crate) data: DataSpec,
     pub(crate) rungs: Vec<usize>,
+    /// The database and data its saved states must belong to.
+    pub(crate) provenance: Provenance,
 }
 
 /// How the coordinator runs a sweep.
@@ -83,6 +88,9 @@ pub struct Options {
     /// A `running` run whose owner sent no heartbeat for this long is taken over.
     pub stale_after: Duration,
     pub heartbeat_every: Duration,
+    /// After SIGTERM or SIGHUP, how long running epochs may take to finish and save before
+    /// the sweep stops at once.
+    pub stop_grace: Duration,
     /// CPU threads per worker; `None` leaves the environment's choice.
     pub threads: Option<usize>,
 }
@@ -136,7 +144,8 @@ pub(crate) enum ToWriter {
         run: String,
         ms: f64,
     },
-    Interrupted,
+    /// A stopping signal arrived (its number).
+    Interrupted(i32),
     Note(String),
 }
 
@@ -196,10 +205,17 @@ pub fn run_sweep(
         owner: owner_name(),
         stale_secs: opts.stale_after.as_secs_f64(),
         runs: HashMap::new(),
+        store_id: String::new(),
+        fingerprints: HashMap::new(),
+        provenance: HashMap::new(),
         queue: VecDeque::new(),
         in_flight: HashSet::new(),
         waiting: Vec::new(),
     };
+    writer.store_id = writer
+        .store
+        .id()
+        .context("cannot read the database's identity")?;
     let specs: Vec<RunSpec> = states.iter().map(|s| s.spec.clone()).collect();
     writer.know(&specs);
     let mut todo: Vec<Queued> = Vec::new();
@@ -239,21 +255,14 @@ pub fn run_sweep(
         let (control_tx, control) = watch::channel(Control::Run);
         // Kept until the end: a dropped sender would wake every `changed()` forever.
         let _control_keep = control_tx.clone();
-        let signals = {
-            let (control_tx, to_writer) = (control_tx, to_writer.clone());
-            tokio::spawn(async move {
-                for next in [Control::Drain, Control::Kill] {
-                    if tokio::signal::ctrl_c().await.is_err() {
-                        return;
-                    }
-                    let _ = to_writer.send(ToWriter::Interrupted);
-                    let _ = to_writer.send(ToWriter::Note(match next {
-                        Control::Drain => "interrupted: no new runs; running epochs finish and save (Ctrl-C again to stop now)".into(),
-                        _ => "stopping now; runs resume from their last saved epoch".into(),
-                    }));
-                    let _ = control_tx.send(next);
-                }
-            })
+        let signals = match signals::watch(control_tx, to_writer.clone(), opts.stop_grace) {
+            Ok(watching) => Some(tokio::spawn(watching)),
+            Err(e) => {
+                let _ = to_writer.send(ToWriter::Note(format!(
+                    "cannot watch for signals ({e}): Ctrl-C stops at once"
+                )));
+                None
+            }
         };
         let mut loops = Vec::new();
         for (i, slot) in opts.slots.iter().enumerate() {
@@ -272,10 +281,12 @@ pub fn run_sweep(
         drop(to_writer);
         for l in loops {
             if let Err(e) = l.await {
-                eprintln!("a device worker loop stopped: {e}");
+                crate::say!("a device worker loop stopped: {e}");
             }
         }
-        signals.abort();
+        if let Some(s) = signals {
+            s.abort();
+        }
     });
     writer
         .join()

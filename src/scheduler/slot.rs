@@ -65,7 +65,13 @@ impl SlotLoop {
                 next = answer => next.ok().flatten(),
                 _ = self.control.wait_for(|c| *c != Control::Run) => None,
             };
-            let Some(Queued { run, data, rungs }) = next else {
+            let Some(Queued {
+                run,
+                data,
+                rungs,
+                provenance,
+            }) = next
+            else {
                 break;
             };
             let run_dir = self.sweep_dir.join(&run.id);
@@ -93,6 +99,7 @@ impl SlotLoop {
                 slot: self.slot.clone(),
                 resume,
                 rungs,
+                provenance,
             };
             let mut attempts = Attempts {
                 halved: job.batch_size != job.run.config.batch_size,
@@ -227,7 +234,15 @@ impl SlotLoop {
                 }
             },
         };
-        let line = serde_json::to_string(job).unwrap_or_default() + "\n";
+        let line = match serde_json::to_string(job) {
+            Ok(line) => line + "\n",
+            Err(e) => {
+                return WorkerEnd::Died {
+                    kind: FailureKind::Other,
+                    error: format!("cannot encode the job for the worker: {e}"),
+                }
+            }
+        };
         let handed = match process.stdin.as_mut() {
             Some(stdin) => stdin.write_all(line.as_bytes()).await.is_ok(),
             None => false,

@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 
 use super::{owner_alive, Observer, Queued, SweepOutcome, ToWriter};
-use crate::run::{EpochSummary, Event, ResumeState, RunSpec, Verdict};
+use crate::run::{EpochSummary, Event, Provenance, ResumeState, RunSpec, Verdict};
 use crate::search::{History, Strategy};
 use crate::store::Storage;
 
@@ -28,14 +28,29 @@ impl History for Stored<'_> {
 }
 
 /// How a claimed run starts: from its saved state (`Some(last stored epoch)`), or over
-/// (`None`; an unreadable state counts as none).
+/// (`None`). An unreadable state counts as none; so does one saved for another database or
+/// other images (with the reason).
 fn resume_from(
     store: &mut dyn Storage,
     run: &str,
     run_dir: &Path,
-) -> crate::store::Result<Option<usize>> {
-    let state = ResumeState::load(run_dir).ok().flatten();
-    store.prepare_resume(run, state.as_ref())
+    now: Option<&Provenance>,
+) -> crate::store::Result<(Option<usize>, Option<&'static str>)> {
+    let mut state = ResumeState::load(run_dir).ok().flatten();
+    let stale = match (&state, now) {
+        (
+            Some(ResumeState {
+                provenance: Some(saved),
+                ..
+            }),
+            Some(now),
+        ) => now.mismatch(saved),
+        _ => None,
+    };
+    if stale.is_some() {
+        state = None;
+    }
+    Ok((store.prepare_resume(run, state.as_ref())?, stale))
 }
 
 pub(super) struct Writer {
@@ -50,6 +65,12 @@ pub(super) struct Writer {
     pub(super) stale_secs: f64,
     /// Every run of the sweep by id, and how it is shown.
     pub(super) runs: HashMap<String, (RunSpec, String)>,
+    /// `Storage::id` of the store.
+    pub(super) store_id: String,
+    /// `DataSpec::fingerprint` of each data spec queued (a walk of its folders, once).
+    pub(super) fingerprints: HashMap<String, String>,
+    /// What the saved states of each queued run must belong to.
+    pub(super) provenance: HashMap<String, Provenance>,
     /// Runs waiting for a slot, longest first.
     pub(super) queue: VecDeque<Queued>,
     /// Runs handed to a slot whose end is not stored yet: they may still make the strategy
@@ -61,12 +82,36 @@ pub(super) struct Writer {
 
 impl Writer {
     /// The queue entry of a run: its data resolved and the epochs it is judged at.
-    pub(super) fn queued(&self, run: &RunSpec) -> Queued {
+    pub(super) fn queued(&mut self, run: &RunSpec) -> Queued {
+        let data = run.config.data.resolve(&self.base_dir);
+        let key = serde_json::to_string(&data).unwrap_or_default();
+        let fingerprint = self
+            .fingerprints
+            .entry(key)
+            .or_insert_with(|| data.fingerprint())
+            .clone();
+        let provenance = Provenance {
+            store: self.store_id.clone(),
+            data: fingerprint,
+        };
+        self.provenance.insert(run.id.clone(), provenance.clone());
         Queued {
             run: run.clone(),
-            data: run.config.data.resolve(&self.base_dir),
+            data,
             rungs: self.strategy.rungs(run),
+            provenance,
         }
+    }
+
+    /// `resume_from` for `run`, saying why a saved state was not used.
+    fn resume(&mut self, run: &str, run_dir: &Path) -> crate::store::Result<Option<usize>> {
+        let now = self.provenance.get(run).cloned();
+        let (resume, stale) = resume_from(self.store.as_mut(), run, run_dir, now.as_ref())?;
+        if let Some(why) = stale {
+            let line = format!("{}: {why}; starting it over", self.label(run));
+            self.display.note(&line);
+        }
+        Ok(resume)
     }
 
     /// Remember runs, each shown as `[index/total] label (id)`.
@@ -220,10 +265,7 @@ impl Writer {
                     .claim(&run, &self.owner, self.stale_secs, &owner_alive)?;
                 let answer = match claim {
                     None => None,
-                    Some(claim) => Some((
-                        resume_from(self.store.as_mut(), &run, &run_dir)?,
-                        claim.batch_size,
-                    )),
+                    Some(claim) => Some((self.resume(&run, &run_dir)?, claim.batch_size)),
                 };
                 let _ = reply.send(answer);
             }
@@ -256,14 +298,17 @@ impl Writer {
                 run_dir,
                 reply,
             } => {
-                let _ = reply.send(resume_from(self.store.as_mut(), &run, &run_dir)?);
+                let _ = reply.send(self.resume(&run, &run_dir)?);
             }
             ToWriter::HeldElsewhere { run } => {
                 self.outcome.held_elsewhere += 1;
                 self.in_flight.remove(&run);
             }
             ToWriter::Dispatched { run, ms } => self.store.record_dispatch(&run, ms)?,
-            ToWriter::Interrupted => self.outcome.interrupted = true,
+            ToWriter::Interrupted(signal) => {
+                self.outcome.interrupted = true;
+                self.outcome.signal.get_or_insert(signal);
+            }
             ToWriter::Note(line) => self.display.note(&line),
         }
         Ok(())

@@ -49,6 +49,8 @@ pub fn open_read_only(path: &Path) -> Result<Box<dyn Reader>> {
 
 /// What reports and the search strategy read. Nothing here writes.
 pub trait Reader {
+    /// Where the data lives, for messages (the database file).
+    fn location(&self) -> String;
     /// Every sweep, most recently run first.
     fn sweeps(&self) -> Result<Vec<SweepRow>>;
     /// The sweep called `name`, or the one run most recently.
@@ -77,6 +79,9 @@ pub trait Reader {
 /// What the scheduler's one writer does: register runs, claim them, store their events.
 /// Every call is one transaction, committed before it returns.
 pub trait Storage: Reader + Send {
+    /// This database's identity, fixed when it was made: resume states record it, so a run
+    /// never resumes from a state whose epochs another (or a deleted) database stored.
+    fn id(&self) -> Result<String>;
     /// Record the sweep and its runs. New runs are queued; finished (and pruned) ones are
     /// kept as they are; failed runs are queued again; failed, stopped or abandoned runs keep
     /// their epochs and resume from their last saved one when claimed.

@@ -13,11 +13,11 @@ use candle_core::{Tensor, D};
 use super::learner::{Learner, Split};
 use crate::run::resume::Durable;
 use crate::run::Metrics;
-use crate::run::ResumeState;
 use crate::run::RunSpec;
 use crate::run::{says_out_of_memory, FailureKind};
 use crate::run::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
 use crate::run::{EpochSummary, Keep, Verdict};
+use crate::run::{Provenance, ResumeState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -163,6 +163,7 @@ pub fn train(
     has_test: bool,
     run_dir: &Path,
     begin: Start,
+    provenance: &Provenance,
     mut steer: Steering,
     emit: &mut dyn FnMut(Event),
 ) -> Result<RunEnd, TrainError> {
@@ -312,6 +313,7 @@ pub fn train(
             next_lr,
             &stop_reason,
             batch_size,
+            provenance,
         )?;
         out.after(
             durable,
@@ -369,6 +371,7 @@ fn save_state(
     next_lr: f64,
     stop_reason: &Option<String>,
     batch_size: usize,
+    provenance: &Provenance,
 ) -> Result<Durable, TrainError> {
     let dir = ResumeState::dir(run_dir);
     let (weights, optimizer) = ResumeState::files_for(epoch);
@@ -382,6 +385,7 @@ fn save_state(
         batch_size,
         weights,
         optimizer,
+        provenance: Some(provenance.clone()),
     };
     state.commit(run_dir).map_err(io(run_dir))
 }

@@ -31,6 +31,8 @@ fn cannot_open(path: &Path, e: impl std::fmt::Display) -> StoreError {
 
 pub struct SqliteStore {
     conn: Connection,
+    /// The file, for messages.
+    path: std::path::PathBuf,
     /// The schema version of the file: a read-only store may hold an older one.
     schema: i64,
 }
@@ -39,15 +41,46 @@ impl SqliteStore {
     /// Open (creating if needed) a database for writing, and bring its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(file) = dir.ancestors().find(|a| a.is_file()) {
+                return Err(cannot_open(
+                    path,
+                    format!("{} is a file, not a folder", file.display()),
+                ));
+            }
             std::fs::create_dir_all(dir).map_err(|e| cannot_open(path, e))?;
         }
+        Self::check_file(path)?;
         let conn = Connection::open(path).map_err(|e| cannot_open(path, e))?;
-        Self::configure(&conn)?;
-        schema::migrate(&conn, path)?;
+        schema::check_owner(&conn, path).map_err(|e| Self::at(path, e))?;
+        Self::configure(&conn).map_err(|e| Self::at(path, e))?;
+        schema::migrate(&conn, path).map_err(|e| Self::at(path, e))?;
         Ok(SqliteStore {
             conn,
+            path: path.into(),
             schema: schema::VERSION,
         })
+    }
+
+    /// A folder where the database should be gets a message that says so.
+    fn check_file(path: &Path) -> Result<()> {
+        if path.is_dir() {
+            return Err(cannot_open(
+                path,
+                "it is a folder; point --db at a file, such as runs/sweep.db",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A database error while opening, with the file named once.
+    fn at(path: &Path, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Backend(reason) => StoreError::Open {
+                path: path.into(),
+                reason,
+            },
+            other => other,
+        }
     }
 
     /// Open an existing database for reading only.
@@ -55,11 +88,21 @@ impl SqliteStore {
         if !path.exists() {
             return Err(StoreError::Missing(path.into()));
         }
+        Self::check_file(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| cannot_open(path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        let schema = schema::check_version(&conn, path)?;
-        Ok(SqliteStore { conn, schema })
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| cannot_open(path, e))?;
+        schema::check_owner(&conn, path).map_err(|e| Self::at(path, e))?;
+        let schema = schema::check_version(&conn, path).map_err(|e| Self::at(path, e))?;
+        if schema == 0 {
+            return Err(StoreError::Missing(path.into()));
+        }
+        Ok(SqliteStore {
+            conn,
+            path: path.into(),
+            schema,
+        })
     }
 
     /// An in-memory database, for tests.
@@ -69,6 +112,7 @@ impl SqliteStore {
         schema::migrate(&conn, Path::new(":memory:"))?;
         Ok(SqliteStore {
             conn,
+            path: ":memory:".into(),
             schema: schema::VERSION,
         })
     }

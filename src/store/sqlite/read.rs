@@ -11,6 +11,10 @@ fn opt_usize(r: &Row, i: usize) -> rusqlite::Result<Option<usize>> {
 }
 
 impl Reader for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn sweeps(&self) -> Result<Vec<SweepRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, name, file, updated_at FROM sweeps ORDER BY updated_at DESC, id DESC",
@@ -152,12 +156,12 @@ impl Reader for SqliteStore {
     }
 
     fn skipped_files(&self, run_id: &str) -> Result<Vec<Skipped>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT path, reason FROM skipped_files WHERE run_id = ?1 ORDER BY path")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT path_raw, reason FROM skipped_files WHERE run_id = ?1 ORDER BY path_raw",
+        )?;
         let rows = stmt.query_map([run_id], |r| {
             Ok(Skipped {
-                path: r.get::<_, String>(0)?.into(),
+                path: crate::run::path::from_raw(r.get::<_, Vec<u8>>(0)?),
                 reason: r.get(1)?,
             })
         })?;

@@ -137,7 +137,60 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs_v3 RENAME TO runs;
     CREATE INDEX runs_by_sweep ON runs(sweep_id, idx);
     "#,
+    // 4: skipped files keep their path's exact bytes (a name that is not UTF-8, from an
+    // archive made on Windows, say); `path` is the readable (lossy) form.
+    r#"
+    CREATE TABLE skipped_files_v4 (
+        run_id   TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        path     TEXT NOT NULL,
+        path_raw BLOB NOT NULL,
+        reason   TEXT NOT NULL,
+        PRIMARY KEY (run_id, path_raw)
+    );
+    INSERT INTO skipped_files_v4 SELECT run_id, path, CAST(path AS BLOB), reason FROM skipped_files;
+    DROP TABLE skipped_files;
+    ALTER TABLE skipped_files_v4 RENAME TO skipped_files;
+    "#,
+    // 5: the database's identity: resume states record it, so a run never resumes from a
+    // state that another (or a deleted) database stored the epochs of.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+    "#,
 ];
+
+/// `PRAGMA application_id` of sweep's databases ("swpe"), so that a file another program made
+/// is never taken for one (and never gets sweep's tables added).
+pub const APPLICATION_ID: i64 = 0x7377_7065;
+
+/// Whether `conn` is a sweep database, a new empty one, or someone else's: `Err` names the
+/// tables that are not sweep's.
+pub fn check_owner(conn: &Connection, path: &Path) -> Result<()> {
+    let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    if app == APPLICATION_ID {
+        return Ok(());
+    }
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let ours = tables.is_empty() || (app == 0 && tables.iter().any(|t| t == "sweeps"));
+    if ours {
+        return Ok(());
+    }
+    let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+    Err(StoreError::Open {
+        path: path.into(),
+        reason: if app != 0 {
+            format!("it belongs to another application (application_id {app:#x}); point --db at a new file")
+        } else {
+            format!(
+                "it is another program's database (tables {}); point --db at a new file",
+                shown.join(", ")
+            )
+        },
+    })
+}
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -174,6 +227,7 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             conn.execute_batch(sql)?;
             conn.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         let broken: i64 =
             conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
                 r.get(0)

@@ -12,6 +12,14 @@ use crate::store::{Claim, Result, RunState, Storage};
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 impl Storage for SqliteStore {
+    fn id(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })?)
+    }
+
     /// Record the sweep and its runs. New cells are queued; finished ones are kept as they
     /// are; failed runs are queued again; failed, stopped or abandoned runs keep their epochs
     /// and resume from their last saved one when claimed.
@@ -227,8 +235,8 @@ impl Storage for SqliteStore {
                 )?;
                 for s in &start.skipped {
                     tx.execute(
-                        "INSERT OR REPLACE INTO skipped_files (run_id, path, reason) VALUES (?1, ?2, ?3)",
-                        params![run, s.path.to_string_lossy(), s.reason],
+                        "INSERT OR REPLACE INTO skipped_files (run_id, path, path_raw, reason) VALUES (?1, ?2, ?3, ?4)",
+                        params![run, s.path.to_string_lossy(), crate::run::path::raw(&s.path), s.reason],
                     )?;
                 }
             }
