@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageFormat};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
+
+use super::integrity;
 
 /// Target layout of decoded images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +37,19 @@ pub(crate) fn decode_file(path: &Path, geom: Geometry) -> Result<Vec<u8>, SkipRe
     decode_bytes(&bytes, geom)
 }
 
+/// The widest or tallest image decoded, in pixels: beyond it a file is skipped as too large.
+pub(crate) const MAX_SIDE: u32 = 16_384;
+/// The most memory one decoded image may take (before conversion and resizing), in bytes.
+pub(crate) const MAX_DECODED_BYTES: u64 = 1 << 30;
+
 /// Decodes PNG/JPEG bytes (format found from the content, not the file name).
+///
+/// Before decoding, the header's size is checked against [`MAX_SIDE`] and
+/// [`MAX_DECODED_BYTES`] (so a decompression bomb costs nothing) and the file's structure is
+/// checked for completeness (`integrity.rs`): the decoders fill a truncated JPEG with grey
+/// and report success. Reasons start with what is wrong: `empty file`, `not a PNG/JPEG`,
+/// `truncated PNG`/`truncated JPEG`, `corrupt PNG`/`corrupt JPEG`, `unsupported PNG`/
+/// `unsupported JPEG`, `empty image` (0 pixels wide or high), `too large`.
 pub(crate) fn decode_bytes(bytes: &[u8], geom: Geometry) -> Result<Vec<u8>, SkipReason> {
     if bytes.is_empty() {
         return Err("empty file".into());
@@ -48,6 +62,9 @@ pub(crate) fn decode_bytes(bytes: &[u8], geom: Geometry) -> Result<Vec<u8>, Skip
             ))
         }
         Err(_) => {
+            if let Some(reason) = integrity::cut_signature(bytes) {
+                return Err(reason);
+            }
             let head: String = bytes
                 .iter()
                 .take(8)
@@ -64,22 +81,95 @@ pub(crate) fn decode_bytes(bytes: &[u8], geom: Geometry) -> Result<Vec<u8>, Skip
             ));
         }
     };
-    let img = image::load_from_memory_with_format(bytes, format)
-        .map_err(|e| format!("truncated/corrupt: {e}"))?;
+    let survey = if format == ImageFormat::Png {
+        integrity::survey_png(bytes)
+    } else {
+        integrity::survey_jpeg(bytes)
+    };
+    // The size first: a bomb's header is all there is to it, and "too large" is the fix to make.
+    if let (Some((w, h)), Some(need)) = (survey.size, survey.decoded_bytes()) {
+        check_size(w, h, need)?;
+    }
+    if let Some(fault) = survey.fault {
+        return Err(fault);
+    }
+    let img = decode_checked(bytes, format)?;
     Ok(to_chw(img, geom))
+}
+
+/// Skips images with no pixels, wider or taller than [`MAX_SIDE`], or needing more than
+/// [`MAX_DECODED_BYTES`] once decoded.
+fn check_size(w: u32, h: u32, decoded_bytes: u64) -> Result<(), SkipReason> {
+    if w == 0 || h == 0 {
+        return Err(format!(
+            "empty image: its header gives a size of {w}x{h} px"
+        ));
+    }
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(format!(
+            "too large: {w}x{h} px, more than the {MAX_SIDE} px a side that are decoded; \
+             downscale it"
+        ));
+    }
+    if decoded_bytes > MAX_DECODED_BYTES {
+        return Err(format!(
+            "too large: {w}x{h} px need {:.1} GiB to decode, more than the {} GiB allowed per \
+             image; downscale it",
+            decoded_bytes as f64 / (1u64 << 30) as f64,
+            MAX_DECODED_BYTES >> 30
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a surveyed file under [`MAX_SIDE`] and [`MAX_DECODED_BYTES`], naming the kind of
+/// failure.
+fn decode_checked(bytes: &[u8], format: ImageFormat) -> Result<DynamicImage, SkipReason> {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    reader.limits(limits);
+    let name = if format == ImageFormat::Png {
+        "PNG"
+    } else {
+        "JPEG"
+    };
+    let explain = |e: ImageError| match e {
+        ImageError::Limits(e) => format!("too large: {e}; downscale it"),
+        ImageError::Unsupported(e) => {
+            format!("unsupported {name}: {e}; re-save it as a baseline JPEG or an 8-bit PNG")
+        }
+        ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("truncated {name}: {e}")
+        }
+        // The png crate finds a compressed stream that stops short only as a format error.
+        ImageError::Decoding(e)
+            if e.to_string().contains("InsufficientInput")
+                || e.to_string().contains("not have enough data") =>
+        {
+            format!("truncated {name}: its compressed image data ends before the image does")
+        }
+        e => format!("corrupt {name}: {e}"),
+    };
+    let decoder = reader.into_decoder().map_err(explain)?;
+    let (w, h) = decoder.dimensions();
+    check_size(w, h, decoder.total_bytes())?;
+    DynamicImage::from_decoder(decoder).map_err(explain)
 }
 
 /// Converts to `geom.channels`, resizes, and lays the pixels out channel-major (CHW).
 pub(crate) fn to_chw(img: DynamicImage, geom: Geometry) -> Vec<u8> {
     let (w, h) = (geom.width as u32, geom.height as u32);
     if geom.channels == 1 {
-        let mut g = img.to_luma8();
+        let mut g = img.into_luma8();
         if g.dimensions() != (w, h) {
             g = image::imageops::resize(&g, w, h, FilterType::Triangle);
         }
         g.into_raw()
     } else {
-        let mut rgb = img.to_rgb8();
+        let mut rgb = img.into_rgb8();
         if rgb.dimensions() != (w, h) {
             rgb = image::imageops::resize(&rgb, w, h, FilterType::Triangle);
         }
@@ -98,7 +188,7 @@ pub(crate) fn to_chw(img: DynamicImage, geom: Geometry) -> Vec<u8> {
 /// `decode_file`, with a panicking codec (a bug on some malformed file) turned into a skip.
 fn decode_guarded(path: &Path, geom: Geometry) -> Result<Vec<u8>, SkipReason> {
     std::panic::catch_unwind(|| decode_file(path, geom))
-        .unwrap_or_else(|_| Err("truncated/corrupt: the decoder crashed on this file".into()))
+        .unwrap_or_else(|_| Err("corrupt: the decoder crashed on this file".into()))
 }
 
 /// Decodes all `paths` with up to `threads` workers; results are in the order of `paths`
@@ -269,7 +359,10 @@ mod tests {
         assert!(e.starts_with("not a PNG/JPEG") && e.contains("Gif"), "{e}");
         let png = png_bytes(4, 4);
         let e = decode_bytes(&png[..png.len() / 2], G1).unwrap_err();
-        assert!(e.starts_with("truncated/corrupt"), "{e}");
+        assert_eq!(
+            e,
+            "truncated PNG: the file ends inside its image data (IDAT chunk)"
+        );
     }
 
     #[test]

@@ -60,3 +60,20 @@ pub fn make_class_tree(root: &Path, classes: &[&str], n: usize, w: u32, h: u32) 
         }
     }
 }
+
+/// The bytes of a valid baseline RGB JPEG with some texture (so its scan data is not trivial),
+/// written by the `image` crate at quality 90.
+pub fn jpeg_bytes(w: u32, h: u32) -> Vec<u8> {
+    let img = RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 37 + y * 11) as u8,
+            (x * y * 3) as u8,
+            if (x / 4 + y / 4) % 2 == 0 { 200 } else { 40 },
+        ])
+    });
+    let mut buf = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90)
+        .encode_image(&img)
+        .unwrap();
+    buf
+}

@@ -12,6 +12,7 @@ mod augment;
 mod decode;
 mod error;
 mod imageset;
+mod integrity;
 mod scan;
 mod split;
 mod warp;

@@ -69,6 +69,9 @@ fn undecodable_files_are_skipped_with_reasons() {
     make_class_tree(root, &["a", "b"], 3, 4, 4);
     let png = png_bytes(4, 4);
     fs::write(root.join("a/trunc.png"), &png[..png.len() - 20]).unwrap();
+    // The JPEG decoder would fill the missing part with grey and report success.
+    let jpeg = jpeg_bytes(16, 16);
+    fs::write(root.join("a/trunc.jpg"), &jpeg[..jpeg.len() - 10]).unwrap();
     fs::write(root.join("b/text.jpg"), b"this is not a picture").unwrap();
     fs::write(root.join("b/zero.png"), b"").unwrap();
     fs::write(root.join("b/.DS_Store"), b"\0\0").unwrap();
@@ -83,7 +86,8 @@ fn undecodable_files_are_skipped_with_reasons() {
     assert_eq!(
         got,
         [
-            (root.join("a/trunc.png"), "truncated/corrupt"),
+            (root.join("a/trunc.jpg"), "truncated JPEG"),
+            (root.join("a/trunc.png"), "truncated PNG"),
             (root.join("b/text.jpg"), "not a PNG/JPEG"),
             (root.join("b/zero.png"), "empty file"),
         ],
