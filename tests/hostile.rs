@@ -283,3 +283,185 @@ fn stale_resume_state_is_not_adopted() {
         serde_json::json!([1, 2, 3])
     );
 }
+
+/// Runs `sweep run` of a fake sweep file with `args` in `dir`.
+fn run_fake(dir: &Path, file: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "run",
+        file,
+        "--fake-gpus",
+        "1",
+        "--fake-trainer",
+        r#"{"epoch_ms": 10}"#,
+    ];
+    all.extend_from_slice(args);
+    sweep(&all, dir)
+}
+
+fn write_fake(path: &Path, lrs: &str) {
+    std::fs::create_dir_all(path.parent().unwrap().join("train/a")).unwrap();
+    std::fs::write(
+        path,
+        format!("[data]\ntrain = \"train\"\nimage_size = [8, 8]\n[train]\nepochs = 1\n[grid]\nlr = [{lrs}]\n"),
+    )
+    .unwrap();
+}
+
+/// Case 6: two `exp.toml` without `name` in different folders share a database: the second
+/// is refused with a fix, not merged into the first. Runs removed from the grid are marked.
+#[test]
+fn sweeps_from_different_files_never_merge_and_removed_runs_are_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let db = db.to_str().unwrap();
+    write_fake(&dir.path().join("a/exp.toml"), "0.1, 0.2");
+    write_fake(&dir.path().join("b/exp.toml"), "0.3");
+    let out = run_fake(&dir.path().join("a"), "exp.toml", &["--db", db]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = run_fake(&dir.path().join("b"), "exp.toml", &["--db", db]);
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("give one of them its own `name = \"...\"`"),
+        "{stderr}"
+    );
+    // Nothing of b was stored.
+    let runs = sweep(&["status", "--db", db, "--format", "json"], dir.path());
+    let runs: Vec<Value> = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+
+    // lr=0.2 leaves the grid: kept, and marked in status and reports.
+    write_fake(&dir.path().join("a/exp.toml"), "0.1");
+    let out = run_fake(&dir.path().join("a"), "exp.toml", &["--db", db]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = sweep(&["status", "--db", db], dir.path());
+    assert!(
+        text(&out).0.contains("(not in the sweep file)"),
+        "{}",
+        text(&out).0
+    );
+    let out = sweep(&["report", "--db", db, "--format", "json"], dir.path());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let retired: Vec<bool> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["retired"].as_bool().unwrap())
+        .collect();
+    assert_eq!(retired, [false, true], "retired runs rank last: {report}");
+}
+
+/// Case 7: `--fresh` refuses while another live `sweep run` trains a run of the sweep.
+#[test]
+fn fresh_refuses_while_another_sweep_run_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = start_fake(dir.path(), 1, 2, 3000, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !status_if_any(dir.path())
+        .iter()
+        .any(|r| r["status"] == "running")
+    {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = sweep(
+        &[
+            "run",
+            "fake.toml",
+            "--fresh",
+            "--fake-gpus",
+            "2",
+            "--fake-trainer",
+            r#"{"epoch_ms": 3000}"#,
+        ],
+        dir.path(),
+    );
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--fresh would delete runs another `sweep run` is training"),
+        "{stderr}"
+    );
+    assert!(
+        dir.path().join("runs/fake").exists(),
+        "the live run's folder was kept"
+    );
+    signal(child.id() as i32, libc::SIGKILL);
+    let _ = child.wait_with_output();
+}
+
+/// Case 10: the database. Another program's file is refused and left untouched; a folder, or
+/// a path under a file, gets one message naming it; after a crash, `status` does not call a
+/// run whose owner is dead `running`.
+#[test]
+fn database_faults_get_one_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fake(&dir.path().join("x.toml"), "0.1");
+    let foreign = dir.path().join("app.db");
+    {
+        let c = rusqlite::Connection::open(&foreign).unwrap();
+        c.execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ann');")
+            .unwrap();
+    }
+    let out = run_fake(dir.path(), "x.toml", &["--db", foreign.to_str().unwrap()]);
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another program's database (tables users)"),
+        "{stderr}"
+    );
+    let c = rusqlite::Connection::open(&foreign).unwrap();
+    let tables: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        tables, 1,
+        "sweep's tables were added to another program's file"
+    );
+
+    std::fs::create_dir(dir.path().join("folder.db")).unwrap();
+    std::fs::write(dir.path().join("plain"), "x").unwrap();
+    for (db, says) in [
+        ("folder.db", "it is a folder"),
+        ("plain/sweep.db", "is a file, not a folder"),
+    ] {
+        for cmd in [
+            vec!["status", "--db", db],
+            vec!["run", "x.toml", "--db", db],
+        ] {
+            let out = sweep(&cmd, dir.path());
+            let stderr = text(&out).1;
+            assert_eq!(out.status.code(), Some(1), "{cmd:?}: {stderr}");
+            assert!(
+                stderr.contains(db) || stderr.contains("no database at"),
+                "{cmd:?}: {stderr}"
+            );
+            let errors = stderr.lines().filter(|l| l.starts_with("error")).count();
+            assert_eq!(errors, 1, "{cmd:?}: one message: {stderr}");
+            if cmd[0] == "run" {
+                assert!(stderr.contains(says), "{cmd:?}: {stderr}");
+            }
+        }
+    }
+
+    // kill -9 of a sweep mid-run: its run is shown as abandoned, not running.
+    let dir = tempfile::tempdir().unwrap();
+    let child = start_fake(dir.path(), 1, 2, 3000, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !status_if_any(dir.path())
+        .iter()
+        .any(|r| r["status"] == "running")
+    {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(-(child.id() as i32), libc::SIGKILL);
+    let _ = child.wait_with_output();
+    let out = sweep(&["status"], dir.path());
+    assert!(text(&out).0.contains("abandoned"), "{}", text(&out).0);
+    assert_eq!(status(dir.path())[0]["owner_alive"], false);
+}

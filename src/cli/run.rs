@@ -78,6 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     if args.fresh {
+        refuse_if_live(store.as_ref(), &sweep.name)?;
         let n = store.forget_sweep(&sweep.name)?;
         let dir = runs_dir.join(&sweep.name);
         if dir.exists() {
@@ -120,4 +121,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_RUNS_FAILED)
     })
+}
+
+/// `--fresh` deletes every run's state: refuse while another live `sweep run` trains one of
+/// them (its process is alive and its heartbeat fresh).
+fn refuse_if_live(store: &dyn crate::store::Reader, name: &str) -> anyhow::Result<()> {
+    let Ok(stored) = store.sweep(Some(name)) else {
+        return Ok(());
+    };
+    let live: Vec<String> = store
+        .runs(stored.id)?
+        .into_iter()
+        .filter(|r| r.status == crate::run::RunStatus::Running)
+        .filter(|r| r.heartbeat_age.is_some_and(|age| age < 60.0))
+        .filter_map(|r| {
+            r.owner
+                .filter(|o| crate::scheduler::owner_alive(o))
+                .map(|o| (r.label, o))
+        })
+        .map(|(label, owner)| format!("{label} (by {owner})"))
+        .collect();
+    if live.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--fresh would delete runs another `sweep run` is training: {}; stop that process first (Ctrl-C or SIGTERM), then run --fresh again",
+        live.join(", ")
+    )
 }

@@ -9,7 +9,9 @@ use super::StoredSweep;
 use crate::report::text::for_terminal;
 use crate::report::to_json_string;
 use crate::run::RunStatus;
+use crate::scheduler;
 use crate::store;
+use crate::store::RunRow;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,6 +25,29 @@ pub struct Args {
 pub enum Format {
     Table,
     Json,
+}
+
+/// Whether a `running` run's owner is still at it: its process lives (on this host) and its
+/// heartbeat is fresh. `None` for runs that are not running.
+fn owner_alive(r: &RunRow) -> Option<bool> {
+    if r.status != RunStatus::Running {
+        return None;
+    }
+    let fresh = r.heartbeat_age.is_some_and(|age| age < 60.0);
+    Some(fresh && r.owner.as_deref().is_some_and(scheduler::owner_alive))
+}
+
+/// The status as shown: a run whose owner died (a crash, a full disk, kill -9) is not
+/// "running", and a run removed from the sweep file says so.
+fn shown_status(r: &RunRow) -> String {
+    let mut s = match owner_alive(r) {
+        Some(false) => "abandoned (its sweep run is gone; resumes on the next)".to_string(),
+        _ => r.status.to_string(),
+    };
+    if r.retired {
+        s += " (not in the sweep file)";
+    }
+    s
 }
 
 /// Stored epoch numbers as ranges: 1-4,6.
@@ -63,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         "device": r.device, "attempts": r.attempts, "error": r.error,
                         "epochs": epochs, "batch_size": r.batch_size, "note": r.note, "owner": r.owner,
                         "failure_kind": r.failure, "stop_reason": r.stop_reason,
+                        "owner_alive": owner_alive(r), "retired": r.retired,
                     })
                 })
                 .collect();
@@ -91,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     r.index.to_string(),
                     r.id.clone(),
                     for_terminal(&r.label),
-                    r.status.to_string(),
+                    shown_status(r),
                     r.device.clone().unwrap_or_default(),
                     r.attempts.to_string(),
                     ranges(epochs),

@@ -38,7 +38,7 @@ fn store() -> (SqliteStore, tempfile::TempDir) {
     let mut runs = sweep.runs();
     runs[0].label = LABEL.into();
     let mut store = SqliteStore::in_memory().unwrap();
-    store.register(SWEEP, &sweep.file, &runs).unwrap();
+    store.register(SWEEP, &sweep.file, &runs, true).unwrap();
     let (id, failed) = (runs[0].id.clone(), runs[1].id.clone());
     store
         .apply(&Event::Started {
@@ -323,7 +323,9 @@ fn errors_name_the_sweep_without_control_characters() {
     std::fs::create_dir_all(dir.path().join("train/a")).unwrap();
     let text = "name = \"t\"\n[data]\ntrain = \"train\"\nimage_size = [8, 8]\n[grid]\nlr = [0.1]\n";
     let sweep = Sweep::from_str(text, &dir.path().join("t.toml")).unwrap();
-    store.register(SWEEP, &sweep.file, &sweep.runs()).unwrap();
+    store
+        .register(SWEEP, &sweep.file, &sweep.runs(), true)
+        .unwrap();
     let report = SweepReport::load(&store, None, Monitor::ValMacroF1).unwrap();
     let err = BestRun::load(&store, report).unwrap_err().to_string();
     assert_inert_terminal(&err);

@@ -92,15 +92,16 @@ impl SweepReport {
                 test,
             });
         }
+        // Runs removed from the sweep file go last: the best run is one the file still makes.
         runs.sort_by(|a, b| {
             let (sa, sb) = (a.score(metric), b.score(metric));
-            match (sa, sb) {
+            a.run.retired.cmp(&b.run.retired).then(match (sa, sb) {
                 (Some(x), Some(y)) if metric.lower_is_better() => x.total_cmp(&y),
                 (Some(x), Some(y)) => y.total_cmp(&x),
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
                 (None, None) => a.run.index.cmp(&b.run.index),
-            }
+            })
         });
         Ok(SweepReport {
             sweep,

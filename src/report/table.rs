@@ -57,12 +57,15 @@ pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
     let text = |s: &str| style.text(s);
     for (rank, r) in report.runs.iter().enumerate() {
         let e = r.best_epoch();
-        let status = match &r.run.error {
+        let mut status = match &r.run.error {
             Some(err) if r.run.status == RunStatus::Failed => {
                 format!("failed: {}", text(&first_line(err, 60)))
             }
             _ => r.run.status.to_string(),
         };
+        if r.run.retired {
+            status += " (not in the sweep file)";
+        }
         t.add_row(vec![
             (rank + 1).to_string(),
             r.run.index.to_string(),

@@ -163,7 +163,7 @@ pub fn owner_name() -> String {
 
 /// Whether the process named by `owner` may still be alive. Only processes on this host
 /// can be checked; others are judged by their heartbeats.
-fn owner_alive(owner: &str) -> bool {
+pub fn owner_alive(owner: &str) -> bool {
     let mine = owner_name();
     let (host, pid) = owner.rsplit_once(':').unwrap_or((owner, ""));
     let my_host = mine.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
@@ -189,7 +189,7 @@ pub fn run_sweep(
         strategy,
     } = plan;
     let states = store
-        .register(&name, &file, &runs)
+        .register(&name, &file, &runs, true)
         .context("cannot record the sweep's runs")?;
     let mut writer = Writer {
         store,

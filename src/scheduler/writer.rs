@@ -175,7 +175,7 @@ impl Writer {
             if !new.is_empty() {
                 let states = self
                     .store
-                    .register(&self.sweep, &self.file, &new)
+                    .register(&self.sweep, &self.file, &new, false)
                     .context("cannot record the runs the search proposed")?;
                 self.know(&new);
                 self.outcome.total += new.len();

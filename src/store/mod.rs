@@ -32,6 +32,13 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     NotFound(String),
+    #[error("sweep \"{name}\" in {db} was made from {other}, not {file}; give one of them its own `name = \"...\"` at the top of the file (or use another --db)")]
+    NameClash {
+        name: String,
+        db: String,
+        file: String,
+        other: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -84,8 +91,17 @@ pub trait Storage: Reader + Send {
     fn id(&self) -> Result<String>;
     /// Record the sweep and its runs. New runs are queued; finished (and pruned) ones are
     /// kept as they are; failed runs are queued again; failed, stopped or abandoned runs keep
-    /// their epochs and resume from their last saved one when claimed.
-    fn register(&mut self, sweep: &str, file: &Path, runs: &[RunSpec]) -> Result<Vec<RunState>>;
+    /// their epochs and resume from their last saved one when claimed. Stored runs the file
+    /// no longer produces are marked retired when `complete` (the whole plan; a strategy that
+    /// adds runs registers only those). A sweep of that name made from another file
+    /// that still exists is an error ([`StoreError::NameClash`]): two sweeps never merge.
+    fn register(
+        &mut self,
+        sweep: &str,
+        file: &Path,
+        runs: &[RunSpec],
+        complete: bool,
+    ) -> Result<Vec<RunState>>;
     /// Forget a sweep's runs and results (`sweep run --fresh`); returns how many runs.
     fn forget_sweep(&mut self, name: &str) -> Result<usize>;
     /// Atomically take a run for `owner` if nobody else holds it: queued or stopped runs, and
@@ -143,6 +159,10 @@ pub struct RunRow {
     pub owner: Option<String>,
     pub batch_size: Option<usize>,
     pub note: Option<String>,
+    /// Seconds since its owner's last heartbeat (for `running` runs).
+    pub heartbeat_age: Option<f64>,
+    /// No longer produced by the sweep file (removed from its grid): kept, and marked.
+    pub retired: bool,
 }
 
 /// One stored epoch. Values a run produced as NaN read back as `None` (SQLite has no NaN).

@@ -56,10 +56,12 @@ impl Reader for SqliteStore {
         } else {
             "NULL"
         };
+        let retired = if self.schema >= 6 { "retired" } else { "0" };
         let mut stmt = self.conn.prepare(&format!(
             "SELECT id, idx, label, config, status, error, device, attempts, classes, parameters,
                     train_images, val_images, test_images, stop_reason, checkpoint, checkpoint_epoch,
-                    owner, batch_size, note, {failure_kind}
+                    owner, batch_size, note, {failure_kind},
+                    (julianday('now') - julianday(heartbeat_at)) * 86400.0, {retired}
              FROM runs WHERE sweep_id = ?1 ORDER BY idx, id"
         ))?;
         let rows = stmt.query_map([sweep_id], |r| {
@@ -85,6 +87,8 @@ impl Reader for SqliteStore {
                     batch_size: opt_usize(r, 17)?,
                     note: r.get(18)?,
                     failure: r.get(19)?,
+                    heartbeat_age: r.get(20)?,
+                    retired: r.get::<_, i64>(21)? != 0,
                 },
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(8)?,

@@ -157,6 +157,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
     "#,
+    // 6: runs the sweep file no longer produces (removed from its grid) are marked, not mixed
+    // in with the current ones.
+    r#"
+    ALTER TABLE runs ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// `PRAGMA application_id` of sweep's databases ("swpe"), so that a file another program made

@@ -74,7 +74,7 @@ fn events_become_rows_and_read_back() {
     let s = sweep(dir.path());
     let runs = s.runs();
     let mut store = Store::in_memory().unwrap();
-    let states = store.register(&s.name, &s.file, &runs).unwrap();
+    let states = store.register(&s.name, &s.file, &runs, true).unwrap();
     assert!(states.iter().all(|st| !st.done));
     let id = &runs[0].id;
     store.apply(&started(id)).unwrap();
@@ -152,7 +152,7 @@ fn registering_again_keeps_done_runs_and_claims_the_rest() {
     let s = sweep(dir.path());
     let runs = s.runs();
     let mut store = Store::in_memory().unwrap();
-    store.register(&s.name, &s.file, &runs).unwrap();
+    store.register(&s.name, &s.file, &runs, true).unwrap();
     let (done, failed) = (&runs[0].id, &runs[1].id);
     for id in [done, failed] {
         store.apply(&started(id)).unwrap();
@@ -177,7 +177,7 @@ fn registering_again_keeps_done_runs_and_claims_the_rest() {
         })
         .unwrap();
 
-    let states = store.register(&s.name, &s.file, &runs).unwrap();
+    let states = store.register(&s.name, &s.file, &runs, true).unwrap();
     assert_eq!(
         states.iter().map(|st| st.done).collect::<Vec<_>>(),
         [true, false]
@@ -274,7 +274,7 @@ fn failure_kinds_are_stored_and_cleared_on_restart() {
     let s = sweep(dir.path());
     let runs = s.runs();
     let mut store = Store::in_memory().unwrap();
-    store.register(&s.name, &s.file, &runs).unwrap();
+    store.register(&s.name, &s.file, &runs, true).unwrap();
     let id = runs[0].id.clone();
     store
         .apply(&Event::Failed {

@@ -7,7 +7,7 @@ use crate::run::ResumeState;
 use crate::run::RunSpec;
 use crate::run::RunStatus;
 use crate::run::{Confusion, Metrics};
-use crate::store::{Claim, Result, RunState, Storage};
+use crate::store::{Claim, Result, RunState, Storage, StoreError};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
@@ -28,11 +28,33 @@ impl Storage for SqliteStore {
         sweep: &str,
         file: &std::path::Path,
         runs: &[RunSpec],
+        complete: bool,
     ) -> Result<Vec<RunState>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let file = file.to_string_lossy();
+        // Sweeps are told apart by the file they come from: another file of the same name
+        // that still exists is a clash; a file that moved (the old one is gone) is adopted.
+        let file = std::fs::canonicalize(file)
+            .unwrap_or_else(|_| file.to_path_buf())
+            .to_string_lossy()
+            .into_owned();
+        let stored: Option<String> = tx
+            .query_row("SELECT file FROM sweeps WHERE name = ?1", [sweep], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(other) = stored {
+            let other_path = std::path::Path::new(&other);
+            if other != file && other_path.is_absolute() && other_path.is_file() {
+                return Err(StoreError::NameClash {
+                    name: sweep.to_string(),
+                    db: self.path.display().to_string(),
+                    file,
+                    other,
+                });
+            }
+        }
         tx.execute(
             &format!(
                 "INSERT INTO sweeps (name, file, created_at, updated_at) VALUES (?1, ?2, {NOW}, {NOW})
@@ -76,6 +98,17 @@ impl Storage for SqliteStore {
                 spec: run.clone(),
                 done: matches!(status, Some(RunStatus::Done | RunStatus::Pruned)),
             });
+        }
+        // Runs the file no longer produces are retired; the ones it does, not (again).
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        if complete {
+            tx.execute(
+                "UPDATE runs SET retired = 1 WHERE sweep_id = ?1",
+                [sweep_id],
+            )?;
+        }
+        for id in ids {
+            tx.execute("UPDATE runs SET retired = 0 WHERE id = ?1", [id])?;
         }
         tx.commit()?;
         Ok(states)
