@@ -465,3 +465,43 @@ fn database_faults_get_one_clear_message() {
     assert!(text(&out).0.contains("abandoned"), "{}", text(&out).0);
     assert_eq!(status(dir.path())[0]["owner_alive"], false);
 }
+
+/// Case 10, a full disk: writes beyond a file-size limit fail (as on a full disk). The sweep
+/// stops with one message naming the database, nothing stored is lost, and a run again (with
+/// room) finishes every run.
+#[test]
+fn a_full_disk_stops_the_sweep_with_the_database_named_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("train/a")).unwrap();
+    std::fs::write(
+        dir.path().join("x.toml"),
+        "[data]\ntrain = \"train\"\nimage_size = [8, 8]\n[train]\nepochs = 30\n[grid]\nlr = [0.1, 0.2, 0.3]\n",
+    )
+    .unwrap();
+    let spec = r#"{"epoch_ms": 1, "classes": 10}"#;
+    let exe = env!("CARGO_BIN_EXE_sweep");
+    // SIGXFSZ ignored: a write past the limit fails with EFBIG instead of killing.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "trap '' XFSZ; ulimit -f 300; exec '{exe}' run x.toml --fake-trainer '{spec}'"
+            ),
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("runs/sweep.db"), "{stderr}");
+    // The database still reads (what was committed before the disk filled is intact).
+    assert_eq!(status(dir.path()).len(), 3);
+    let out = sweep(&["run", "x.toml", "--fake-trainer", spec], dir.path());
+    assert!(out.status.success(), "{}", text(&out).1);
+    for r in status(dir.path()) {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["epochs"].as_array().unwrap().len(), 30, "{r}");
+    }
+}

@@ -125,19 +125,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ]);
             }
             let count = |s: RunStatus| rows.iter().filter(|(r, _)| r.status == s).count();
+            let abandoned = rows
+                .iter()
+                .filter(|(r, _)| owner_alive(r) == Some(false))
+                .count();
+            let mut extra = String::new();
+            for (n, what) in [
+                (abandoned, "abandoned"),
+                (count(RunStatus::Pruned), "pruned"),
+            ] {
+                if n > 0 {
+                    extra += &format!(", {n} {what}");
+                }
+            }
             println!(
-                "sweep {}: {} runs - {} done, {} running, {} queued, {} stopped, {} failed{}\n{t}",
-                sweep.name,
+                "sweep {}: {} runs - {} done, {} running, {} queued, {} stopped, {} failed{extra}\n{t}",
+                for_terminal(&sweep.name),
                 rows.len(),
                 count(RunStatus::Done),
-                count(RunStatus::Running),
+                count(RunStatus::Running) - abandoned,
                 count(RunStatus::Queued),
                 count(RunStatus::Stopped),
                 count(RunStatus::Failed),
-                match count(RunStatus::Pruned) {
-                    0 => String::new(),
-                    n => format!(", {n} pruned"),
-                }
             );
         }
     }

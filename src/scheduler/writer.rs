@@ -213,9 +213,10 @@ impl Writer {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             if last_beat.elapsed() >= heartbeat_every {
+                let db = self.store.location();
                 self.store
                     .heartbeat(&self.owner)
-                    .context("cannot write heartbeats")?;
+                    .with_context(|| format!("cannot write heartbeats to {db}"))?;
                 last_beat = Instant::now();
             }
             if let Some(msg) = msg {
@@ -227,13 +228,17 @@ impl Writer {
         Ok(self.outcome)
     }
 
+    /// Handle one message. A store error (a full disk, say) stops the sweep with the database
+    /// named; everything stored before it is kept.
     fn handle(&mut self, msg: ToWriter) -> anyhow::Result<()> {
+        let db = self.store.location();
+        let at = || format!("in the database {db}");
         match msg {
             ToWriter::Next { reply } => self.waiting.push(reply),
             ToWriter::Event { slot, event } => {
-                self.store
-                    .apply(&event)
-                    .with_context(|| format!("cannot store an event of run {}", event.run()))?;
+                self.store.apply(&event).with_context(|| {
+                    format!("cannot store an event of run {} in {db}", event.run())
+                })?;
                 match &event {
                     Event::Finished { .. } => self.outcome.done += 1,
                     Event::Pruned { .. } => self.outcome.pruned += 1,
@@ -262,10 +267,14 @@ impl Writer {
             } => {
                 let claim = self
                     .store
-                    .claim(&run, &self.owner, self.stale_secs, &owner_alive)?;
+                    .claim(&run, &self.owner, self.stale_secs, &owner_alive)
+                    .with_context(at)?;
                 let answer = match claim {
                     None => None,
-                    Some(claim) => Some((self.resume(&run, &run_dir)?, claim.batch_size)),
+                    Some(claim) => Some((
+                        self.resume(&run, &run_dir).with_context(at)?,
+                        claim.batch_size,
+                    )),
                 };
                 let _ = reply.send(answer);
             }
@@ -274,7 +283,9 @@ impl Writer {
                 batch_size,
                 note,
             } => {
-                self.store.retry_with_batch(&run, batch_size, &note)?;
+                self.store
+                    .retry_with_batch(&run, batch_size, &note)
+                    .with_context(at)?;
                 let line = format!("{}: {note}", self.label(&run));
                 self.display.note(&line);
             }
@@ -298,13 +309,15 @@ impl Writer {
                 run_dir,
                 reply,
             } => {
-                let _ = reply.send(self.resume(&run, &run_dir)?);
+                let _ = reply.send(self.resume(&run, &run_dir).with_context(at)?);
             }
             ToWriter::HeldElsewhere { run } => {
                 self.outcome.held_elsewhere += 1;
                 self.in_flight.remove(&run);
             }
-            ToWriter::Dispatched { run, ms } => self.store.record_dispatch(&run, ms)?,
+            ToWriter::Dispatched { run, ms } => {
+                self.store.record_dispatch(&run, ms).with_context(at)?
+            }
             ToWriter::Interrupted(signal) => {
                 self.outcome.interrupted = true;
                 self.outcome.signal.get_or_insert(signal);
