@@ -142,15 +142,24 @@ pub const MIB_PER_RUN: u64 = 16 * 1024;
 /// H100) finish sooner 4 at a time than 1 at a time, and more only adds contention.
 pub const MAX_AUTO_RUNS: usize = 4;
 
+/// Most runs `--runs-per-device N` may put on one device: each is a worker process.
+pub const MAX_RUNS_PER_DEVICE: usize = 64;
+
 impl std::str::FromStr for RunsPerDevice {
     type Err = String;
     fn from_str(s: &str) -> Result<RunsPerDevice, String> {
         match s.trim() {
             "auto" => Ok(RunsPerDevice::Auto),
             n => match n.parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(RunsPerDevice::Fixed(n)),
-                _ => Err(format!(
-                    "`{s}` is not a number of runs: use `auto` or a whole number >= 1"
+                Ok(n) if (1..=MAX_RUNS_PER_DEVICE).contains(&n) => Ok(RunsPerDevice::Fixed(n)),
+                Ok(0) => Err(format!(
+                    "`{s}`: a device must train at least 1 run at once; use `auto` or a whole number from 1 to {MAX_RUNS_PER_DEVICE}"
+                )),
+                Ok(_) => Err(format!(
+                    "`{s}` runs at once on one device is more than {MAX_RUNS_PER_DEVICE} (each run is a worker process); use `auto` or a whole number from 1 to {MAX_RUNS_PER_DEVICE}"
+                )),
+                Err(_) => Err(format!(
+                    "`{s}` is not a number of runs: use `auto` or a whole number from 1 to {MAX_RUNS_PER_DEVICE}"
                 )),
             },
         }
@@ -380,6 +389,23 @@ mod tests {
         assert_eq!("auto".parse(), Ok(RunsPerDevice::Auto));
         assert_eq!("3".parse(), Ok(RunsPerDevice::Fixed(3)));
         assert!("0".parse::<RunsPerDevice>().unwrap_err().contains("`auto`"));
+    }
+
+    #[test]
+    fn runs_per_device_must_be_auto_or_1_to_the_maximum() {
+        assert_eq!(" auto ".parse(), Ok(RunsPerDevice::Auto));
+        assert_eq!("64".parse(), Ok(RunsPerDevice::Fixed(64)));
+        let e = "0".parse::<RunsPerDevice>().unwrap_err();
+        assert!(e.contains("at least 1 run"), "{e}");
+        // Too many: not an allocation of a hundred billion slots.
+        for n in ["65", "99999999999", "18446744073709551616"] {
+            let e = n.parse::<RunsPerDevice>().unwrap_err();
+            assert!(e.contains("from 1 to 64"), "{n}: {e}");
+        }
+        for n in ["", "-1", "1.5", "two", "0x4"] {
+            let e = n.parse::<RunsPerDevice>().unwrap_err();
+            assert!(e.contains("not a number of runs"), "{n:?}: {e}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `sweep plan FILE`: the expanded runs as a table; nothing is trained.
+//! `sweep plan FILE`: the expanded runs as a table; nothing is trained. The file and its data
+//! folders are checked as `sweep validate` checks them.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let sweep = Sweep::from_file(&args.file)?;
+    let sweep = Sweep::from_file_checked(&args.file)?;
     let runs = sweep.runs();
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);

@@ -1,4 +1,5 @@
-//! `sweep validate FILE`: every problem in the file at once, or "ok: N runs".
+//! `sweep validate FILE`: every problem in the file and its data folders (listed, not decoded) at
+//! once, or "ok: N runs".
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,7 +12,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let sweep = Sweep::from_file(&args.file)?;
+    let sweep = Sweep::from_file_checked(&args.file)?;
     let n = sweep.runs().len();
     println!(
         "ok: {n} run{} in sweep {}",

@@ -9,6 +9,7 @@
 //! directly in a root folder (they belong to no class). Other files are ignored silently.
 
 mod augment;
+pub mod check;
 mod decode;
 mod error;
 mod imageset;

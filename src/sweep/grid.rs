@@ -23,6 +23,10 @@ pub const GRID_KEYS: [&str; 11] = [
     "seed",
 ];
 
+/// Most runs a sweep may have (a grid's product, or random search's trials): more would not
+/// train in anyone's lifetime, and expanding them would hang `validate` and `plan`.
+pub const MAX_RUNS: usize = 100_000;
+
 /// Short label parts: gridded keys are shown as `key=value` except the self-explaining ones.
 fn label_part(key: &str, value: &str) -> String {
     match key {

@@ -14,9 +14,10 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+use crate::data::check::Depth;
 use crate::run::{Augment, DataSpec, OptimizerConfig, RunSpec, TrainSettings};
 
-pub use grid::GRID_KEYS;
+pub use grid::{GRID_KEYS, MAX_RUNS};
 pub use search::{Method, Search};
 pub use values::Hyper;
 
@@ -51,6 +52,13 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
+fn read(path: &Path) -> Result<String, SweepError> {
+    std::fs::read_to_string(path).map_err(|source| SweepError::Read {
+        file: path.to_path_buf(),
+        source,
+    })
+}
+
 /// A validated sweep: what stays fixed, and the axes of the grid.
 #[derive(Clone, Debug)]
 pub struct Sweep {
@@ -77,16 +85,58 @@ pub struct Sweep {
 }
 
 impl Sweep {
+    /// Parses and validates a sweep file. The data folders must exist (and be folders); their
+    /// contents are not listed: see [`Sweep::from_file_checked`] and [`Sweep::check_data`].
     pub fn from_file(path: &Path) -> Result<Sweep, SweepError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SweepError::Read {
-            file: path.to_path_buf(),
-            source,
-        })?;
-        parse::parse(&text, path)
+        parse::parse(&read(path)?, path, Depth::Folders)
     }
 
+    /// [`Sweep::from_file`], and the data folders listed (a directory walk, nothing decoded:
+    /// [`crate::data::check`]); their problems come in the same list as the file's. What
+    /// `sweep validate` and `sweep plan` use.
+    pub fn from_file_checked(path: &Path) -> Result<Sweep, SweepError> {
+        parse::parse(&read(path)?, path, Depth::Contents)
+    }
+
+    /// [`Sweep::from_file`] on text; `path` names the file (and its folder resolves paths).
     pub fn from_str(text: &str, path: &Path) -> Result<Sweep, SweepError> {
-        parse::parse(text, path)
+        parse::parse(text, path, Depth::Folders)
+    }
+
+    /// [`Sweep::from_file_checked`] on text.
+    pub fn from_str_checked(text: &str, path: &Path) -> Result<Sweep, SweepError> {
+        parse::parse(text, path, Depth::Contents)
+    }
+
+    /// Lists the data folders of a parsed sweep (no image is decoded) and reports what would
+    /// keep its runs from training: no or one class, an empty class, test classes that are not
+    /// the train classes, a class too small for the validation split, ... `sweep run` calls it
+    /// once before training. A sweep of fake runs (`fake`, tests only) reads no data: Ok.
+    pub fn check_data(&self) -> Result<(), SweepError> {
+        if self.fake.is_some() {
+            return Ok(());
+        }
+        let problems: Vec<Problem> = crate::data::check::check_folders(
+            Some(&self.data.train),
+            self.data.test.as_deref(),
+            &self.base_dir(),
+            Some(self.data.val_split),
+            Depth::Contents,
+        )
+        .into_iter()
+        .map(|p| Problem {
+            key: p.key.to_string(),
+            message: p.message,
+        })
+        .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SweepError::Invalid {
+                file: self.file.clone(),
+                problems,
+            })
+        }
     }
 
     /// The folder relative paths in the sweep file resolve against.

@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::grid::GRID_KEYS;
+use super::grid::{GRID_KEYS, MAX_RUNS};
 use super::search::{self, Method};
-use super::values::{Hyper, OPTIMIZERS};
+use super::values::{got, Hyper, OPTIMIZERS};
 use super::{Problem, Sweep, SweepError, TrainSettings};
+use crate::data::check::{check_folders, Depth};
 use crate::data::{Augment, DataSpec};
 use crate::model::Backbone;
 use crate::run::OptimizerConfig;
@@ -70,13 +71,23 @@ impl Problems {
             if allowed.contains(&key.as_str()) {
                 continue;
             }
-            let mut msg = format!("unknown key `{key}`");
+            let mut msg = format!("unknown key `{}`", key_part(key));
             match closest_key(key, allowed) {
                 Some(s) => msg += &format!("; did you mean `{s}`?"),
                 None => msg += &format!("; valid keys here: {}", allowed.join(", ")),
             }
             self.add(join(prefix, key), msg);
         }
+    }
+
+    /// Whether a problem was found at `key` or inside it (`key.x`, `key[i]`): checks that
+    /// build on a value skip it when the value itself was reported, so no false follow-on.
+    pub(super) fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|p| {
+            p.key
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
     }
 
     pub(super) fn table<'a>(
@@ -99,10 +110,23 @@ impl Problems {
 }
 
 fn join(prefix: &str, key: &str) -> String {
+    let key = key_part(key);
     if prefix.is_empty() {
-        key.to_string()
+        key
     } else {
         format!("{prefix}.{key}")
+    }
+}
+
+/// A key as TOML writes it in a dotted path: bare when it may be (`lr`, `sgd`), else quoted
+/// with escapes (`""`, `"a b"`, `"a.b"`, `"\u001B"`), so a problem's key is never empty,
+/// ambiguous, or a control sequence on the terminal.
+fn key_part(key: &str) -> String {
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !key.is_empty() && key.chars().all(bare) {
+        key.to_string()
+    } else {
+        Value::String(key.to_string()).to_string()
     }
 }
 
@@ -116,7 +140,9 @@ pub(super) fn closest_key<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str>
         .map(|(_, a)| a)
 }
 
-pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
+/// `depth` says how far the data folders are checked: that they exist (`Folders`), or also
+/// their classes and image files (`Contents`, a directory walk; nothing is decoded).
+pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, SweepError> {
     let file = path.to_path_buf();
     let root: Table = text
         .parse()
@@ -147,7 +173,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let data = data_spec(&root, &base, &mut p);
+    let data = data_spec(&root, &base, depth, &mut p);
     let mut fixed = Hyper::default();
     if let Some(v) = root.get("seed") {
         if let Err(e) = fixed.set("seed", v) {
@@ -171,12 +197,27 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
     let grid = p.table(&root, "grid", "").unwrap_or(&empty);
     let (axes, distributions) = grid_axes(train, grid, &mut fixed, &mut p);
     let search = search::parse(&root, &mut p);
-    if search.method == Method::Grid {
+    // A random search whose [search] table has a problem is still a random search: its
+    // distributions are not "for grid search" too.
+    let random_written = matches!(
+        root.get("search").and_then(|s| s.get("method")),
+        Some(Value::String(m)) if m == "random"
+    );
+    if search.method == Method::Grid && !random_written && !p.has("search.method") {
         for (key, _) in &distributions {
             p.add(format!("grid.{key}"), "a distribution needs random search: add [search] with method = \"random\" and trials = N, or give a list of values");
         }
     }
-    if let Some(asha) = &search.asha {
+    if search.method == Method::Grid {
+        let sizes: Vec<usize> = axes.iter().map(|(_, v)| v.len()).collect();
+        let total = sizes.iter().try_fold(1usize, |n, s| n.checked_mul(*s));
+        if total.is_none_or(|n| n > MAX_RUNS) {
+            let product: Vec<String> = sizes.iter().map(usize::to_string).collect();
+            p.add("grid", format!("the grid has {} runs ({}), more than {MAX_RUNS}; shorten the lists, or use random search ([search] method = \"random\", trials = N)", total.map_or("too many".to_string(), |n| n.to_string()), product.join(" x ")));
+        }
+    }
+    let epochs_reported = p.has("train.epochs") || p.has("grid.epochs");
+    if let Some(asha) = search.asha.as_ref().filter(|_| !epochs_reported) {
         let max_epochs = match axes.iter().find(|(k, _)| *k == "epochs") {
             Some((_, values)) => values
                 .iter()
@@ -215,12 +256,13 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Sweep, SweepError> {
             let defined: Vec<&str> = std::iter::once("none")
                 .chain(augments.keys().map(String::as_str))
                 .collect();
-            p.add(key, format!("augmentation set \"{name}\" is not defined; add an [augment.{name}] table or use one of: {}", defined.join(", ")));
+            p.add(key, format!("augmentation set {} is not defined; add an [augment.{}] table or use one of: {}", Value::String(name.clone()), key_part(&name), defined.join(", ")));
         }
     }
 
     // Every backbone used must accept the image size (xception needs 71x71, the cnn 10x10).
-    for name in used("backbone") {
+    let size_known = !p.has("data.image_size");
+    for name in used("backbone").into_iter().filter(|_| size_known) {
         let Some(backbone) = Backbone::parse(&name) else {
             continue; // already reported as an unknown backbone
         };
@@ -277,12 +319,23 @@ fn sweep_name(root: &Table, path: &Path, p: &mut Problems) -> String {
     if root.get("name").is_none_or(Value::is_str)
         && (name.is_empty() || !name.chars().all(ok) || name.starts_with('.'))
     {
-        p.add("name", format!("\"{name}\" cannot name a folder under runs/; use letters, digits, '-', '_' and '.'"));
+        p.add(
+            "name",
+            format!(
+                "{} cannot name a folder under runs/; use letters, digits, '-', '_' and '.'",
+                Value::String(name.clone())
+            ),
+        );
+    } else if name.len() > MAX_NAME {
+        p.add("name", format!("is {} characters long; a folder name under runs/ takes at most {MAX_NAME}: shorten it", name.len()));
     }
     name
 }
 
-fn data_spec(root: &Table, base: &Path, p: &mut Problems) -> DataSpec {
+/// Longest sweep name: it names a folder (file systems allow 255 bytes), and labels show it.
+const MAX_NAME: usize = 100;
+
+fn data_spec(root: &Table, base: &Path, depth: Depth, p: &mut Problems) -> DataSpec {
     let mut spec = DataSpec {
         train: PathBuf::new(),
         test: None,
@@ -297,15 +350,10 @@ fn data_spec(root: &Table, base: &Path, p: &mut Problems) -> DataSpec {
         return spec;
     };
     p.unknown_keys("data", data, &DATA_KEYS);
+    // Folders are checked together below (data::check), once their values are read.
     let folder = |key: &str, p: &mut Problems| -> Option<PathBuf> {
         match data.get(key)? {
-            Value::String(s) => {
-                let resolved = base.join(s);
-                if !resolved.is_dir() {
-                    p.add(format!("data.{key}"), format!("folder \"{s}\" does not exist (relative paths resolve against the sweep file's folder, here {})", resolved.display()));
-                }
-                Some(PathBuf::from(s))
-            }
+            Value::String(s) => Some(PathBuf::from(s)),
             other => {
                 p.add(
                     format!("data.{key}"),
@@ -315,8 +363,9 @@ fn data_spec(root: &Table, base: &Path, p: &mut Problems) -> DataSpec {
             }
         }
     };
-    match folder("train", p) {
-        Some(t) => spec.train = t,
+    let train = folder("train", p);
+    match &train {
+        Some(t) => spec.train = t.clone(),
         None if !data.contains_key("train") => p.add(
             "data.train",
             "missing; set it to an image folder with one sub-folder per class",
@@ -332,6 +381,16 @@ fn data_spec(root: &Table, base: &Path, p: &mut Problems) -> DataSpec {
                 format!("must be a fraction between 0 and 1 (exclusive), e.g. 0.2; got {v}"),
             ),
         }
+    }
+    let val_split = (!p.has("data.val_split")).then_some(spec.val_split);
+    for problem in check_folders(
+        train.as_deref(),
+        spec.test.as_deref(),
+        base,
+        val_split,
+        depth,
+    ) {
+        p.add(problem.key, problem.message);
     }
     match data.get("image_size") {
         None => p.add(
@@ -413,7 +472,7 @@ fn float(
     match t.get(key) {
         None => default,
         Some(v) => match v.as_float().or(v.as_integer().map(|i| i as f64)) {
-            Some(x) if ok(x) => x,
+            Some(x) if x.is_finite() && ok(x) => x,
             _ => {
                 p.add(
                     format!("{prefix}.{key}"),
@@ -644,7 +703,11 @@ fn distribution(key: &str, v: &Value, fixed: &Hyper, p: &mut Problems) -> Option
 
 fn optimizers(root: &Table, p: &mut Problems) -> BTreeMap<String, OptimizerConfig> {
     let empty = Table::new();
-    let section = p.table(root, "optimizer", "").unwrap_or(&empty);
+    // A value that is not a table was reported as a misplaced grid key.
+    let section = root
+        .get("optimizer")
+        .and_then(Value::as_table)
+        .unwrap_or(&empty);
     p.unknown_keys("optimizer", section, &OPTIMIZERS);
     let sgd = p.table(section, "sgd", "optimizer").unwrap_or(&empty);
     let adam = p.table(section, "adam", "optimizer").unwrap_or(&empty);
@@ -688,12 +751,53 @@ fn optimizers(root: &Table, p: &mut Problems) -> BTreeMap<String, OptimizerConfi
     out
 }
 
+/// A number read as f32 (`rotate`, `shift`, ...): out-of-range values are
+/// [`Augment::validate`]'s to report.
+fn real(t: &Table, key: &str, prefix: &str, p: &mut Problems) -> f32 {
+    match t.get(key) {
+        None => 0.0,
+        Some(Value::Float(x)) => *x as f32,
+        Some(Value::Integer(i)) => *i as f32,
+        Some(v) => {
+            p.add(
+                format!("{prefix}.{key}"),
+                format!("expected a number, e.g. {key} = 0.1; got {}", got(v)),
+            );
+            0.0
+        }
+    }
+}
+
+/// A factor range `[low, high]` (`brightness`, `contrast`).
+fn factors(t: &Table, key: &str, prefix: &str, p: &mut Problems) -> Option<[f32; 2]> {
+    let v = t.get(key)?;
+    let number = |v: &Value| v.as_float().or(v.as_integer().map(|i| i as f64));
+    match v
+        .as_array()
+        .map(|a| a.iter().map(number).collect::<Option<Vec<f64>>>())
+    {
+        Some(Some(pair)) if pair.len() == 2 => Some([pair[0] as f32, pair[1] as f32]),
+        _ => {
+            p.add(
+                format!("{prefix}.{key}"),
+                format!(
+                    "expected two factors [low, high], e.g. {key} = [0.8, 1.2]; got {}",
+                    got(v)
+                ),
+            );
+            None
+        }
+    }
+}
+
 fn augments(root: &Table, p: &mut Problems) -> BTreeMap<String, Augment> {
     let mut out = BTreeMap::new();
-    let empty = Table::new();
-    let section = p.table(root, "augment", "").unwrap_or(&empty);
+    // A value that is not a table was reported as a misplaced grid key.
+    let Some(section) = root.get("augment").and_then(Value::as_table) else {
+        return out;
+    };
     for (name, v) in section {
-        let prefix = format!("augment.{name}");
+        let prefix = join("augment", name);
         if name == "none" {
             p.add(
                 prefix,
@@ -705,26 +809,29 @@ fn augments(root: &Table, p: &mut Problems) -> BTreeMap<String, Augment> {
             p.add(
                 prefix,
                 format!(
-                    "expected a table like [augment.{name}] with hflip = true, rotate = 30, ..."
+                    "expected a table like [augment.{}] with hflip = true, rotate = 30, ...",
+                    key_part(name)
                 ),
             );
             continue;
         };
         p.unknown_keys(&prefix, t, &AUGMENT_KEYS);
-        let known: Table = t
-            .iter()
-            .filter(|(k, _)| AUGMENT_KEYS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        match Value::Table(known).try_into::<Augment>() {
-            Ok(a) => {
-                for (field, problem) in a.validate() {
-                    p.add(format!("{prefix}.{field}"), problem);
-                }
-                out.insert(name.clone(), a);
-            }
-            Err(e) => p.add(prefix, e.to_string().trim().to_string()),
+        let a = Augment {
+            hflip: boolean(t, "hflip", &prefix, false, p),
+            vflip: boolean(t, "vflip", &prefix, false, p),
+            rotate: real(t, "rotate", &prefix, p),
+            shift: real(t, "shift", &prefix, p),
+            zoom: real(t, "zoom", &prefix, p),
+            shear: real(t, "shear", &prefix, p),
+            brightness: factors(t, "brightness", &prefix, p),
+            contrast: factors(t, "contrast", &prefix, p),
+        };
+        for (field, problem) in a.validate() {
+            p.add(format!("{prefix}.{field}"), problem);
         }
+        // Defined even when a setting has a problem (reported above): the runs that use it
+        // must not also be told that it does not exist.
+        out.insert(name.clone(), a);
     }
     out
 }

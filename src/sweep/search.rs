@@ -2,6 +2,7 @@
 //! the unpromising ones early.
 use toml::{Table, Value};
 
+use super::grid::MAX_RUNS;
 use super::parse::{closest_key, Problems};
 use crate::run::Monitor;
 use crate::search::{Asha, Mode};
@@ -54,6 +55,16 @@ pub(super) fn parse(root: &Table, p: &mut Problems) -> Search {
     };
     p.unknown_keys("search", table, &SEARCH_KEYS);
     let trials = whole(table, "trials", "search", 1, p);
+    let trials = match trials {
+        Some(t) if t > MAX_RUNS as i64 => {
+            p.add(
+                "search.trials",
+                format!("{t} is more than {MAX_RUNS} runs; draw fewer (raising trials later keeps the first draws)"),
+            );
+            None
+        }
+        t => t,
+    };
     let seed = whole(table, "seed", "search", 0, p).unwrap_or(0) as u64;
     match table.get("method") {
         None | Some(Value::String(_)) => {}

@@ -295,8 +295,123 @@ fn optimizer_and_augment_sections_are_checked() {
     let p = f.problems("[train]\naugment = \"heavy\"\n[augment.light]\nhflip = \"yes\"\nhflipp = true\n[augment.none]\nhflip = true\n");
     assert_problem(&p, "train.augment", "\"heavy\" is not defined");
     assert_problem(&p, "augment.light.hflipp", "did you mean `hflip`?");
-    assert_problem(&p, "augment.light", "invalid type");
+    assert_problem(
+        &p,
+        "augment.light.hflip",
+        "expected true or false, got \"yes\"",
+    );
     assert_problem(&p, "augment.none", "built in");
+}
+
+#[test]
+fn a_bad_augment_setting_names_its_key_and_the_set_stays_defined() {
+    let f = Fixture::new();
+    let p = f.problems("[train]\naugment = \"light\"\n[augment.light]\nhflip = \"yes\"\n");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_problem(&p, "augment.light.hflip", "expected true or false");
+    // Each kind of setting: a number, a flag, a factor range.
+    let p = f.problems("[grid]\naugment = [\"a\"]\n[augment.a]\nrotate = \"30\"\nvflip = 1\nbrightness = 1.2\ncontrast = [0.8]\nzoom = nan\nshift = inf\n");
+    assert_problem(
+        &p,
+        "augment.a.rotate",
+        "expected a number, e.g. rotate = 0.1; got the string \"30\"",
+    );
+    assert_problem(&p, "augment.a.vflip", "expected true or false, got 1");
+    assert_problem(&p, "augment.a.brightness", "[low, high]");
+    assert_problem(&p, "augment.a.contrast", "[low, high]");
+    assert_problem(&p, "augment.a.zoom", "must be >= 0");
+    assert_problem(&p, "augment.a.shift", "must be >= 0");
+    assert_eq!(p.len(), 6, "{p:#?}");
+    // Valid sets still reach the runs as before.
+    let sweep = f
+        .parse("[train]\naugment = \"a\"\n[augment.a]\nhflip = true\nrotate = 30\nbrightness = [0.8, 1.2]\n")
+        .unwrap();
+    let a = &sweep.runs()[0].config.augment_settings;
+    assert!(a.hflip && a.rotate == 30.0 && a.brightness == Some([0.8, 1.2]));
+}
+
+#[test]
+fn a_problem_reported_once_has_no_false_follow_on() {
+    let f = Fixture::new();
+    // An invalid image size is not the default 32x32 that xception would reject.
+    let p = f.problems_raw(
+        "[data]\ntrain = \"train\"\nimage_size = [8]\n[train]\nbackbone = \"xception\"\n",
+    );
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_problem(&p, "data.image_size", "[height, width]");
+    let p = f.problems_raw("[data]\ntrain = \"train\"\n[train]\nbackbone = \"xception\"\n");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    // A misspelt or incomplete random search still owns its distributions.
+    let p = f.problems(
+        "[search]\nmethod = \"randon\"\ntrials = 4\n[grid]\nlr = { log_uniform = [1e-4, 1e-2] }\n",
+    );
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_problem(&p, "search.method", "did you mean \"random\"?");
+    let p =
+        f.problems("[search]\nmethod = \"random\"\n[grid]\nlr = { log_uniform = [1e-4, 1e-2] }\n");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_problem(&p, "search.trials", "missing");
+    // ASHA's rungs are not judged against epochs that were themselves wrong.
+    let asha = "[search.asha]\nmin_epochs = 3\n";
+    let p = f.problems(&format!("[train]\nepochs = 0\n{asha}"));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    let p = f.problems(&format!("[grid]\nepochs = [\"ten\"]\n{asha}"));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    // A section given as a plain value is one problem, not two.
+    let p = f.problems("optimizer = \"sgd\"\naugment = \"light\"\n");
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert_problem(&p, "optimizer", "belongs in [train]");
+    assert_problem(&p, "augment", "belongs in [train]");
+}
+
+#[test]
+fn settings_are_finite_numbers() {
+    let f = Fixture::new();
+    let p = f.problems("[train]\nearly_stopping = { min_delta = inf }\nreduce_lr_on_plateau = { min_lr = inf, min_delta = nan }\n");
+    assert_problem(&p, "train.early_stopping.min_delta", "a number >= 0");
+    assert_problem(&p, "train.reduce_lr_on_plateau.min_lr", "a number >= 0");
+    assert_problem(&p, "train.reduce_lr_on_plateau.min_delta", "a number >= 0");
+    assert_eq!(p.len(), 3, "{p:#?}");
+}
+
+#[test]
+fn sweeps_too_big_to_run_or_name_are_refused() {
+    let f = Fixture::new();
+    let list = |n: usize| {
+        (1..=n)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let p = f.problems(&format!(
+        "[grid]\nseed = [{}]\nepochs = [{}]\nbatch_size = [{}]\n",
+        list(100),
+        list(100),
+        list(11)
+    ));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_problem(
+        &p,
+        "grid",
+        "the grid has 110000 runs (11 x 100 x 100), more than 100000",
+    );
+    assert_eq!(
+        f.parse(&format!(
+            "[grid]\nseed = [{}]\nepochs = [{}]\n",
+            list(100),
+            list(100)
+        ))
+        .unwrap()
+        .runs()
+        .len(),
+        10_000
+    );
+    let p =
+        f.problems("[search]\nmethod = \"random\"\ntrials = 1000000000000\n[grid]\nlr = [0.1]\n");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_problem(&p, "search.trials", "more than 100000");
+    let p = f.problems(&format!("name = \"{}\"\n", "n".repeat(101)));
+    assert_problem(&p, "name", "at most 100");
 }
 
 #[test]
@@ -320,4 +435,128 @@ fn every_backbone_used_must_accept_the_image_size() {
     assert_eq!(p.len(), 1, "{p:#?}");
     let p = f.problems("[train]\nbackbone = \"xception\"\n");
     assert_problem(&p, "train.backbone", "raise image_size");
+}
+
+/// A sweep folder with image folders made of empty files (the checks never decode).
+fn data_tree(files: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in files {
+        let p = dir.path().join(f);
+        if f.ends_with('/') {
+            std::fs::create_dir_all(p).unwrap();
+        } else {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"").unwrap();
+        }
+    }
+    dir
+}
+
+fn checked(dir: &Path, data: &str) -> Result<Sweep, SweepError> {
+    let text = format!("[data]\n{data}\nimage_size = [8, 8]\n");
+    Sweep::from_str_checked(&text, &dir.join("s.toml"))
+}
+
+fn checked_problems(dir: &Path, data: &str) -> Vec<Problem> {
+    match checked(dir, data) {
+        Err(SweepError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn data_folders_that_are_not_folders_are_refused_by_any_parse() {
+    let f = Fixture::new();
+    std::fs::write(f.dir.path().join("list.txt"), "a\n").unwrap();
+    // "" resolves to the sweep file's own folder, which exists: it was accepted.
+    let p = f.problems_raw("[data]\ntrain = \"\"\nimage_size = 8\n");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_problem(&p, "data.train", "is empty");
+    let p = f.problems_raw("[data]\ntrain = \"train\"\ntest = \"\"\nimage_size = 8\n");
+    assert_problem(&p, "data.test", "is empty; set it to a folder");
+    // A file was reported as a folder that does not exist.
+    let p = f.problems_raw("[data]\ntrain = \"list.txt\"\ntest = \"nope\"\nimage_size = 8\n");
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert_problem(&p, "data.train", "\"list.txt\" is a file, not a folder");
+    assert_problem(&p, "data.test", "folder \"nope\" does not exist");
+}
+
+#[test]
+fn checked_parsing_lists_the_data_folders_with_the_other_problems() {
+    let f = Fixture::new();
+    // The fixture's one empty class parses (tests of the file alone), but cannot train.
+    assert!(f.parse("").is_ok());
+    let p = checked_problems(f.dir.path(), "train = \"train\"\ntest = \"test\"");
+    assert_problem(&p, "data.train", "only one class sub-folder (\"a\")");
+    assert_problem(&p, "data.train", "class folder \"a\" in \"train\" holds no");
+    assert_problem(&p, "data.test", "class folder \"a\" in \"test\" holds no");
+    assert_eq!(p.len(), 3, "{p:#?}");
+
+    let good = [
+        "d/train/cat/1.png",
+        "d/train/cat/2.png",
+        "d/train/dog/1.jpg",
+        "d/train/dog/2.jpg",
+        "d/test/cat/1.png",
+        "d/test/dog/1.png",
+    ];
+    let dir = data_tree(&good);
+    let sweep = checked(dir.path(), "train = \"d/train\"\ntest = \"d/test\"").unwrap();
+    assert!(sweep.check_data().is_ok());
+    // One list: the file's problems and the data's.
+    let dir = data_tree(&[
+        "d/train/cat/1.png",
+        "d/train/cat/2.png",
+        "d/train/dog/1.jpg",
+        "d/train/emu/",
+        "d/test/cat/1.png",
+        "d/test/dog/1.png",
+        "d/test/fox/1.png",
+    ]);
+    let text = "nmae = \"x\"\n[data]\ntrain = \"d/train\"\ntest = \"d/test\"\nval_split = 0.5\nimage_size = [8, 8]\n";
+    let p = match Sweep::from_str_checked(text, &dir.path().join("s.toml")) {
+        Err(SweepError::Invalid { problems, .. }) => problems,
+        other => panic!("{other:?}"),
+    };
+    assert_problem(&p, "nmae", "did you mean `name`?");
+    assert_problem(
+        &p,
+        "data.train",
+        "class folder \"emu\" in \"d/train\" holds no .png/.jpg/.jpeg image",
+    );
+    assert_problem(
+        &p,
+        "data.test",
+        "missing in test: \"emu\"; only in test: \"fox\"",
+    );
+    assert_problem(
+        &p,
+        "data.val_split",
+        "with val_split = 0.5 every class of \"d/train\" needs at least 2 images",
+    );
+    assert_problem(&p, "data.val_split", "\"dog\" has 1");
+    assert_eq!(p.len(), 4, "{p:#?}");
+    // An invalid val_split is one problem, not also a split problem.
+    let p = checked_problems(dir.path(), "train = \"d/train\"\nval_split = 2");
+    assert!(
+        !p.iter()
+            .any(|p| p.message.contains("needs at least 2 images")),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn check_data_reports_the_folders_of_a_parsed_sweep_once() {
+    let f = Fixture::new();
+    let mut sweep = f.parse("").unwrap();
+    match sweep.check_data() {
+        Err(SweepError::Invalid { file, problems }) => {
+            assert_eq!(file, f.path());
+            assert_problem(&problems, "data.train", "only one class sub-folder");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Fake runs (tests) read no data.
+    sweep.fake = Some(crate::run::FakeSpec::default());
+    assert!(sweep.check_data().is_ok());
 }

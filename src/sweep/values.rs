@@ -46,9 +46,11 @@ fn number(v: &toml::Value) -> Option<f64> {
     }
 }
 
-fn got(v: &toml::Value) -> String {
+/// A value as an error message shows it: strings quoted, others with their type.
+pub(super) fn got(v: &toml::Value) -> String {
     match v {
-        toml::Value::String(s) => format!("the string \"{s}\""),
+        // TOML's own quoting: control characters are escaped, never printed.
+        toml::Value::String(_) => format!("the string {v}"),
         other => format!("{} `{other}`", other.type_str()),
     }
 }
