@@ -195,6 +195,9 @@ pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, Swee
         }
     };
     let grid = p.table(&root, "grid", "").unwrap_or(&empty);
+    if root.contains_key("seed") && grid.contains_key("seed") {
+        p.add("seed", "`seed` is set both at the top level and in [grid]; keep one (a list in [grid] to sweep it, one value at the top level to fix it)");
+    }
     let (axes, distributions) = grid_axes(train, grid, &mut fixed, &mut p);
     let search = search::parse(&root, &mut p);
     // A random search whose [search] table has a problem is still a random search: its

@@ -331,6 +331,18 @@ fn a_bad_augment_setting_names_its_key_and_the_set_stays_defined() {
 }
 
 #[test]
+fn seed_is_fixed_at_the_top_level_or_gridded_never_both() {
+    let f = Fixture::new();
+    let p = f.problems("seed = 1\n[grid]\nseed = [2, 3]\n");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_problem(&p, "seed", "both at the top level and in [grid]");
+    let p = f.problems("seed = 1\n[search]\nmethod = \"random\"\ntrials = 2\n[grid]\nseed = { int_uniform = [0, 9] }\n");
+    assert_problem(&p, "seed", "keep one");
+    assert_eq!(f.parse("seed = 1\n").unwrap().runs()[0].config.seed, 1);
+    assert_eq!(f.parse("[grid]\nseed = [2, 3]\n").unwrap().runs().len(), 2);
+}
+
+#[test]
 fn a_problem_reported_once_has_no_false_follow_on() {
     let f = Fixture::new();
     // An invalid image size is not the default 32x32 that xception would reject.
