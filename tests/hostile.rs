@@ -431,7 +431,7 @@ fn database_faults_get_one_clear_message() {
     ] {
         for cmd in [
             vec!["status", "--db", db],
-            vec!["run", "x.toml", "--db", db],
+            vec!["run", "x.toml", "--db", db, "--fake-trainer", "{}"],
         ] {
             let out = sweep(&cmd, dir.path());
             let stderr = text(&out).1;
@@ -504,4 +504,25 @@ fn a_full_disk_stops_the_sweep_with_the_database_named_and_loses_nothing() {
         assert_eq!(r["status"], "done", "{r}");
         assert_eq!(r["epochs"].as_array().unwrap().len(), 30, "{r}");
     }
+}
+
+/// Case 8, at `sweep run`: data that cannot train is refused before any device or database is
+/// touched, with the key and the fix (here: a single class folder).
+#[test]
+fn sweep_run_refuses_data_that_cannot_train_before_touching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny(dir.path(), "one", 1);
+    let classes: Vec<_> = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    std::fs::remove_dir_all(&classes[1]).unwrap();
+    let out = sweep(&["run", "one.toml"], dir.path());
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("data.train") && stderr.contains("only one class sub-folder"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("runs").exists(), "nothing was created");
 }

@@ -3,6 +3,6 @@ mod util;
 
 mod cli;
 mod end_to_end;
-mod scheduling;
 mod hostile;
+mod scheduling;
 mod sweep_files;

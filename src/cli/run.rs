@@ -51,7 +51,13 @@ pub struct Fakes {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut sweep = Sweep::from_file(&args.file)?;
+    // One list of problems, the file's and the data folders', before any device or database
+    // is touched (fake runs read no data).
+    let mut sweep = if args.fakes.fake_trainer.is_some() {
+        Sweep::from_file(&args.file)?
+    } else {
+        Sweep::from_file_checked(&args.file)?
+    };
     let found = match (args.fakes.fake_gpus, &args.fakes.fake_trainer) {
         (Some(_), None) => {
             anyhow::bail!("--fake-gpus needs --fake-trainer: fake GPUs train only fake runs")
