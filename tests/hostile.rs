@@ -448,6 +448,18 @@ fn database_faults_get_one_clear_message() {
         }
     }
 
+    // An empty file: nothing to report yet, said so; `sweep run` makes it a database.
+    std::fs::write(dir.path().join("empty.db"), b"").unwrap();
+    let out = sweep(&["status", "--db", "empty.db"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("holds no sweeps yet"),
+        "{}",
+        text(&out).1
+    );
+    let out = run_fake(dir.path(), "x.toml", &["--db", "empty.db"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
     // kill -9 of a sweep mid-run: its run is shown as abandoned, not running.
     let dir = tempfile::tempdir().unwrap();
     let child = start_fake(dir.path(), 1, 2, 3000, &[]);

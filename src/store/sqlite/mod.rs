@@ -96,7 +96,11 @@ impl SqliteStore {
         schema::check_owner(&conn, path).map_err(|e| Self::at(path, e))?;
         let schema = schema::check_version(&conn, path).map_err(|e| Self::at(path, e))?;
         if schema == 0 {
-            return Err(StoreError::Missing(path.into()));
+            return Err(StoreError::NotFound(format!(
+                "{} holds no sweeps yet (an empty database): run `sweep run FILE --db {}` first",
+                path.display(),
+                path.display()
+            )));
         }
         Ok(SqliteStore {
             conn,
