@@ -17,6 +17,7 @@ pub mod cli;
 pub mod data;
 pub mod devices;
 pub mod model;
+pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod run;

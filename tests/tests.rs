@@ -4,5 +4,6 @@ mod util;
 mod cli;
 mod end_to_end;
 mod hostile;
+mod predict;
 mod scheduling;
 mod sweep_files;

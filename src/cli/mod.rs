@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand, each a clap `Args` struct with a thin `run`.
 mod devices;
 mod plan;
+mod predict;
 mod report;
 mod run;
 mod status;
@@ -29,6 +30,8 @@ pub enum Command {
     Run(run::Args),
     /// Report a stored sweep: one row per run, or the best run's classwise table.
     Report(report::Args),
+    /// Classify images with a trained run's kept checkpoint (exit 2 if some were unreadable).
+    Predict(predict::Args),
     /// Show a sweep's runs: state, device, attempts, stored epochs.
     Status(status::Args),
     /// List the GPUs found and where `sweep run` would train.
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a),
         Command::Report(a) => report::run(a),
         Command::Status(a) => status::run(a),
+        Command::Predict(a) => predict::run(a),
         Command::Devices(a) => devices::run(a),
         Command::Worker => Ok(crate::worker::serve()),
     }

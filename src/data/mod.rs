@@ -80,6 +80,47 @@ fn check_spec(spec: &DataSpec) -> Result<(), DataError> {
 }
 
 /// Lists, decodes, converts, resizes and splits the images described by `spec`.
+/// One image file decoded as training decodes it: converted to `channels` (1 or 3), resized
+/// to `height x width`, CHW bytes. The error is the same short reason a skipped file gets.
+pub fn load_image(
+    path: &std::path::Path,
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Result<Vec<u8>, String> {
+    decode::decode_file(
+        path,
+        decode::Geometry {
+            channels,
+            height,
+            width,
+        },
+    )
+}
+
+/// The image files under `dir` (png/jpg/jpeg, any depth, hidden ones left out), sorted.
+pub fn image_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?
+        .collect::<std::io::Result<Vec<_>>>()?
+        .into_iter()
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            out.extend(image_files(&path)?);
+        } else if scan::is_image_name(&path) {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
 pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
     check_spec(spec)?;
     let geom = decode::Geometry {
