@@ -77,3 +77,33 @@ fn report_without_a_database_says_what_to_do() {
         "{stderr}"
     );
 }
+
+/// `sweep models --format json`: an array with every backbone's name, parameter count at the
+/// reference size and minimum input. The counts are torchvision's (`sum(p.numel() for p in
+/// torchvision.models.resnet18().parameters())` = 11,689,512; vgg16 138,357,544) and Keras'
+/// (Xception's trainable weights, 22,855,952).
+#[test]
+fn models_lists_every_backbone_with_its_reference_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sweep(&["models", "--format", "json"], dir.path());
+    assert!(out.status.success(), "{}", text(&out).1);
+    let models: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let get = |name: &str| {
+        models
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .clone()
+    };
+    assert_eq!(get("resnet18")["params"], 11_689_512);
+    assert_eq!(get("vgg16")["params"], 138_357_544);
+    assert_eq!(get("xception")["params"], 22_855_952);
+    assert_eq!(get("xception")["min_input"], 71);
+    assert!(models.len() >= 16);
+    for m in &models {
+        assert!(
+            m["params"].as_u64().unwrap() > 0 && m["min_input"].as_u64().unwrap() > 0,
+            "{m}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each a clap `Args` struct with a thin `run`.
 mod devices;
+mod models;
 mod plan;
 mod predict;
 mod report;
@@ -34,6 +35,8 @@ pub enum Command {
     Predict(predict::Args),
     /// Show a sweep's runs: state, device, attempts, stored epochs.
     Status(status::Args),
+    /// List every backbone with its parameter count and minimum input size.
+    Models(models::Args),
     /// List the GPUs found and where `sweep run` would train.
     Devices(devices::Args),
     /// Train one run handed over on stdin (started by `sweep run`; not for direct use).
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(a) => report::run(a),
         Command::Status(a) => status::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Models(a) => models::run(a),
         Command::Devices(a) => devices::run(a),
         Command::Worker => Ok(crate::worker::serve()),
     }

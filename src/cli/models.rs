@@ -1,0 +1,73 @@
+//! `sweep models`: every backbone a sweep can train, with its size.
+use std::process::ExitCode;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::Table;
+use serde_json::json;
+
+use crate::model::count::parameter_count;
+use crate::model::{Backbone, ModelSpec};
+use crate::report::to_json_string;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Trainable parameters at the reference size: 1000 classes, 224x224 RGB, the default width
+/// (as torchvision and Keras count them; batch-norm running statistics excluded).
+pub fn reference_params(b: Backbone) -> anyhow::Result<usize> {
+    Ok(parameter_count(&ModelSpec {
+        backbone: b,
+        channels: 3,
+        height: 224,
+        width: 224,
+        classes: 1000,
+        base_width: b.default_width(),
+    })?)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut rows = Vec::new();
+    for b in Backbone::ALL {
+        rows.push(json!({
+            "name": b.name(),
+            "params": reference_params(b)?,
+            "min_input": b.min_size(),
+            "default_width": b.default_width(),
+            "relative_cost": b.cost(),
+        }));
+    }
+    match args.format {
+        Format::Json => println!("{}", to_json_string(&serde_json::Value::from(rows))),
+        Format::Table => {
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED);
+            t.set_header(vec![
+                "backbone",
+                "params (1000 classes, 224x224x3)",
+                "min input",
+                "default width",
+                "cost / epoch (cnn = 1)",
+            ]);
+            for r in &rows {
+                t.add_row(vec![
+                    r["name"].as_str().unwrap_or("").to_string(),
+                    r["params"].to_string(),
+                    format!("{0}x{0}", r["min_input"]),
+                    r["default_width"].to_string(),
+                    r["relative_cost"].to_string(),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,84 @@
+//! Sizes of networks without building them: the variables a constructor asks for, recorded by
+//! a `VarBuilder` backend that hands out broadcast zeros, so a full-size VGG-16 is counted
+//! without allocating its 138M weights (`sweep models`, the parameter-count tests).
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Result, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+
+use super::{is_running_stat, ModelSpec};
+
+struct ShapeRecorder(Arc<Mutex<Vec<(String, Shape)>>>);
+
+impl SimpleBackend for ShapeRecorder {
+    fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        if let Ok(mut shapes) = self.0.lock() {
+            shapes.push((name.to_string(), s.clone()));
+        }
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
+        candle_core::bail!("no variable {name}")
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// Name and shape of every variable (running statistics included) the network `spec`
+/// describes, in the order its constructor asks for them.
+pub fn shapes(spec: &ModelSpec) -> Result<Vec<(String, Shape)>> {
+    spec.validate()?;
+    let shapes = Arc::new(Mutex::new(Vec::new()));
+    let vb = VarBuilder::from_backend(
+        Box::new(ShapeRecorder(shapes.clone())),
+        DType::F32,
+        Device::Cpu,
+    );
+    spec.backbone.build(vb, spec)?;
+    let shapes = shapes
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("shape recorder poisoned".into()))?;
+    Ok(shapes.clone())
+}
+
+/// Trainable parameters of the network `spec` describes (batch-norm running statistics
+/// excluded), as PyTorch's `sum(p.numel() for p in m.parameters())` counts them.
+pub fn parameter_count(spec: &ModelSpec) -> Result<usize> {
+    Ok(shapes(spec)?
+        .iter()
+        .filter(|(name, _)| !is_running_stat(name))
+        .map(|(_, s)| s.elem_count())
+        .sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Backbone, Model};
+
+    /// The count from shapes is the built model's own count, for every backbone.
+    #[test]
+    fn counts_match_a_built_model() {
+        for b in Backbone::ALL {
+            let side = b.min_size().max(8);
+            let spec = ModelSpec {
+                backbone: b,
+                channels: 3,
+                height: side,
+                width: side,
+                classes: 5,
+                base_width: 2,
+            };
+            let built = Model::new(&spec, &Device::Cpu, 0).unwrap();
+            assert_eq!(
+                parameter_count(&spec).unwrap(),
+                built.parameter_count(),
+                "{b}"
+            );
+        }
+    }
+}
