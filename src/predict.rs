@@ -119,8 +119,8 @@ impl Predictor {
             for path in chunk {
                 match crate::data::load_image(path, c, h, w) {
                     Ok(bytes) => {
-                        // As training scales them (`unit`: x / 255).
-                        pixels.extend(bytes.iter().map(|&v| v as f32 / 255.0));
+                        // As training turned them into inputs (`[data] normalize`).
+                        d.normalize.extend(&bytes, c, &mut pixels);
                         ok.push(out.len());
                         out.push(empty(path, None));
                     }

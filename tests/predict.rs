@@ -14,6 +14,7 @@ test = "data/test"
 val_split = 0.25
 image_size = [14, 14]
 channels = 1
+normalize = "imagenet"
 [train]
 backbone = "cnn"
 width = 4

@@ -310,6 +310,7 @@ mod tests {
             width: 8,
             channels: 1,
             seed: 0,
+            normalize: Default::default(),
         }
     }
 

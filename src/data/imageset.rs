@@ -16,6 +16,8 @@ pub struct ImageSet {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
+    /// How batches turn bytes into inputs.
+    pub normalize: crate::run::Normalize,
 }
 
 /// One batch: `images` (B, C, H, W) f32 in [0, 1], `labels` (B) u32.
@@ -47,6 +49,7 @@ impl ImageSet {
             channels,
             height,
             width,
+            normalize: crate::run::Normalize::Unit,
         }
     }
 
@@ -123,9 +126,9 @@ impl ImageSet {
             match augment.as_mut() {
                 Some((a, rng)) => {
                     let out = a.apply(img, self.channels, self.height, self.width, rng);
-                    pixels.extend(out.iter().map(|&v| v as f32 / 255.0));
+                    self.normalize.extend(&out, self.channels, &mut pixels);
                 }
-                None => pixels.extend(img.iter().map(|&v| v as f32 / 255.0)),
+                None => self.normalize.extend(img, self.channels, &mut pixels),
             }
             labels.push(self.labels[i]);
         }

@@ -185,7 +185,11 @@ pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
 
     let mut skipped = Vec::new();
     let (c, h, w) = (geom.channels, geom.height, geom.width);
-    let (mut train_set, mut val_set) = (ImageSet::empty(c, h, w), ImageSet::empty(c, h, w));
+    let empty = || ImageSet {
+        normalize: spec.normalize,
+        ..ImageSet::empty(c, h, w)
+    };
+    let (mut train_set, mut val_set) = (empty(), empty());
     let classes_ok = collect(&train, &mut decoded, &mut skipped)?;
     for (label, (folder, images)) in train.classes.iter().zip(classes_ok).enumerate() {
         let (tr, va) = split::split_class(&folder.name, images.len(), spec.val_split, spec.seed);
@@ -199,7 +203,7 @@ pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
     let test_set = match &test {
         None => None,
         Some(t) => {
-            let mut set = ImageSet::empty(c, h, w);
+            let mut set = empty();
             let per_class = collect(t, &mut decoded, &mut skipped)?;
             for (folder, images) in t.classes.iter().zip(per_class) {
                 let label = classes.iter().position(|n| *n == folder.name).unwrap_or(0) as u32;

@@ -15,6 +15,7 @@ fn spec(train: &Path, val_split: f64, seed: u64) -> DataSpec {
         width: 4,
         channels: 1,
         seed,
+        normalize: Default::default(),
     }
 }
 

@@ -17,7 +17,7 @@ mod spec;
 pub mod strategy;
 
 pub use augment::Augment;
-pub use data::{DataSpec, Skipped};
+pub use data::{DataSpec, Normalize, Skipped};
 pub use event::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
 pub use fake::FakeSpec;
 pub use metrics::{ClassMetrics, Confusion, Metrics};

@@ -35,7 +35,14 @@ const DRAWN_KEYS: [&str; 7] = [
     "epochs",
     "seed",
 ];
-const DATA_KEYS: [&str; 5] = ["train", "test", "val_split", "image_size", "channels"];
+const DATA_KEYS: [&str; 6] = [
+    "train",
+    "test",
+    "val_split",
+    "image_size",
+    "channels",
+    "normalize",
+];
 const TRAIN_SETTINGS: [&str; 4] = [
     "early_stopping",
     "reduce_lr_on_plateau",
@@ -347,6 +354,7 @@ fn data_spec(root: &Table, base: &Path, depth: Depth, p: &mut Problems) -> DataS
         width: 32,
         channels: 3,
         seed: 0,
+        normalize: Default::default(),
     };
     let Some(data) = p.table(root, "data", "") else {
         p.add("data", "missing [data] table; add one with at least `train = \"path/to/folder\"` and `image_size = [h, w]`");
@@ -426,6 +434,15 @@ fn data_spec(root: &Table, base: &Path, depth: Depth, p: &mut Problems) -> DataS
             _ => p.add(
                 "data.channels",
                 format!("must be 1 (grey) or 3 (RGB); got {v}"),
+            ),
+        }
+    }
+    if let Some(v) = data.get("normalize") {
+        match v.as_str().and_then(crate::run::Normalize::parse) {
+            Some(n) => spec.normalize = n,
+            None => p.add(
+                "data.normalize",
+                format!("expected \"unit\" (x/255), \"imagenet\" (torchvision's mean and std) or \"inception\" (x/127.5 - 1); got {v}"),
             ),
         }
     }

@@ -572,3 +572,29 @@ fn check_data_reports_the_folders_of_a_parsed_sweep_once() {
     sweep.fake = Some(crate::run::FakeSpec::default());
     assert!(sweep.check_data().is_ok());
 }
+
+#[test]
+fn normalize_is_a_data_key_left_out_of_ids_by_default() {
+    let f = Fixture::new();
+    let text = |n: &str| {
+        format!("[data]\ntrain = \"train\"\nimage_size = [8, 8]\n{n}\n[grid]\nlr = [0.1]\n")
+    };
+    let p = f.problems_raw(&text("normalize = \"zscore\""));
+    assert_problem(&p, "data.normalize", "\"imagenet\"");
+    let unit = Sweep::from_str(&text(""), &f.path()).unwrap().runs();
+    let explicit = Sweep::from_str(&text("normalize = \"unit\""), &f.path())
+        .unwrap()
+        .runs();
+    assert_eq!(
+        unit[0].id, explicit[0].id,
+        "unit is the default and keeps ids"
+    );
+    let imagenet = Sweep::from_str(&text("normalize = \"imagenet\""), &f.path())
+        .unwrap()
+        .runs();
+    assert_ne!(unit[0].id, imagenet[0].id);
+    assert_eq!(
+        imagenet[0].config.data.normalize,
+        crate::run::Normalize::Imagenet
+    );
+}
