@@ -44,6 +44,7 @@ pub mod count;
 pub(crate) mod init;
 pub mod kernels;
 pub(crate) mod layers;
+pub mod mobilenet;
 pub mod ops;
 pub mod precision;
 pub mod registry;

@@ -14,7 +14,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 
-use super::{alexnet, cnn, resnet, vgg, xception, ModelSpec};
+use super::{alexnet, cnn, mobilenet, resnet, vgg, xception, ModelSpec};
 
 /// Every backbone, in the order error messages and listings show them.
 static REGISTRY: &[&BackboneInfo] = &[
@@ -25,6 +25,7 @@ static REGISTRY: &[&BackboneInfo] = &[
     &resnet::RESNET101,
     &resnet::RESNET152,
     &xception::XCEPTION,
+    &mobilenet::MOBILENET_V2,
     &alexnet::ALEXNET,
     &vgg::VGG11,
     &vgg::VGG13,
