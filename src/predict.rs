@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor, D};
 
-use crate::model::{Backbone, Model, ModelSpec};
-use crate::run::{RunConfig, RunStatus};
+use crate::model::{count, Backbone, Model, ModelSpec};
+use crate::run::{Normalize, RunConfig, RunStatus};
 use crate::store::{Reader, RunRow, SweepRow};
 
 /// One image's prediction, or why it has none.
@@ -23,14 +23,18 @@ pub struct Prediction {
     pub error: Option<String>,
 }
 
-/// A run's model in eval mode, with what it needs to read an image as its training did.
+/// A model in eval mode, with what it needs to read an image as its training did.
 pub struct Predictor {
     model: Model,
     pub classes: Vec<String>,
-    config: RunConfig,
+    channels: usize,
+    height: usize,
+    width: usize,
+    normalize: Normalize,
     /// The weights file used.
     pub weights: PathBuf,
-    pub run: RunRow,
+    /// What the weights are: a run's id and label, or the backbone.
+    pub source: String,
 }
 
 /// The stored run whose id is `id` or starts with it (at least 4 characters, unique).
@@ -100,17 +104,86 @@ impl Predictor {
         Ok(Predictor {
             model,
             classes: run.classes.clone(),
-            config,
+            channels: spec.channels,
+            height: spec.height,
+            width: spec.width,
+            normalize: config.data.normalize,
             weights,
-            run,
+            source: format!("run {} ({})", run.id, run.label),
+        })
+    }
+
+    /// Any weights file for `backbone` (safetensors, or a PyTorch state dict with the
+    /// reference library's names). The number of classes is read from the file's head (the
+    /// tensors whose shape depends on it); classes are named by index.
+    pub fn from_weights(
+        backbone: &str,
+        weights: &Path,
+        image: (usize, usize, usize),
+        base_width: Option<usize>,
+        normalize: Normalize,
+    ) -> anyhow::Result<Predictor> {
+        let backbone = Backbone::parse(backbone).with_context(|| {
+            let names: Vec<_> = Backbone::ALL.iter().map(|b| b.name()).collect();
+            format!(
+                "unknown backbone \"{backbone}\"; choose one of {}",
+                names.join(", ")
+            )
+        })?;
+        let (channels, height, width) = image;
+        let mut spec = ModelSpec {
+            backbone,
+            channels,
+            height,
+            width,
+            classes: 1,
+            base_width: base_width.unwrap_or(backbone.default_width()),
+        };
+        spec.validate()?;
+        let one = count::shapes(&spec)?;
+        let two = count::shapes(&ModelSpec {
+            classes: 2,
+            ..spec.clone()
+        })?;
+        let loaded = crate::model::weights::read(weights, &Device::Cpu)
+            .with_context(|| format!("cannot read {}", weights.display()))?;
+        let mut classes = None;
+        for ((name, a), (_, b)) in one.iter().zip(&two) {
+            let Some(axis) = (0..a.rank()).find(|&i| a.dims()[i] != b.dims()[i]) else {
+                continue;
+            };
+            if let Some(t) = loaded.get(name) {
+                classes = t.dims().get(axis).copied();
+                break;
+            }
+        }
+        let classes = classes.with_context(|| {
+            format!(
+                "{} has none of {backbone}'s classifier tensors: is it {backbone}'s?",
+                weights.display()
+            )
+        })?;
+        spec.classes = classes;
+        let mut model = Model::new(&spec, &Device::Cpu, 0)?;
+        model
+            .load(weights)
+            .with_context(|| format!("cannot load {}", weights.display()))?;
+        Ok(Predictor {
+            model,
+            classes: (0..classes).map(|k| k.to_string()).collect(),
+            channels,
+            height,
+            width,
+            normalize,
+            weights: weights.to_path_buf(),
+            source: format!("{backbone} weights"),
         })
     }
 
     /// Predictions for `files`, in order, `batch` images at a time. An unreadable image gets
     /// its reason and the others go on.
     pub fn predict(&self, files: &[PathBuf], batch: usize) -> anyhow::Result<Vec<Prediction>> {
-        let d = &self.config.data;
-        let (c, h, w) = (d.channels as usize, d.height as usize, d.width as usize);
+        let (c, h, w) = (self.channels, self.height, self.width);
         let mut out: Vec<Prediction> = Vec::with_capacity(files.len());
         for chunk in files.chunks(batch.max(1)) {
             let mut pixels: Vec<f32> = Vec::new();
@@ -120,7 +193,7 @@ impl Predictor {
                 match crate::data::load_image(path, c, h, w) {
                     Ok(bytes) => {
                         // As training turned them into inputs (`[data] normalize`).
-                        d.normalize.extend(&bytes, c, &mut pixels);
+                        self.normalize.extend(&bytes, c, &mut pixels);
                         ok.push(out.len());
                         out.push(empty(path, None));
                     }

@@ -136,3 +136,71 @@ fn unreadable_images_and_unknown_runs_are_reported() {
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(text(&out).0.contains("runner-up"), "{}", text(&out).0);
 }
+
+/// `--backbone NAME --weights FILE`: any weights file, the number of classes read from its
+/// head. The run's own checkpoint gives the same classes (by index) as `--run`.
+#[test]
+fn a_weights_file_predicts_as_its_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, id) = trained(dir.path());
+    let ckpt = dir.path().join(format!("runs/pred/{id}/best.safetensors"));
+    assert!(ckpt.is_file());
+    let by_run = sweep(
+        &["predict", "--run", &id, "data/test", "--format", "json"],
+        dir.path(),
+    );
+    let by_file = sweep(
+        &[
+            "predict",
+            "--backbone",
+            "cnn",
+            "--weights",
+            ckpt.to_str().unwrap(),
+            "--image-size",
+            "14",
+            "--channels",
+            "1",
+            "--width",
+            "4",
+            "--normalize",
+            "imagenet",
+            "data/test",
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert!(by_file.status.success(), "{}", text(&by_file).1);
+    let a: Vec<Value> = serde_json::from_slice(&by_run.stdout).unwrap();
+    let b: Vec<Value> = serde_json::from_slice(&by_file.stdout).unwrap();
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["class_index"], y["class_index"]);
+        assert_eq!(y["class"], y["class_index"].to_string());
+        assert_eq!(x["logits"], y["logits"]);
+    }
+    // The wrong width: every mismatch is named, once.
+    let out = sweep(
+        &[
+            "predict",
+            "--backbone",
+            "cnn",
+            "--weights",
+            ckpt.to_str().unwrap(),
+            "--image-size",
+            "14",
+            "--channels",
+            "1",
+            "--width",
+            "8",
+            "data/test",
+        ],
+        dir.path(),
+    );
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("of another shape") && stderr.contains("in the file, the model has"),
+        "{stderr}"
+    );
+}

@@ -9,14 +9,40 @@ use super::DbArg;
 use crate::predict::{expand, Predictor};
 use crate::report::text::for_terminal;
 use crate::report::to_json_string;
+use crate::run::Normalize;
 use crate::store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The run whose kept checkpoint, classes and preprocessing to use (its id, or the first
     /// characters of it, as `sweep status` shows).
-    #[arg(long, value_name = "RUN_ID")]
-    pub run: String,
+    #[arg(
+        long,
+        value_name = "RUN_ID",
+        required_unless_present = "weights",
+        conflicts_with = "weights"
+    )]
+    pub run: Option<String>,
+    /// Without --run: a weights file (safetensors, or a PyTorch .pth/.pt state dict with the
+    /// reference library's names) for --backbone; classes are the head's size.
+    #[arg(long, value_name = "FILE", requires = "backbone")]
+    pub weights: Option<PathBuf>,
+    /// With --weights: the backbone the file is for (`sweep models` lists them).
+    #[arg(long, value_name = "NAME")]
+    pub backbone: Option<String>,
+    /// With --weights: the input size (images are resized to it).
+    #[arg(long, default_value_t = 224, value_name = "N")]
+    pub image_size: usize,
+    /// With --weights: image channels, 3 (RGB) or 1 (grey).
+    #[arg(long, default_value_t = 3, value_name = "C")]
+    pub channels: usize,
+    /// With --weights: the backbone's width, if not its default.
+    #[arg(long, value_name = "N")]
+    pub width: Option<usize>,
+    /// With --weights: how pixels become inputs: unit (x/255), imagenet (torchvision's
+    /// mean/std) or inception (x/127.5 - 1).
+    #[arg(long, default_value = "unit", value_parser = ["unit", "imagenet", "inception"])]
+    pub normalize: String,
     #[command(flatten)]
     pub db: DbArg,
     /// Image files, and folders (all png/jpg/jpeg images in them, recursively).
@@ -37,14 +63,32 @@ pub enum Format {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let files = expand(&args.inputs)?;
-    let store = store::open_read_only(&args.db.db)?;
-    let runs_dir = args
-        .db
-        .db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let predictor = Predictor::from_run(store.as_ref(), &args.run, runs_dir)?;
+    let predictor = match (&args.run, &args.weights) {
+        (Some(run), _) => {
+            let store = store::open_read_only(&args.db.db)?;
+            let runs_dir = args
+                .db
+                .db
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            Predictor::from_run(store.as_ref(), run, runs_dir)?
+        }
+        (None, Some(weights)) => {
+            if args.channels != 1 && args.channels != 3 {
+                anyhow::bail!("--channels must be 1 or 3, got {}", args.channels);
+            }
+            let normalize = Normalize::parse(&args.normalize).unwrap_or_default();
+            Predictor::from_weights(
+                args.backbone.as_deref().unwrap_or(""),
+                weights,
+                (args.channels, args.image_size, args.image_size),
+                args.width,
+                normalize,
+            )?
+        }
+        (None, None) => anyhow::bail!("give --run RUN_ID, or --backbone NAME --weights FILE"),
+    };
     let predictions = predictor.predict(&files, args.batch)?;
     let unreadable = predictions.iter().filter(|p| p.error.is_some()).count();
     match args.format {
@@ -53,9 +97,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Format::Table => {
             crate::say!(
-                "run {} ({}): {} classes, weights {}",
-                predictor.run.id,
-                for_terminal(&predictor.run.label),
+                "{}: {} classes, weights {}",
+                for_terminal(&predictor.source),
                 predictor.classes.len(),
                 predictor.weights.display()
             );

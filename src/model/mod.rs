@@ -52,6 +52,7 @@ pub mod resnet;
 #[cfg(test)]
 pub(crate) mod tests;
 pub mod vgg;
+pub mod weights;
 pub mod xception;
 
 /// Everything needed to build a model: architecture, input shape, classes, base width.
@@ -208,32 +209,20 @@ impl Model {
         candle_core::safetensors::save(&self.named_tensors()?, path)
     }
 
-    /// Loads a checkpoint written by [`Model::save`] for the same spec. Checks every name,
-    /// shape and dtype before changing anything, so a mismatching file leaves the model as
-    /// it was.
+    /// Loads weights for the same spec: a checkpoint written by [`Model::save`], or a
+    /// PyTorch state dict (`.pth`/`.pt`) with the reference library's names. Checks every
+    /// name and shape first and lists every problem at once; a mismatching file leaves the
+    /// model as it was.
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        let loaded = candle_core::safetensors::load(path, &self.device)?;
+        let loaded = weights::read(path, &self.device)?;
         let data = self.varmap.data().lock().map_err(|_| lock_err())?;
-        for (name, var) in data.iter() {
-            let Some(t) = loaded.get(name) else {
-                candle_core::bail!("checkpoint {path:?} has no variable {name}")
-            };
-            if t.shape() != var.shape() || t.dtype() != var.dtype() {
-                candle_core::bail!(
-                    "checkpoint {path:?}: {name} is {:?} {:?}, the model expects {:?} {:?}",
-                    t.dtype(),
-                    t.shape(),
-                    var.dtype(),
-                    var.shape()
-                )
-            }
-        }
-        if let Some(extra) = loaded.keys().find(|n| !data.contains_key(*n)) {
-            candle_core::bail!("checkpoint {path:?} has variable {extra} the model does not know")
-        }
-        for (name, var) in data.iter() {
-            if let Some(t) = loaded.get(name) {
-                var.set(t)?;
+        let expected: HashMap<String, Tensor> = data
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect();
+        for (name, t) in weights::match_names(path, &expected, loaded)? {
+            if let Some(var) = data.get(&name) {
+                var.set(&t)?;
             }
         }
         Ok(())
