@@ -49,6 +49,7 @@ pub mod ops;
 pub mod precision;
 pub mod registry;
 pub mod resnet;
+pub mod resnet_v2;
 #[cfg(test)]
 pub(crate) mod tests;
 pub mod vgg;

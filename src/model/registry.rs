@@ -14,7 +14,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 
-use super::{alexnet, cnn, mobilenet, resnet, vgg, xception, ModelSpec};
+use super::{alexnet, cnn, mobilenet, resnet, resnet_v2, vgg, xception, ModelSpec};
 
 /// Every backbone, in the order error messages and listings show them.
 static REGISTRY: &[&BackboneInfo] = &[
@@ -24,6 +24,9 @@ static REGISTRY: &[&BackboneInfo] = &[
     &resnet::RESNET50,
     &resnet::RESNET101,
     &resnet::RESNET152,
+    &resnet_v2::RESNET50V2,
+    &resnet_v2::RESNET101V2,
+    &resnet_v2::RESNET152V2,
     &xception::XCEPTION,
     &mobilenet::MOBILENET_V2,
     &alexnet::ALEXNET,
