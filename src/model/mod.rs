@@ -41,6 +41,7 @@ pub use registry::{Backbone, BackboneInfo, Network};
 pub mod alexnet;
 pub mod cnn;
 pub mod count;
+pub mod efficientnet;
 pub(crate) mod init;
 pub mod kernels;
 pub(crate) mod layers;

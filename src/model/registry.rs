@@ -14,7 +14,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 
-use super::{alexnet, cnn, mobilenet, resnet, resnet_v2, vgg, xception, ModelSpec};
+use super::{alexnet, cnn, efficientnet, mobilenet, resnet, resnet_v2, vgg, xception, ModelSpec};
 
 /// Every backbone, in the order error messages and listings show them.
 static REGISTRY: &[&BackboneInfo] = &[
@@ -29,6 +29,9 @@ static REGISTRY: &[&BackboneInfo] = &[
     &resnet_v2::RESNET152V2,
     &xception::XCEPTION,
     &mobilenet::MOBILENET_V2,
+    &efficientnet::EFFICIENTNET_B0,
+    &efficientnet::EFFICIENTNET_B1,
+    &efficientnet::EFFICIENTNET_B2,
     &alexnet::ALEXNET,
     &vgg::VGG11,
     &vgg::VGG13,
