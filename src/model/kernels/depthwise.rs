@@ -18,7 +18,12 @@ fn for_each_tap(g: &Geom, mut f: impl FnMut(usize, usize, usize, (usize, usize),
                 continue;
             }
             for kj in 0..g.kw {
-                f(oh, ih - g.pad, kj, g.valid(kj, g.w, g.ow), ki * g.kw + kj);
+                // A tap that only ever reads padding (a map narrower than the padding) has no
+                // columns; skipping it also keeps `lo + kj - pad` from underflowing.
+                let (lo, hi) = g.valid(kj, g.w, g.ow);
+                if lo < hi {
+                    f(oh, ih - g.pad, kj, (lo, hi), ki * g.kw + kj);
+                }
             }
         }
     }

@@ -47,6 +47,10 @@ fn depthwise_matches_reference_and_finite_differences() {
         (1, 2, 9, 8, 5, 2, 2),
         (2, 3, 6, 5, 1, 1, 0),
         (1, 2, 8, 7, 3, 3, 0),
+        // Maps narrower (and lower) than the padding: EfficientNet's 5x5 on 1x1 and 2x1 maps.
+        (2, 3, 1, 1, 5, 1, 2),
+        (1, 2, 2, 1, 5, 1, 2),
+        (1, 2, 1, 2, 5, 2, 2),
     ] {
         let name = format!("depthwise {b}x{c}x{h}x{w}, k {k} s {s} p {p}");
         compare(&name, &[&[b, c, h, w], &[c, 1, k, k], &[c]], 1e-5, &|t| {
