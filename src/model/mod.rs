@@ -16,6 +16,10 @@
 //! * `alexnet` and `vgg11` / `vgg13` / `vgg16` / `vgg19` (and their `_bn` variants):
 //!   torchvision's, with its adaptive average pooling before the classifier (see [`alexnet`],
 //!   [`vgg`]); base width 64 by default, images of at least 63x63 (AlexNet) or 32x32 (VGG).
+//! * `resnet50v2` / `resnet101v2` / `resnet152v2`: Keras' pre-activation ResNets with names
+//!   derived from Keras' layer names (see [`resnet_v2`]); base width 64.
+//! * `mobilenet_v2` and `efficientnet_b0` / `b1` / `b2`: torchvision's (see [`mobilenet`],
+//!   [`efficientnet`]); base width 32 (the stem), scaled through `_make_divisible`.
 //!
 //! Variables live in a `VarMap` under torchvision-like names (`conv1.weight`, `bn1.running_mean`,
 //! `layer1.0.conv1.weight`, ..., `fc.bias`); these names are the checkpoint (safetensors)
