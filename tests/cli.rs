@@ -99,6 +99,10 @@ fn models_lists_every_backbone_with_its_reference_size() {
     assert_eq!(get("vgg16")["params"], 138_357_544);
     assert_eq!(get("xception")["params"], 22_855_952);
     assert_eq!(get("xception")["min_input"], 71);
+    assert_eq!(get("xception")["default_input"], 299);
+    assert_eq!(get("xception")["family"], "timm legacy_xception");
+    assert_eq!(get("resnet50v2")["family"], "keras");
+    assert_eq!(get("efficientnet_b0")["family"], "torchvision");
     assert!(models.len() >= 16);
     for m in &models {
         assert!(

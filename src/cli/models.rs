@@ -41,6 +41,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "name": b.name(),
             "params": reference_params(b)?,
             "min_input": b.min_size(),
+            "default_input": b.default_input(),
+            "family": b.family(),
             "default_width": b.default_width(),
             "relative_cost": b.cost(),
         }));
@@ -54,6 +56,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "backbone",
                 "params (1000 classes, 224x224x3)",
                 "min input",
+                "default input",
+                "names",
                 "default width",
                 "cost / epoch (cnn = 1)",
             ]);
@@ -62,6 +66,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     r["name"].as_str().unwrap_or("").to_string(),
                     r["params"].to_string(),
                     format!("{0}x{0}", r["min_input"]),
+                    format!("{0}x{0}", r["default_input"]),
+                    r["family"].as_str().unwrap_or("").to_string(),
                     r["default_width"].to_string(),
                     r["relative_cost"].to_string(),
                 ]);

@@ -31,6 +31,8 @@ pub(crate) static ALEXNET: BackboneInfo = BackboneInfo {
     default_width: 64,
     min_size: MIN_SIZE,
     cost: 2.0,
+    family: "torchvision",
+    default_input: 224,
     build: |vb, spec| Ok(Box::new(AlexNet::new(vb, spec)?)),
 };
 

@@ -27,6 +27,8 @@ pub(crate) static CNN: BackboneInfo = BackboneInfo {
     default_width: 32,
     min_size: MIN_SIZE,
     cost: 1.0,
+    family: "sweep",
+    default_input: 28,
     build: |vb, spec| Ok(Box::new(Cnn::new(vb, spec)?)),
 };
 

@@ -71,6 +71,8 @@ const fn info(name: &'static str, cost: f64, build: Build) -> BackboneInfo {
         default_width: REFERENCE_WIDTH,
         min_size: 1,
         cost,
+        family: "torchvision",
+        default_input: 224,
         build,
     }
 }

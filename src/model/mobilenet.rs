@@ -43,6 +43,8 @@ pub(crate) static MOBILENET_V2: BackboneInfo = BackboneInfo {
     default_width: REFERENCE_WIDTH,
     min_size: 1,
     cost: 0.7,
+    family: "torchvision",
+    default_input: 224,
     build: |vb, spec| Ok(Box::new(MobileNetV2::new(vb, spec)?)),
 };
 

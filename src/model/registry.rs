@@ -62,6 +62,11 @@ pub struct BackboneInfo {
     /// Relative cost of one epoch at the default width (cnn = 1), for the scheduler's
     /// longest-first dispatch.
     pub cost: f64,
+    /// Whose architecture and tensor names it follows: `torchvision`, `keras` (names derived
+    /// from Keras' layer names), `timm legacy_xception`, or `sweep` (the users' baseline).
+    pub family: &'static str,
+    /// The input side the reference trains at (224 for ImageNet models, 299 for Xception).
+    pub default_input: usize,
     /// Builds the network `spec` describes, taking its variables from `vb` under the
     /// backbone's checkpoint names. `spec` has passed [`ModelSpec::validate`].
     pub build: fn(VarBuilder, &ModelSpec) -> Result<Box<dyn Network>>,
@@ -125,6 +130,16 @@ impl Backbone {
     /// Relative cost of one epoch at the default width (cnn = 1).
     pub fn cost(self) -> f64 {
         self.0.cost
+    }
+
+    /// Whose architecture and tensor names it follows.
+    pub fn family(self) -> &'static str {
+        self.0.family
+    }
+
+    /// The input side the reference trains at.
+    pub fn default_input(self) -> usize {
+        self.0.default_input
     }
 
     /// The network `spec` describes (whose backbone is `self`), variables taken from `vb`.

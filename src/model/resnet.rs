@@ -35,6 +35,8 @@ pub(crate) static RESNET18: BackboneInfo = BackboneInfo {
     default_width: 64,
     min_size: 1,
     cost: 4.0,
+    family: "torchvision",
+    default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET18),
 };
 
@@ -43,6 +45,8 @@ pub(crate) static RESNET34: BackboneInfo = BackboneInfo {
     default_width: 64,
     min_size: 1,
     cost: 8.0,
+    family: "torchvision",
+    default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET34),
 };
 
@@ -51,6 +55,8 @@ pub(crate) static RESNET50: BackboneInfo = BackboneInfo {
     default_width: 64,
     min_size: 1,
     cost: 9.0,
+    family: "torchvision",
+    default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET50),
 };
 
@@ -59,6 +65,8 @@ pub(crate) static RESNET101: BackboneInfo = BackboneInfo {
     default_width: 64,
     min_size: 1,
     cost: 17.0,
+    family: "torchvision",
+    default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET101),
 };
 
@@ -67,6 +75,8 @@ pub(crate) static RESNET152: BackboneInfo = BackboneInfo {
     default_width: 64,
     min_size: 1,
     cost: 25.0,
+    family: "torchvision",
+    default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET152),
 };
 

@@ -77,6 +77,8 @@ pub(crate) static RESNET50V2: BackboneInfo = BackboneInfo {
     default_width: REFERENCE_WIDTH,
     min_size: 1,
     cost: 9.0,
+    family: "keras",
+    default_input: 224,
     build: |vb, spec| build(vb, spec, BLOCKS_50),
 };
 
@@ -85,6 +87,8 @@ pub(crate) static RESNET101V2: BackboneInfo = BackboneInfo {
     default_width: REFERENCE_WIDTH,
     min_size: 1,
     cost: 17.0,
+    family: "keras",
+    default_input: 224,
     build: |vb, spec| build(vb, spec, BLOCKS_101),
 };
 
@@ -93,6 +97,8 @@ pub(crate) static RESNET152V2: BackboneInfo = BackboneInfo {
     default_width: REFERENCE_WIDTH,
     min_size: 1,
     cost: 25.0,
+    family: "keras",
+    default_input: 224,
     build: |vb, spec| build(vb, spec, BLOCKS_152),
 };
 

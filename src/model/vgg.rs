@@ -54,6 +54,8 @@ const fn info(name: &'static str, cost: f64, build: Build) -> BackboneInfo {
         default_width: 64,
         min_size: MIN_SIZE,
         cost,
+        family: "torchvision",
+        default_input: 224,
         build,
     }
 }

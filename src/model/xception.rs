@@ -39,6 +39,8 @@ pub(crate) static XCEPTION: BackboneInfo = BackboneInfo {
     default_width: REFERENCE_WIDTH,
     min_size: MIN_SIZE,
     cost: 10.0,
+    family: "timm legacy_xception",
+    default_input: 299,
     build: |vb, spec| Ok(Box::new(Xception::new(vb, spec)?)),
 };
 
