@@ -2,11 +2,11 @@
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::SqliteStore;
-use crate::run::Event;
 use crate::run::ResumeState;
 use crate::run::RunSpec;
 use crate::run::RunStatus;
 use crate::run::{Confusion, Metrics};
+use crate::run::{Event, RunEnd};
 use crate::store::{Claim, Result, RunState, Storage, StoreError};
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
@@ -311,21 +311,7 @@ impl Storage for SqliteStore {
                 )?;
                 insert_split(&tx, run, &ev.split, ev.epoch, &ev.metrics, &ev.confusion)?;
             }
-            Event::Finished { run, end } => {
-                tx.execute(
-                    &format!(
-                        "UPDATE runs SET status = ?5, owner = NULL, stop_reason = ?2, checkpoint = ?3, checkpoint_epoch = ?4,
-                         finished_at = {NOW}, heartbeat_at = {NOW} WHERE id = ?1"
-                    ),
-                    params![
-                        run,
-                        end.stop_reason,
-                        end.checkpoint.as_ref().map(|p| p.to_string_lossy().into_owned()),
-                        end.checkpoint_epoch.map(|e| e as i64),
-                        RunStatus::Done,
-                    ],
-                )?;
-            }
+            Event::Finished { run, end } => end_run(&tx, run, end, RunStatus::Done)?,
             Event::Failed { run, error, kind } => {
                 tx.execute(
                     &format!("UPDATE runs SET status = ?4, owner = NULL, error = ?2, failure_kind = ?3, finished_at = {NOW} WHERE id = ?1"),
@@ -342,26 +328,30 @@ impl Storage for SqliteStore {
                     ],
                 )?;
             }
-            Event::Pruned { run, end, .. } => {
-                tx.execute(
-                    &format!(
-                        "UPDATE runs SET status = ?5, owner = NULL, stop_reason = ?2, checkpoint = ?3, checkpoint_epoch = ?4,
-                         finished_at = {NOW}, heartbeat_at = {NOW} WHERE id = ?1"
-                    ),
-                    params![
-                        run,
-                        end.stop_reason,
-                        end.checkpoint.as_ref().map(|p| p.to_string_lossy().into_owned()),
-                        end.checkpoint_epoch.map(|e| e as i64),
-                        RunStatus::Pruned,
-                    ],
-                )?;
-            }
+            Event::Pruned { run, end, .. } => end_run(&tx, run, end, RunStatus::Pruned)?,
             Event::Progress { .. } | Event::Rung { .. } => {}
         }
         tx.commit()?;
         Ok(())
     }
+}
+
+/// A run's end as `status` (done, or pruned by the search): why, and its kept checkpoint.
+fn end_run(tx: &Transaction, run: &str, end: &RunEnd, status: RunStatus) -> Result<()> {
+    tx.execute(
+        &format!(
+            "UPDATE runs SET status = ?5, owner = NULL, stop_reason = ?2, checkpoint = ?3, checkpoint_epoch = ?4,
+             finished_at = {NOW}, heartbeat_at = {NOW} WHERE id = ?1"
+        ),
+        params![
+            run,
+            end.stop_reason,
+            end.checkpoint.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            end.checkpoint_epoch.map(|e| e as i64),
+            status,
+        ],
+    )?;
+    Ok(())
 }
 
 fn clear_results(tx: &Transaction, run: &str) -> Result<()> {
