@@ -40,8 +40,6 @@
 //! layer U(-1/sqrt(classes), 1/sqrt(classes)) with zero bias. Every convolution pads
 //! `(k - 1) / 2`, so any image size works (torchvision's `min_size` is 1x1; training, whose
 //! batch norms need more than one value per channel, then needs batches of 2 or more).
-//! 5x5 depthwise convolutions on maps narrower than 2 pixels avoid the fast CPU kernel's
-//! padding (see `Depthwise` below).
 use candle_core::{Module, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Init, VarBuilder};
@@ -206,13 +204,8 @@ fn silu(x: &Tensor) -> Result<Tensor> {
 }
 
 /// A depthwise kxk convolution without bias (`weight` (channels, 1, k, k), initialised like
-/// [`conv_cfg`]'s), padding `(k - 1) / 2`.
-///
-/// Not [`super::layers::DepthwiseConv`]: the fast CPU depthwise kernel's stride-1 path
-/// indexes out of range (a subtraction overflows, `kernels/depthwise.rs`) when a side of
-/// its input is shorter than the padding, i.e. this net's 5x5 convolutions on maps 1 pixel
-/// wide, as at stage 6 of 32x32 images. Such inputs are zero-padded here and convolved
-/// without padding: the same values, and gradients through the padding.
+/// [`conv_cfg`]'s), padding `(k - 1) / 2`. Its 5x5 kernels also meet maps narrower than the
+/// padding (stage 6 of 32x32 images), which the fast kernel handles.
 #[derive(Clone, Debug)]
 struct Depthwise {
     weight: Tensor,
@@ -237,14 +230,7 @@ impl Depthwise {
 
 impl Module for Depthwise {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_b, _c, h, w) = x.dims4()?;
-        let p = self.padding;
-        if h.min(w) < p {
-            let x = x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)?;
-            depthwise_conv2d(&x, &self.weight, None, self.stride, 0)
-        } else {
-            depthwise_conv2d(x, &self.weight, None, self.stride, p)
-        }
+        depthwise_conv2d(x, &self.weight, None, self.stride, self.padding)
     }
 }
 
@@ -488,10 +474,7 @@ impl Network for EfficientNet {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use candle_core::{DType, Device, Shape};
-    use candle_nn::var_builder::SimpleBackend;
+    use candle_core::{DType, Device};
     use candle_nn::VarMap;
     use rand::SeedableRng;
 
@@ -507,46 +490,17 @@ mod tests {
         Backbone::parse(name).unwrap()
     }
 
-    type Shapes = Arc<Mutex<Vec<(String, Vec<usize>)>>>;
-
-    /// Records the name and shape of every variable asked for and hands out broadcast zeros,
-    /// so full-size nets are built without sampling millions of weights.
-    struct ShapeRecorder(Shapes);
-
-    impl SimpleBackend for ShapeRecorder {
-        fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
-            self.0
-                .lock()
-                .unwrap()
-                .push((name.to_string(), s.dims().to_vec()));
-            Tensor::zeros((), dtype, dev)?.broadcast_as(s)
-        }
-
-        fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
-            candle_core::bail!("no variable {name}")
-        }
-
-        fn contains_tensor(&self, _name: &str) -> bool {
-            false
-        }
-    }
-
     /// Every variable (running statistics included) the constructor asks for, in order.
     fn shapes(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
-        let shapes = Shapes::default();
-        let recorder = Box::new(ShapeRecorder(shapes.clone()));
-        let vb = VarBuilder::from_backend(recorder, DType::F32, Device::Cpu);
-        spec.backbone.build(vb, spec).unwrap();
-        let shapes = shapes.lock().unwrap();
-        shapes.clone()
+        crate::model::count::shapes(spec)
+            .unwrap()
+            .into_iter()
+            .map(|(n, s)| (n, s.dims().to_vec()))
+            .collect()
     }
 
     fn parameter_count(spec: &ModelSpec) -> usize {
-        shapes(spec)
-            .iter()
-            .filter(|(n, _)| !n.ends_with(".running_mean") && !n.ends_with(".running_var"))
-            .map(|(_, d)| d.iter().product::<usize>())
-            .sum()
+        crate::model::count::parameter_count(spec).unwrap()
     }
 
     /// Reference: torchvision's documented `num_params` of `efficientnet_b0()`,
@@ -700,8 +654,8 @@ mod tests {
         }
     }
 
-    /// 5x5 depthwise convolutions on maps narrower than their padding (which the fast CPU
-    /// kernel cannot take) match candle's reference convolution, values and gradients.
+    /// 5x5 depthwise convolutions on maps narrower than their padding match candle's
+    /// reference convolution, values and gradients.
     #[test]
     fn depthwise_on_maps_narrower_than_the_padding_matches_the_reference() {
         use crate::model::kernels;
