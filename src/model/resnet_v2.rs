@@ -314,11 +314,9 @@ impl Network for ResNetV2 {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
 
-    use candle_core::{DType, Device, Shape, Var};
-    use candle_nn::var_builder::SimpleBackend;
-    use candle_nn::{Init, VarMap};
+    use candle_core::{DType, Device, Var};
+    use candle_nn::VarMap;
 
     use super::*;
     use crate::model::kernels;
@@ -330,43 +328,18 @@ mod tests {
         Backbone::parse(name).unwrap_or_else(|| panic!("{name} is not registered"))
     }
 
-    /// Records the name and shape of every variable asked for and hands out broadcast zeros,
-    /// so the full-size networks are built without sampling 60M weights.
-    struct ShapeRecorder(Arc<Mutex<Vec<NamedShape>>>);
-
-    type NamedShape = (String, Vec<usize>);
-
-    impl SimpleBackend for ShapeRecorder {
-        fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
-            let entry = (name.to_string(), s.dims().to_vec());
-            self.0.lock().unwrap().push(entry);
-            Tensor::zeros((), dtype, dev)?.broadcast_as(s)
-        }
-
-        fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
-            candle_core::bail!("no variable {name}")
-        }
-
-        fn contains_tensor(&self, _name: &str) -> bool {
-            false
-        }
-    }
-
     /// Every variable (running statistics included) the constructor asks for, by name.
     fn var_shapes(spec: &ModelSpec) -> HashMap<String, Vec<usize>> {
-        let recorded = Arc::new(Mutex::new(Vec::new()));
-        let recorder = Box::new(ShapeRecorder(recorded.clone()));
-        let vb = VarBuilder::from_backend(recorder, DType::F32, Device::Cpu);
-        spec.backbone.build(vb, spec).unwrap();
-        let recorded = recorded.lock().unwrap();
-        let map: HashMap<_, _> = recorded.iter().cloned().collect();
+        let recorded = crate::model::count::shapes(spec).unwrap();
+        let map: HashMap<_, _> = recorded
+            .iter()
+            .map(|(n, s)| (n.clone(), s.dims().to_vec()))
+            .collect();
         assert_eq!(map.len(), recorded.len(), "a variable was asked for twice");
         map
     }
 
-    fn is_running_stat(name: &str) -> bool {
-        name.ends_with(".running_mean") || name.ends_with(".running_var")
-    }
+    use crate::model::is_running_stat;
 
     /// Keras' trainable parameters (BN gamma and beta included, moving statistics not).
     fn trainable_count(shapes: &HashMap<String, Vec<usize>>) -> usize {

@@ -2,11 +2,7 @@
 //! checkpoints, and a tiny end-to-end overfit.
 use super::*;
 use candle_core::Shape;
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::Init;
-use candle_nn::VarBuilder;
 use rand::Rng;
-use std::sync::Arc;
 
 pub(crate) fn spec(
     backbone: Backbone,
@@ -39,44 +35,16 @@ pub(crate) fn fit_size(backbone: Backbone, h: usize, w: usize) -> (usize, usize)
     (h + grow, w + grow)
 }
 
-/// A `VarBuilder` backend that records the shape of every variable asked for and hands out
-/// broadcast zeros, so full-size networks are built without allocating or sampling weights.
-struct ShapeRecorder(Arc<Mutex<Vec<(String, Shape)>>>);
-
-impl SimpleBackend for ShapeRecorder {
-    fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
-        self.0.lock().unwrap().push((name.to_string(), s.clone()));
-        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
-    }
-
-    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
-        candle_core::bail!("no variable {name}")
-    }
-
-    fn contains_tensor(&self, _name: &str) -> bool {
-        false
-    }
-}
-
 /// Name and shape of every variable (running statistics included) the constructor of the
 /// network `spec` describes asks for, in the order it asks.
 fn shapes_from_constructor(spec: &ModelSpec) -> Vec<(String, Shape)> {
-    let shapes = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Box::new(ShapeRecorder(shapes.clone()));
-    let vb = VarBuilder::from_backend(recorder, DType::F32, Device::Cpu);
-    spec.backbone.build(vb, spec).unwrap();
-    let shapes = shapes.lock().unwrap();
-    shapes.clone()
+    count::shapes(spec).unwrap()
 }
 
 /// Trainable parameters (running statistics excluded) of the network `spec` describes,
 /// counted from the shapes its constructor asks for.
 fn parameter_count_from_shapes(spec: &ModelSpec) -> usize {
-    shapes_from_constructor(spec)
-        .iter()
-        .filter(|(name, _)| !is_running_stat(name))
-        .map(|(_, shape)| shape.elem_count())
-        .sum()
+    count::parameter_count(spec).unwrap()
 }
 
 pub(crate) fn to_vec(t: &Tensor) -> Vec<f32> {
