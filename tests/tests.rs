@@ -3,6 +3,7 @@ mod util;
 
 mod cli;
 mod end_to_end;
+mod equivalence;
 mod hostile;
 mod predict;
 mod scheduling;

@@ -27,12 +27,12 @@
 //! 1.1) and the block counts by `depth_mult` (1.1, 1.2, rounded up), as torchvision's
 //! `MBConvConfig`. Squeeze-excitation has `max(1, input_channels / 4)` channels.
 //!
-//! Widths: every width `c` becomes `make_divisible(c * width_mult * w / 32, d)` (torchvision's
-//! `_make_divisible`: nearest multiple of `d`, at least `d`, never 10% below), the expanded
-//! width `make_divisible(c_in * ratio, d)`. With `d = 8` for `w >= 32` ([`REFERENCE_WIDTH`]):
-//! `w = 32` is torchvision's net exactly. Narrower nets use `d = max(1, w / 4)` so that the
-//! widths keep shrinking with `w` (with `d = 8` every `w` below about 10 would give the same
-//! 8-channel net); tests use tiny ones.
+//! Widths: base width `w` is torchvision's `width_mult = scaling * w / 32`, as for
+//! MobileNetV2: every width `c` becomes `_make_divisible(c * width_mult, 8)` (nearest multiple
+//! of 8, at least 8, never 10% below: [`make_divisible`]) and the expanded width
+//! `_make_divisible(c_in * ratio, 8)`. So `w = 32` ([`REFERENCE_WIDTH`]) is torchvision's net
+//! and every narrower `w` is torchvision's `_efficientnet_conf(arch, width_mult)` (checked
+//! against torchvision in `tests/equivalence.rs`); below `w = 8` the nets stop shrinking.
 //!
 //! Batch norm has PyTorch's defaults (eps 1e-5, momentum 0.1) as torchvision's B0-B2 (only
 //! B5-B7 pass eps 1e-3, momentum 0.01). Initialisation follows torchvision: convolutions
@@ -46,7 +46,7 @@ use candle_nn::{Init, VarBuilder};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::layers::{dropout, Conv, ConvCfg, InitScheme, Norm};
+use super::layers::{dropout, make_divisible, Conv, ConvCfg, InitScheme, Norm};
 use super::ops::{avg_pool_global, depthwise_conv2d, linear};
 use super::{BackboneInfo, ModelSpec, Network};
 
@@ -148,42 +148,32 @@ const STAGES: [Stage; 7] = [
     stage(6, 3, 1, 192, 320, 1),
 ];
 
-/// torchvision's `_make_divisible(v, divisor)`: `v` rounded to the nearest multiple of
-/// `divisor`, at least `divisor`, and raised by one `divisor` if that lost more than 10%.
-fn make_divisible(v: f64, divisor: usize) -> usize {
-    let d = divisor as f64;
-    let mut n = (((v + d / 2.0) as usize) / divisor * divisor).max(divisor);
-    if (n as f64) < 0.9 * v {
-        n += divisor;
-    }
-    n
-}
-
-/// Channel widths of the net at base width `w`: torchvision's `adjust_channels` with
-/// `width_mult * w / 32`, on multiples of 8 from `w = 32` up and of `max(1, w / 4)` below.
+/// Channel widths of the net at base width `w`: torchvision's `adjust_channels` at
+/// `width_mult * w / 32`.
 #[derive(Clone, Copy, Debug)]
 struct Widths {
     mult: f64,
-    divisor: usize,
 }
+
+/// torchvision rounds every EfficientNet width to a multiple of 8.
+const DIVISOR: usize = 8;
 
 impl Widths {
     fn new(scaling: Scaling, w: usize) -> Widths {
+        // At w = 32 the factor is exactly 1, so `c * width_mult` is torchvision's product.
         Widths {
-            // At w = 32 the factor is exactly 1, so `c * width_mult` is torchvision's product.
             mult: scaling.width_mult * (w as f64 / REFERENCE_WIDTH as f64),
-            divisor: (w * 8 / REFERENCE_WIDTH).clamp(1, 8),
         }
     }
 
     /// Width `c` of B0 in this net.
     fn scaled(self, c: usize) -> usize {
-        make_divisible(c as f64 * self.mult, self.divisor)
+        make_divisible(c as f64 * self.mult, DIVISOR)
     }
 
     /// The expanded width of a block reading `in_c` channels.
     fn expanded(self, in_c: usize, ratio: usize) -> usize {
-        make_divisible((in_c * ratio) as f64, self.divisor)
+        make_divisible((in_c * ratio) as f64, DIVISOR)
     }
 }
 
@@ -612,21 +602,27 @@ mod tests {
         assert_eq!(norms, 49);
     }
 
-    /// Narrow nets keep shrinking: multiples of `w / 4` below width 32, of 8 from 32 up.
+    /// Every base width is torchvision's `_efficientnet_conf("efficientnet_b0", width_mult =
+    /// w / 32)`: its stage input widths plus the last output width, and the expanded width of
+    /// stage 2's first block (`MBConvConfig.adjust_channels(c, 6)`), as torchvision 0.29
+    /// prints them.
     #[test]
     fn base_width_scales_the_channels() {
-        let widths = |w: usize| Widths::new(Scaling::B0, w);
-        let b0: Vec<usize> = [32, 16, 24, 40, 80, 112, 192, 320]
-            .iter()
-            .map(|&c| widths(32).scaled(c))
-            .collect();
-        assert_eq!(b0, [32, 16, 24, 40, 80, 112, 192, 320]);
-        assert_eq!(widths(16).scaled(32), 16);
-        assert_eq!(widths(16).scaled(24), 12);
-        assert_eq!(widths(8).scaled(40), 10);
-        assert_eq!(widths(1).scaled(16), 1);
-        assert_eq!(widths(1).expanded(1, 6), 6);
-        assert_eq!(widths(64).scaled(24), 48);
+        let stages = |w: usize| -> Vec<usize> {
+            let widths = Widths::new(Scaling::B0, w);
+            let mut c: Vec<usize> = STAGES.iter().map(|s| widths.scaled(s.in_c)).collect();
+            c.push(widths.scaled(STAGES[6].out_c));
+            c
+        };
+        assert_eq!(stages(32), [32, 16, 24, 40, 80, 112, 192, 320]);
+        assert_eq!(stages(16), [16, 8, 16, 24, 40, 56, 96, 160]);
+        assert_eq!(stages(8), [8, 8, 8, 16, 24, 32, 48, 80]);
+        assert_eq!(stages(1), [8, 8, 8, 8, 8, 8, 8, 16]);
+        assert_eq!(stages(64), [64, 32, 48, 80, 160, 224, 384, 640]);
+        for (w, expanded) in [(16, 48), (8, 48), (1, 48), (64, 192)] {
+            let widths = Widths::new(Scaling::B0, w);
+            assert_eq!(widths.expanded(widths.scaled(STAGES[1].in_c), 6), expanded);
+        }
         // torchvision's `_make_divisible` at B2's width_mult 1.1.
         let b2 = Widths::new(Scaling::B2, 32);
         let got: Vec<usize> = [32, 16, 24, 40, 80, 112, 192, 320]

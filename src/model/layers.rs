@@ -260,6 +260,20 @@ pub(crate) fn dropout(x: &Tensor, p: f64, rng: &mut StdRng) -> Result<Tensor> {
     x * mask
 }
 
+/// torchvision's `_make_divisible(v, divisor)`: `v` rounded to the nearest multiple of
+/// `divisor` (halves up), at least `divisor`, and bumped by `divisor` if rounding lost more
+/// than 10%.
+pub(crate) fn make_divisible(v: f64, divisor: usize) -> usize {
+    let d = divisor as f64;
+    // Python's `int(v + divisor / 2) // divisor * divisor`; `v` is positive, so `as` floors.
+    let rounded = ((v + d / 2.0) as usize / divisor * divisor).max(divisor);
+    if (rounded as f64) < 0.9 * v {
+        rounded + divisor
+    } else {
+        rounded
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,9 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 
-use super::layers::{dropout, linear, Conv, ConvCfg, DepthwiseConv, InitScheme, Linear, Norm};
+use super::layers::{
+    dropout, linear, make_divisible, Conv, ConvCfg, DepthwiseConv, InitScheme, Linear, Norm,
+};
 use super::ops::avg_pool_global;
 use super::{BackboneInfo, ModelSpec, Network};
 
@@ -72,20 +74,6 @@ const SETTING: [(usize, usize, usize, usize); 7] = [
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 ];
-
-/// torchvision's `_make_divisible(v, divisor)`: `v` rounded to the nearest multiple of
-/// `divisor` (halves up), at least `divisor`, and bumped by `divisor` if rounding lost more
-/// than 10%.
-pub(crate) fn make_divisible(v: f64, divisor: usize) -> usize {
-    let d = divisor as f64;
-    // Python's `int(v + divisor / 2) // divisor * divisor`; `v` is positive, so `as` floors.
-    let rounded = ((v + d / 2.0) as usize / divisor * divisor).max(divisor);
-    if (rounded as f64) < 0.9 * v {
-        rounded + divisor
-    } else {
-        rounded
-    }
-}
 
 /// `min(6, max(0, x))` (PyTorch's `nn.ReLU6`), with PyTorch's gradient: 1 where
 /// `0 < x < 6`, 0 elsewhere, the boundaries included. (candle's `clamp` gives 0.5 at them.)
