@@ -43,6 +43,10 @@ pub struct Job {
     /// The database and data the run's saved states belong to.
     #[serde(default)]
     pub provenance: Provenance,
+    /// No other run trains on its device meanwhile (a retry after out-of-memory on a shared
+    /// GPU).
+    #[serde(default)]
+    pub alone: bool,
 }
 
 /// The line that asks a worker to stop after its current epoch.
@@ -271,7 +275,7 @@ fn run(
         None => Start::Fresh,
     };
     if let Some(spec) = &job.run.config.fake {
-        let mut learner = FakeLearner::new(spec.clone(), &job.run, job.batch_size);
+        let mut learner = FakeLearner::new(spec.clone(), &job.run, job.batch_size, job.alone);
         let start = RunStart {
             device: job.slot.to_string(),
             classes: (0..learner.classes())

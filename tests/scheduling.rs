@@ -152,6 +152,52 @@ fn failing_runs_are_recorded_and_the_others_complete() {
     }
 }
 
+/// Out of memory on a GPU shared with other runs: the run trains again at the same batch
+/// size with the GPU to itself (the others' current runs end first, the next ones wait), and
+/// only the failed attempt is repeated.
+#[test]
+fn out_of_memory_beside_other_runs_retries_alone_at_the_same_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    write_sweep(dir.path(), &["0.1", "0.2", "0.3", "0.4", "0.5"], 1, 3);
+    let log = dir.path().join("epochs.log");
+    let spec = serde_json::json!({"epoch_ms": 60, "oom_shared": ["lr=0.2"], "log": log});
+    let (code, stderr) = run_to_end(
+        dir.path(),
+        1,
+        &spec.to_string(),
+        &["--runs-per-device", "3"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("beside other runs; retrying it alone on that device"),
+        "{stderr}"
+    );
+    let runs = by_label(&status(dir.path()));
+    let oom = &runs["lr=0.2"];
+    assert_eq!(oom["status"], "done", "{oom}");
+    assert_eq!(oom["batch_size"], 32, "the batch was not halved: {oom}");
+    let id = oom["run_id"].as_str().unwrap();
+    // Epoch starts in order: the first attempt failed in epoch 1; from the retry's epoch 1 to
+    // its epoch 3, nothing else started on the GPU.
+    let lines: Vec<(String, usize)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (run, epoch) = l.split_once(' ').unwrap();
+            (run.to_string(), epoch.parse().unwrap())
+        })
+        .collect();
+    let mine: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].0 == id).collect();
+    let epochs: Vec<usize> = mine.iter().map(|&i| lines[i].1).collect();
+    assert_eq!(epochs, [1, 1, 2, 3], "{lines:?}");
+    assert_eq!(
+        mine[3] - mine[1],
+        2,
+        "another run trained beside it: {lines:?}"
+    );
+    assert_complete(&status(dir.path()), 3);
+}
+
 /// Each failure carries the kind decided where it was seen, in `sweep status --format json`.
 #[test]
 fn failures_are_stored_with_their_kind() {

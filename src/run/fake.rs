@@ -21,6 +21,9 @@ pub struct FakeSpec {
     /// Runs that fail with a CUDA out-of-memory error at their configured batch size (and
     /// fit at half of it).
     pub oom: Vec<String>,
+    /// Runs that fail with a CUDA out-of-memory error unless they train alone on their
+    /// device (a GPU shared with other runs).
+    pub oom_shared: Vec<String>,
     /// Appends `run_id epoch` to this file when an epoch starts.
     #[serde(with = "crate::run::path::option", default)]
     pub log: Option<PathBuf>,

@@ -19,6 +19,7 @@ use crate::run::{DataSpec, Event, Provenance, RunSpec, Verdict};
 use crate::search::Strategy;
 use crate::store::Storage;
 
+mod gate;
 mod retry;
 pub mod signals;
 mod slot;
@@ -265,10 +266,12 @@ pub fn run_sweep(
             }
         };
         let mut loops = Vec::new();
-        for (i, slot) in opts.slots.iter().enumerate() {
+        let gates = gate::Gate::for_slots(&opts.slots);
+        for ((i, slot), gate) in opts.slots.iter().enumerate().zip(gates) {
             let ctx = SlotLoop {
                 index: i,
                 slot: slot.clone(),
+                gate,
                 to_writer: to_writer.clone(),
                 control: control.clone(),
                 exe: exe.clone(),

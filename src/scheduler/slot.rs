@@ -1,15 +1,17 @@
 //! One device slot's loop: claim the next run, train it in a `sweep worker` process pinned
 //! to the slot's device, stream its events to the writer, and turn its end (reported, or a
 //! death) into the run's outcome. What to do after a failure is [`super::retry::next_step`]'s
-//! call (one retry at half the batch size after out-of-memory, one resume after an outside
-//! kill); this loop only acts on it.
+//! call (after out-of-memory on a shared GPU a retry alone on it, then one at half the batch
+//! size; one resume after an outside kill); this loop only acts on it, and passes its
+//! device's [`Gate`] before each attempt.
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
+use super::gate::{Gate, Pass};
 use super::retry::{next_step, Attempts, Decision};
 use super::{Control, Queued, ToWriter};
 use crate::devices::Slot;
@@ -19,6 +21,8 @@ use crate::worker::{verdict_line, Job, STOP};
 pub(super) struct SlotLoop {
     pub(super) index: usize,
     pub(super) slot: Slot,
+    /// Shared with the other slots of the same device.
+    pub(super) gate: Arc<Gate>,
     pub(super) to_writer: mpsc::Sender<ToWriter>,
     pub(super) control: watch::Receiver<Control>,
     pub(super) exe: PathBuf,
@@ -100,13 +104,26 @@ impl SlotLoop {
                 resume,
                 rungs,
                 provenance,
+                alone: false,
             };
             let mut attempts = Attempts {
                 halved: job.batch_size != job.run.config.batch_size,
                 resumed: false,
+                alone: !self.gate.shared(),
             };
             loop {
-                let (kind, error) = match self.run_worker(&job, claimed_at).await {
+                job.alone = attempts.alone;
+                let Some(pass) = self.enter(attempts.alone && self.gate.shared()).await else {
+                    // Stopped while waiting for the device: it resumes in a later `sweep run`.
+                    self.send(Event::Stopped {
+                        run: job.run.id.clone(),
+                        epoch: job.resume.unwrap_or(0),
+                    });
+                    break;
+                };
+                let end = self.run_worker(&job, claimed_at).await;
+                drop(pass);
+                let (kind, error) = match end {
                     WorkerEnd::Reported(Event::Failed { kind, error, .. }) => (kind, error),
                     WorkerEnd::Reported(event) => {
                         self.send(event);
@@ -118,6 +135,12 @@ impl SlotLoop {
                     Decision::Resume => {
                         attempts.resumed = true;
                         if self.resume(&mut job, &error).await {
+                            continue;
+                        }
+                    }
+                    Decision::RetryAlone => {
+                        attempts.alone = true;
+                        if self.retry_alone(&mut job, &error).await {
                             continue;
                         }
                     }
@@ -154,6 +177,47 @@ impl SlotLoop {
         let _ = self.to_writer.send(ToWriter::Note(format!(
             "{}: {error}; resuming it",
             job.run.label
+        )));
+        true
+    }
+
+    /// Waits at the device's gate: beside the other slots' runs, or `alone`. An idle worker
+    /// kept from the last run is closed first when a run waits to train alone, so that its
+    /// GPU memory is free. `None` when the sweep is stopped meanwhile.
+    async fn enter(&mut self, alone: bool) -> Option<Pass> {
+        if !alone && self.gate.someone_waits_alone() {
+            if let Some(p) = self.process.take() {
+                p.close().await;
+            }
+        }
+        let gate = self.gate.clone();
+        tokio::select! {
+            pass = gate.enter(alone) => Some(pass),
+            _ = self.control.wait_for(|c| *c != Control::Run) => None,
+        }
+    }
+
+    /// Out of memory beside other runs: train on from the last saved epoch, at the same batch
+    /// size, with the device to itself. False when the writer is gone.
+    async fn retry_alone(&self, job: &mut Job, error: &str) -> bool {
+        let (reply, answer) = oneshot::channel();
+        let msg = ToWriter::Resume {
+            run: job.run.id.clone(),
+            run_dir: job.run_dir.clone(),
+            reply,
+        };
+        if self.to_writer.send(msg).is_err() {
+            return false;
+        }
+        job.resume = answer.await.unwrap_or(None);
+        let _ = self.to_writer.send(ToWriter::Note(format!(
+            "{}: {error} on {} beside other runs; retrying it alone on that device{}",
+            job.run.label,
+            self.slot,
+            match job.resume {
+                Some(e) if e > 0 => format!(" from epoch {e}"),
+                _ => String::new(),
+            }
         )));
         true
     }

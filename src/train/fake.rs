@@ -16,13 +16,15 @@ pub struct FakeLearner {
     spec: FakeSpec,
     run: RunSpec,
     batch_size: usize,
+    /// It trains alone on its device.
+    alone: bool,
     lr: f64,
     /// Stands for the weights: the number of epochs trained.
     trained: usize,
 }
 
 impl FakeLearner {
-    pub fn new(spec: FakeSpec, run: &RunSpec, batch_size: usize) -> FakeLearner {
+    pub fn new(spec: FakeSpec, run: &RunSpec, batch_size: usize, alone: bool) -> FakeLearner {
         let lr = run.config.lr;
         FakeLearner {
             spec: FakeSpec {
@@ -31,6 +33,7 @@ impl FakeLearner {
             },
             run: run.clone(),
             batch_size,
+            alone,
             lr,
             trained: 0,
         }
@@ -82,7 +85,10 @@ impl Learner for FakeLearner {
                 .map_err(|e| TrainError::Candle(candle_core::Error::wrap(e)))?;
             let _ = f.write_all(line.as_bytes());
         }
-        if self.chosen(&self.spec.oom) && self.batch_size >= self.run.config.batch_size {
+        let shared_oom = self.chosen(&self.spec.oom_shared) && !self.alone;
+        if shared_oom
+            || self.chosen(&self.spec.oom) && self.batch_size >= self.run.config.batch_size
+        {
             return Err(TrainError::Candle(candle_core::Error::Msg(
                 "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
             )));
