@@ -151,6 +151,19 @@ impl SlotLoop {
                     }
                     Decision::Fail => {}
                 }
+                let error =
+                    match kind {
+                        FailureKind::Oom => {
+                            format!(
+                        "{error}: it does not fit in {}'s memory at batch size {}{}; lower \
+                         batch_size, image_size or width",
+                        self.slot,
+                        job.batch_size,
+                        if self.gate.shared() { " even alone" } else { "" }
+                    )
+                        }
+                        _ => error,
+                    };
                 self.send(Event::Failed {
                     run: job.run.id.clone(),
                     error,

@@ -19,9 +19,18 @@ use crate::run::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
 use crate::run::{EpochSummary, Keep, Verdict};
 use crate::run::{Provenance, ResumeState};
 
+/// candle's message without the backtrace it attaches when `RUST_BACKTRACE` is set (a run's
+/// stored error is one readable line).
+fn without_backtrace(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(inner),
+        e => e.to_string(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("{0}")]
+    #[error("{}", without_backtrace(.0))]
     Candle(#[from] candle_core::Error),
     #[error("the loss became {loss} at epoch {epoch}, batch {batch}: lower the learning rate (lr) or the batch size")]
     NonFinite {
@@ -410,6 +419,19 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> candle_core:
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// A failed run's stored error is candle's message, not the backtrace candle attaches
+    /// when RUST_BACKTRACE is set (seen on a GPU machine: 20 lines of `<unknown>` frames).
+    #[test]
+    fn errors_drop_candle_backtraces() {
+        let inner = candle_core::Error::Msg("DriverError(CUDA_ERROR_OUT_OF_MEMORY)".into());
+        let e = TrainError::Candle(candle_core::Error::WithBacktrace {
+            inner: Box::new(inner),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        });
+        assert_eq!(e.to_string(), "DriverError(CUDA_ERROR_OUT_OF_MEMORY)");
+        assert_eq!(e.kind(), FailureKind::Oom);
+    }
 
     #[test]
     fn failure_kinds_of_train_errors() {
