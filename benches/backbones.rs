@@ -1,0 +1,146 @@
+//! Training speed and peak memory of the backbones users compare, at real widths and input
+//! sizes: batch 32, 3 channels, 10 classes, SGD momentum 0.9, random data, train mode (batch
+//! norm on batch statistics, dropout on), as `sweep run` trains. Each backbone runs in its own
+//! child process, so its peak resident memory (`VmHWM`) is its own.
+//! `benches/backbones_peer.py` is the same in PyTorch (torchvision, timm's legacy_xception);
+//! `benches/compare_backbones.sh` runs both and prints the table of BENCHMARKS.md.
+//!
+//! `cargo bench --bench backbones -- [--threads N] [--seconds S] [--only resnet18@112,...]`
+//! Every figure is also printed as `RESULT <backbone>@<size> <img/s> <peak MiB>`.
+use std::process::Command;
+use std::time::Instant;
+
+use candle_core::{Device, Result, Tensor};
+use sweep::model::{kernels, Backbone, Model, ModelSpec};
+use sweep::train::optim::{Optimizer, OptimizerConfig};
+
+const BATCH: usize = 32;
+const CLASSES: usize = 10;
+
+/// The issue's list: backbone and input size.
+const CASES: [(&str, usize); 6] = [
+    ("resnet18", 112),
+    ("resnet50", 112),
+    ("vgg16", 112),
+    ("xception", 150),
+    ("efficientnet_b0", 112),
+    ("mobilenet_v2", 112),
+];
+
+fn rand(dims: &[usize], seed: u64) -> Result<Tensor> {
+    let n: usize = dims.iter().product();
+    let mut s = seed.wrapping_mul(6364136223846793005) | 1;
+    let data: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(data, dims, &Device::Cpu)
+}
+
+/// Images per second of SGD steps on `name` at `size`: one warm-up step, then steps until
+/// `seconds` have passed (at least 3).
+fn train(name: &str, size: usize, seconds: f64) -> Result<(f64, usize)> {
+    let backbone = Backbone::parse(name).expect("known backbone");
+    let spec = ModelSpec {
+        backbone,
+        channels: 3,
+        height: size,
+        width: size,
+        classes: CLASSES,
+        base_width: backbone.default_width(),
+    };
+    let model = Model::new(&spec, &Device::Cpu, 1)?;
+    let sgd = OptimizerConfig::Sgd {
+        momentum: 0.9,
+        nesterov: false,
+        weight_decay: 0.0,
+    };
+    let mut opt = Optimizer::new(&sgd, model.trainable_vars(), 0.01)?;
+    let x = rand(&[BATCH, 3, size, size], 3)?;
+    let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % CLASSES as u32).collect();
+    let labels = Tensor::from_vec(labels, BATCH, &Device::Cpu)?;
+    let mut step = || -> Result<()> {
+        let loss = candle_nn::loss::cross_entropy(&model.forward(&x, true)?, &labels)?;
+        opt.backward_step(&loss)
+    };
+    step()?;
+    let t = Instant::now();
+    let mut steps = 0;
+    while steps < 3 || t.elapsed().as_secs_f64() < seconds {
+        step()?;
+        steps += 1;
+    }
+    Ok(((steps * BATCH) as f64 / t.elapsed().as_secs_f64(), steps))
+}
+
+/// Peak resident memory of this process, MiB (Linux `VmHWM`).
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1).cloned())
+    };
+    let threads: usize = value("--threads").and_then(|v| v.parse().ok()).unwrap_or(2);
+    let seconds: f64 = value("--seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20.0);
+    kernels::set_threads(threads);
+    if let Some(case) = value("--child") {
+        let (name, size) = case.split_once('@').expect("NAME@SIZE");
+        let (img_s, steps) = train(name, size.parse().expect("size"), seconds)?;
+        println!("RESULT {case} {img_s:.3} {:.0} {steps}", peak_mib());
+        return Ok(());
+    }
+    let only: Option<Vec<String>> =
+        value("--only").map(|v| v.split(',').map(String::from).collect());
+    println!(
+        "sweep backbones bench: batch {BATCH}, {CLASSES} classes, SGD momentum 0.9, {} thread(s), \
+         >= {seconds} s per backbone",
+        kernels::threads()
+    );
+    let exe = std::env::current_exe().expect("own path");
+    for (name, size) in CASES {
+        let case = format!("{name}@{size}");
+        if only.as_ref().is_some_and(|o| !o.contains(&case)) {
+            continue;
+        }
+        let out = Command::new(&exe)
+            .args(["--child", &case, "--threads", &threads.to_string()])
+            .args(["--seconds", &seconds.to_string()])
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .env("CANDLE_NUM_THREADS", threads.to_string())
+            .output()
+            .expect("run the bench child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        match text.lines().find(|l| l.starts_with("RESULT")) {
+            Some(line) => {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                println!(
+                    "{case:22} {:>8} img/s  peak {:>6} MiB  ({} steps)",
+                    f[2], f[3], f[4]
+                );
+                println!("{line}");
+            }
+            None => println!(
+                "{case:22} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        }
+    }
+    Ok(())
+}
