@@ -152,7 +152,7 @@ fn ops_table() -> Vec<(&'static str, &'static str, Vec<Vec<usize>>, OpFn)> {
             Tensor::ones(c, DType::F32, &Device::Cpu)?,
         );
         let bn = BatchNorm::new(c, mean, var, t[1].clone(), t[2].clone(), 1e-5)?;
-        ops::batch_norm(&t[0], &bn, true, false)
+        ops::batch_norm(&t[0], &bn, true, ops::Activation::Identity)
     };
     vec![
         (

@@ -268,7 +268,7 @@ fn op_checks(gpu: &Device) -> Result<bool> {
             } else {
                 &bn_gpu
             };
-            ops::batch_norm(&t[0], bn, true, true)
+            ops::batch_norm(&t[0], bn, true, ops::Activation::Relu)
         })?;
         let stats = rel_diff(&rm_cpu, &rm_gpu)?.max(rel_diff(&rv_cpu, &rv_gpu)?);
         println!("  batch norm running statistics: rel diff {stats:.1e}");

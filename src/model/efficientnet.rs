@@ -47,7 +47,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::layers::{dropout, make_divisible, Conv, ConvCfg, InitScheme, Norm};
-use super::ops::{avg_pool_global, depthwise_conv2d, linear};
+use super::ops::{avg_pool_global, depthwise_conv2d, linear, silu, Activation};
 use super::{BackboneInfo, ModelSpec, Network};
 
 // The registry's entries. Costs scale from resnet18's 4 (1.8G multiply-adds per 224x224
@@ -189,10 +189,6 @@ fn conv_cfg(kernel: usize, stride: usize) -> ConvCfg {
     }
 }
 
-fn silu(x: &Tensor) -> Result<Tensor> {
-    x.silu()
-}
-
 /// A depthwise kxk convolution without bias (`weight` (channels, 1, k, k), initialised like
 /// [`conv_cfg`]'s), padding `(k - 1) / 2`. Its 5x5 kernels also meet maps narrower than the
 /// padding (stage 6 of 32x32 images), which the fast kernel handles.
@@ -243,12 +239,12 @@ impl ConvBn {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn.forward_t(&self.conv.forward(x)?, train)?;
-        if self.act {
-            silu(&y)
+        let act = if self.act {
+            Activation::Silu
         } else {
-            Ok(y)
-        }
+            Activation::Identity
+        };
+        self.bn.forward_act_t(&self.conv.forward(x)?, train, act)
     }
 }
 
@@ -345,7 +341,9 @@ impl MbConv {
             None => input.clone(),
         };
         x = self.depthwise.forward(&x)?;
-        x = silu(&self.depthwise_bn.forward_t(&x, train)?)?;
+        x = self
+            .depthwise_bn
+            .forward_act_t(&x, train, Activation::Silu)?;
         x = self.se.forward(&x)?;
         x = self.project.forward_t(&x, train)?;
         if !self.residual {

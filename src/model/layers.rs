@@ -7,7 +7,7 @@ use candle_nn::{BatchNorm, BatchNormConfig, Init, VarBuilder};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::ops;
+use super::ops::{self, Activation};
 
 /// How a layer's weights are initialised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,15 +212,20 @@ impl Norm {
         if train {
             self.check_train(x)?;
         }
-        ops::batch_norm(x, &self.0, train, false)
+        self.forward_act_t(x, train, Activation::Identity)
     }
 
     /// [`Norm::forward_t`] followed by a ReLU, fused into one op on the CPU.
     pub(crate) fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_act_t(x, train, Activation::Relu)
+    }
+
+    /// [`Norm::forward_t`] followed by `act`, fused into one op on the CPU.
+    pub(crate) fn forward_act_t(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
         if train {
             self.check_train(x)?;
         }
-        ops::batch_norm(x, &self.0, train, true)
+        ops::batch_norm(x, &self.0, train, act)
     }
 
     /// Like PyTorch, training needs more than one value per channel (candle would otherwise

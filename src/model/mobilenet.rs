@@ -24,7 +24,7 @@
 //!
 //! Initialisation as torchvision: kaiming-normal (fan-out) convolutions without bias, BN
 //! weight 1 / bias 0, classifier weights N(0, 0.01) and zero bias. Depthwise convolutions go
-//! through [`ops::depthwise_conv2d`](super::ops::depthwise_conv2d); ReLU6 is [`relu6`].
+//! through [`ops::depthwise_conv2d`](super::ops::depthwise_conv2d); ReLU6 is [`ops::relu6`](super::ops::relu6), fused with the batch norm before it on the CPU.
 //!
 //! Any image side works: every stride-2 layer is a 3x3 convolution with padding 1, which
 //! keeps at least one pixel, and the head pools globally.
@@ -35,7 +35,7 @@ use rand::rngs::StdRng;
 use super::layers::{
     dropout, linear, make_divisible, Conv, ConvCfg, DepthwiseConv, InitScheme, Linear, Norm,
 };
-use super::ops::avg_pool_global;
+use super::ops::{avg_pool_global, Activation};
 use super::{BackboneInfo, ModelSpec, Network};
 
 /// `mobilenet_v2`: 0.3G multiply-adds per 224x224 image (torchvision's model stats) against
@@ -74,17 +74,6 @@ const SETTING: [(usize, usize, usize, usize); 7] = [
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 ];
-
-/// `min(6, max(0, x))` (PyTorch's `nn.ReLU6`), with PyTorch's gradient: 1 where
-/// `0 < x < 6`, 0 elsewhere, the boundaries included. (candle's `clamp` gives 0.5 at them.)
-///
-/// Built from comparisons (which carry no gradient) and `where_cond`, which passes the
-/// gradient to the branch it selects, so it runs on every device and dtype.
-pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    let inside = x.gt(0.0)?.mul(&x.lt(6.0)?)?;
-    let outside = (x.ge(6.0)?.to_dtype(x.dtype())? * 6.0)?;
-    inside.where_cond(x, &outside)
-}
 
 fn conv_cfg(kernel: usize, stride: usize) -> ConvCfg {
     ConvCfg {
@@ -143,7 +132,8 @@ impl ConvBnRelu6 {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        relu6(&self.bn.forward_t(&self.conv.forward(x)?, train)?)
+        self.bn
+            .forward_act_t(&self.conv.forward(x)?, train, Activation::Relu6)
     }
 }
 
@@ -260,6 +250,7 @@ mod tests {
 
     use super::*;
     use crate::model::init::SeededVarMap;
+    use crate::model::ops::relu6;
     use crate::model::tests::{images, spec, to_vec};
     use crate::model::{Backbone, Model};
     use crate::train::optim::{Optimizer, OptimizerConfig};
@@ -470,6 +461,16 @@ mod tests {
                 g[i]
             );
         }
+        // The generic version (every other device) gives the same values and gradients.
+        let x = Var::from_vec(xs.to_vec(), xs.len(), &Device::Cpu).unwrap();
+        let fast = relu6(x.as_tensor()).unwrap();
+        let generic = crate::model::ops::relu6_generic(x.as_tensor()).unwrap();
+        assert_eq!(to_vec(&fast), to_vec(&generic));
+        let grad = |y: Tensor| {
+            let gs = (y * &wt).unwrap().sum_all().unwrap().backward().unwrap();
+            to_vec(gs.get(x.as_tensor()).unwrap())
+        };
+        assert_eq!(grad(fast), grad(generic));
         // Other dtypes too (bf16 autocast activations).
         let b = Tensor::new(&[-1f32, 3.0, 7.0], &Device::Cpu)
             .unwrap()

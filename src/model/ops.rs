@@ -19,6 +19,7 @@
 //!   input gradient gets the wrong width and backward fails with a shape mismatch.
 //!   [`conv2d`] zero-pads the input so both remainders agree, which provably leaves the
 //!   output unchanged (see its docs).
+pub use super::kernels::Activation;
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{BatchNorm, Linear};
 
@@ -291,24 +292,56 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Batch norm of `x` (B, C, ...) with `bn`, then a ReLU when `relu`. With `train`, uses the
-/// batch statistics and updates `bn`'s running statistics (as candle-nn's `forward_train`);
+/// Batch norm of `x` (B, C, ...) with `bn`, then `act`. With `train`, uses the batch
+/// statistics and updates `bn`'s running statistics (as candle-nn's `forward_train`);
 /// otherwise the running statistics. On the CPU one fused op (statistics, normalisation and
-/// ReLU in two parallel passes, backward in two more); elsewhere candle-nn's `BatchNorm`.
-pub fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) -> Result<Tensor> {
+/// activation in two parallel passes, backward in two more); elsewhere candle-nn's
+/// `BatchNorm` (cuDNN's on a GPU) and the activation on its own.
+pub fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, act: Activation) -> Result<Tensor> {
     if kernels::supports(x) && bn.weight_and_bias().is_some() {
-        return kernels::norm::batch_norm(x, bn, train, relu);
+        return kernels::norm::batch_norm(x, bn, train, act);
     }
     #[cfg(feature = "cuda")]
     if kernels::gpu_supports(x) && bn.weight_and_bias().is_some() {
-        return kernels::cuda::norm::batch_norm(x, bn, train, relu);
+        return kernels::cuda::norm::batch_norm(x, bn, train, act);
     }
-    let y = candle_core::ModuleT::forward_t(bn, x, train)?;
-    if relu {
-        y.relu()
-    } else {
-        Ok(y)
+    activate(&candle_core::ModuleT::forward_t(bn, x, train)?, act)
+}
+
+/// `act` on its own (not fused with a batch norm).
+pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
+    match act {
+        Activation::Identity => Ok(x.clone()),
+        Activation::Relu => relu(x),
+        Activation::Relu6 => relu6(x),
+        Activation::Silu => silu(x),
     }
+}
+
+/// `x * sigmoid(x)`: on the CPU (f32/f64) one parallel kernel each way, elsewhere candle's.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    if kernels::supports(x) {
+        return x.contiguous()?.apply_op1(kernels::eltwise::Eltwise::Silu);
+    }
+    x.silu()
+}
+
+/// `min(6, max(0, x))` (PyTorch's `nn.ReLU6`), with PyTorch's gradient: 1 where
+/// `0 < x < 6`, 0 elsewhere, the boundaries included. (candle's `clamp` gives 0.5 at them.)
+/// On the CPU (f32/f64) one fast kernel each way; elsewhere [`relu6_generic`].
+pub fn relu6(x: &Tensor) -> Result<Tensor> {
+    if kernels::supports(x) {
+        return x.contiguous()?.apply_op1(kernels::eltwise::Eltwise::Relu6);
+    }
+    relu6_generic(x)
+}
+
+/// ReLU6 built from comparisons (which carry no gradient) and `where_cond`, which passes the
+/// gradient to the branch it selects, so it runs on every device and dtype.
+pub fn relu6_generic(x: &Tensor) -> Result<Tensor> {
+    let inside = x.gt(0.0)?.mul(&x.lt(6.0)?)?;
+    let outside = (x.ge(6.0)?.to_dtype(x.dtype())? * 6.0)?;
+    inside.where_cond(x, &outside)
 }
 
 /// Global average pooling: mean over H and W of an NCHW tensor, giving (B, C); bf16 and f16

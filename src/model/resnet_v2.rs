@@ -170,7 +170,7 @@ impl KerasNorm {
                 )
             }
         }
-        ops::batch_norm(x, &self.0, train, true)
+        ops::batch_norm(x, &self.0, train, ops::Activation::Relu)
     }
 }
 

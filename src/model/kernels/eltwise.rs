@@ -1,8 +1,9 @@
 //! Parallel elementwise ops: ReLU and the residual join `relu(a + b)`, whose backward is
-//! one pass `dy * (y > 0)` (candle's ReLU backward takes five single-threaded passes).
+//! one pass `dy * (y > 0)` (candle's ReLU backward takes five single-threaded passes), and
+//! ReLU6 and SiLU (one parallel pass each way; candle's are several single-threaded ones).
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::{par_chunks, slice, Float};
+use super::{par_chunks, slice, Activation, Float};
 
 /// Elements per parallel work item.
 const CHUNK: usize = 32 * 1024;
@@ -44,6 +45,16 @@ pub(crate) enum Eltwise {
     AddRelu,
     /// `(y, dy) -> dy * (y > 0)`: the gradient of both ops above given their output `y`.
     ReluGrad,
+    /// `x -> min(max(x, 0), 6)` (unary; CPU only).
+    Relu6,
+    /// `(y, dy) -> dy * (0 < y < 6)`: ReLU6's gradient given its output, PyTorch's
+    /// `hardtanh_backward` (0 at both ends).
+    Relu6Grad,
+    /// `x -> x * sigmoid(x)` (unary; CPU only).
+    Silu,
+    /// `(x, dy) -> dy * s * (1 + x (1 - s))`, `s = sigmoid(x)`: SiLU's gradient given its
+    /// input.
+    SiluGrad,
 }
 
 impl Eltwise {
@@ -52,6 +63,11 @@ impl Eltwise {
             Eltwise::Relu => map(a, &[], |x, _| relu(x)),
             Eltwise::AddRelu => map(a, b, |x, y| relu(x + y)),
             Eltwise::ReluGrad => map(a, b, |y, g| if y > T::zero() { g } else { T::zero() }),
+            Eltwise::Relu6 => map(a, &[], |x, _| Activation::Relu6.of(x)),
+            // ReLU6's output is flat exactly where its input is.
+            Eltwise::Relu6Grad => map(a, b, |y, g| Activation::Relu6.grad(y, g)),
+            Eltwise::Silu => map(a, &[], |x, _| Activation::Silu.of(x)),
+            Eltwise::SiluGrad => map(a, b, |x, g| Activation::Silu.grad(x, g)),
         }
     }
 
@@ -88,11 +104,15 @@ impl CustomOp1 for Eltwise {
             Eltwise::Relu => "fast-relu",
             Eltwise::AddRelu => "fast-add-relu",
             Eltwise::ReluGrad => "fast-relu-grad",
+            Eltwise::Relu6 => "fast-relu6",
+            Eltwise::Relu6Grad => "fast-relu6-grad",
+            Eltwise::Silu => "fast-silu",
+            Eltwise::SiluGrad => "fast-silu-grad",
         }
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        if *self != Eltwise::Relu {
+        if !matches!(self, Eltwise::Relu | Eltwise::Relu6 | Eltwise::Silu) {
             candle_core::bail!("{} takes two arguments", CustomOp1::name(self))
         }
         self.storage(s, l, None)
@@ -112,10 +132,13 @@ impl CustomOp1 for Eltwise {
         }
     }
 
-    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            y.apply_op2_no_bwd(&dy.contiguous()?, &Eltwise::ReluGrad)?,
-        ))
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        Ok(Some(match self {
+            Eltwise::Relu6 => y.apply_op2_no_bwd(&dy, &Eltwise::Relu6Grad)?,
+            Eltwise::Silu => x.contiguous()?.apply_op2_no_bwd(&dy, &Eltwise::SiluGrad)?,
+            _ => y.apply_op2_no_bwd(&dy, &Eltwise::ReluGrad)?,
+        }))
     }
 }
 
@@ -131,8 +154,8 @@ impl CustomOp2 for Eltwise {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        if *self == Eltwise::Relu {
-            candle_core::bail!("fast-relu takes one argument")
+        if matches!(self, Eltwise::Relu | Eltwise::Relu6 | Eltwise::Silu) {
+            candle_core::bail!("{} takes one argument", CustomOp1::name(self))
         }
         self.storage(s1, l1, Some((s2, l2)))
     }
@@ -150,6 +173,9 @@ impl CustomOp2 for Eltwise {
             Eltwise::Relu => candle_core::bail!("fast-relu takes one argument"),
             Eltwise::AddRelu => Op::AddRelu,
             Eltwise::ReluGrad => Op::ReluGrad,
+            Eltwise::Relu6 | Eltwise::Relu6Grad | Eltwise::Silu | Eltwise::SiluGrad => {
+                candle_core::bail!("{} runs on the CPU only", CustomOp1::name(self))
+            }
         };
         run(op, (s1, l1), Some((s2, l2)))
     }

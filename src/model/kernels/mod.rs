@@ -61,8 +61,57 @@ pub(crate) mod pool;
 #[cfg(test)]
 mod tests;
 
+/// The activation a fused batch norm applies to its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)` (MobileNetV2's).
+    Relu6,
+    /// `x * sigmoid(x)` (EfficientNet's).
+    Silu,
+}
+
+impl Activation {
+    /// The activation of a pre-activation value `o`.
+    #[inline(always)]
+    pub(crate) fn of<T: Float>(self, o: T) -> T {
+        match self {
+            Activation::Identity => o,
+            Activation::Relu if o <= T::zero() => T::zero(),
+            Activation::Relu6 if o <= T::zero() => T::zero(),
+            Activation::Relu6 if o >= T::from_f64(6.0) => T::from_f64(6.0),
+            Activation::Silu => o / (T::one() + (-o).exp()),
+            _ => o,
+        }
+    }
+
+    /// The gradient `dy` of the activation's output passed back to its input `o`: for
+    /// ReLU and ReLU6 zero where the activation is flat, both ends included (PyTorch's
+    /// `threshold_backward` and `hardtanh_backward`); for SiLU `dy * s * (1 + o * (1 - s))`,
+    /// `s = sigmoid(o)` (PyTorch's `silu_backward`).
+    #[inline(always)]
+    pub(crate) fn grad<T: Float>(self, o: T, dy: T) -> T {
+        match self {
+            Activation::Identity => dy,
+            Activation::Relu if o <= T::zero() => T::zero(),
+            Activation::Relu6 if o <= T::zero() || o >= T::from_f64(6.0) => T::zero(),
+            Activation::Silu => {
+                let s = T::one() / (T::one() + (-o).exp());
+                dy * s * (T::one() + o * (T::one() - s))
+            }
+            _ => dy,
+        }
+    }
+}
+
 /// The float types the kernels compute in (f32 and f64).
-pub(crate) trait Float: candle_core::WithDType + mat::GemmFloat {
+pub(crate) trait Float:
+    candle_core::WithDType + mat::GemmFloat + std::ops::Neg<Output = Self>
+{
+    fn exp(self) -> Self;
+
     /// Calls `f` with this thread's scratch buffer of at least `len` elements (reused
     /// between calls, so its contents are arbitrary).
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
@@ -76,6 +125,10 @@ thread_local! {
 macro_rules! scratch {
     ($t:ty, $key:ident) => {
         impl Float for $t {
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+
             fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
                 $key.with(|cell| match cell.try_borrow_mut() {
                     Ok(mut buf) => {

@@ -1,20 +1,20 @@
-//! Batch norm over dimension 1 of a `(b, c, ...)` tensor, optionally fused with the ReLU
-//! that follows it: one parallel pass for the batch statistics, one for the output, and in
+//! Batch norm over dimension 1 of a `(b, c, ...)` tensor, optionally fused with the ReLU or
+//! ReLU6 that follows it: one parallel pass for the batch statistics, one for the output, and in
 //! backward one for the per-channel sums and one for the input gradient. Statistics and
 //! sums are accumulated in f64.
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, Var, WithDType};
 use candle_nn::BatchNorm;
 
 use super::norm_sums::{per_plane, split, ChannelStats, GradInput, GradSums};
-use super::{slice, Float};
+use super::{slice, Activation, Float};
 
-/// Batch norm `y = (x - mean) * invstd * gamma + beta` (then ReLU if `relu`), with `mean`
+/// Batch norm `y = act((x - mean) * invstd * gamma + beta)`, with `mean`
 /// and `invstd` fixed per channel: the batch statistics when `train` (the backward then
 /// differentiates through them), else the running statistics.
 struct BatchNormOp {
     mean: Vec<f64>,
     invstd: Vec<f64>,
-    relu: bool,
+    act: Activation,
     train: bool,
 }
 
@@ -24,21 +24,33 @@ impl BatchNormOp {
         if gamma.len() != dims.1 || beta.len() != dims.1 || self.mean.len() != dims.1 {
             candle_core::bail!("batch norm: {} channels, {} weights", dims.1, gamma.len())
         }
+        let (scale, shift) = self.affine(gamma, beta);
         let mut y = vec![T::zero(); x.len()];
         per_plane(&mut y, dims, |plane, ch, yp| {
-            let scale = gamma[ch].to_f64() * self.invstd[ch];
-            let shift = beta[ch].to_f64() - self.mean[ch] * scale;
-            let (scale, shift) = (T::from_f64(scale), T::from_f64(shift));
+            let (scale, shift) = (T::from_f64(scale[ch]), T::from_f64(shift[ch]));
             for (d, v) in yp.iter_mut().zip(&x[plane * dims.2..]) {
-                let o = *v * scale + shift;
-                *d = if self.relu && o <= T::zero() {
-                    T::zero()
-                } else {
-                    o
-                };
+                *d = self.act.of(*v * scale + shift);
             }
         })?;
         Ok(y)
+    }
+}
+
+impl BatchNormOp {
+    /// Per channel the `scale` and `shift` of `y = act(x * scale + shift)`.
+    fn affine<T: Float>(&self, gamma: &[T], beta: &[T]) -> (Vec<f64>, Vec<f64>) {
+        let scale: Vec<f64> = gamma
+            .iter()
+            .zip(&self.invstd)
+            .map(|(g, inv)| g.to_f64() * inv)
+            .collect();
+        let shift = beta
+            .iter()
+            .zip(&self.mean)
+            .zip(&scale)
+            .map(|((b, m), s)| b.to_f64() - m * s)
+            .collect();
+        (scale, shift)
     }
 }
 
@@ -66,19 +78,25 @@ impl CustomOp3 for BatchNormOp {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
-        y: &Tensor,
+        beta: &Tensor,
+        _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let (b, c, inner) = split(x.shape())?;
         let n = (b * inner).max(1) as f64;
-        let sums = x.apply_op3_no_bwd(
-            y,
+        let (scale, shift) = {
+            let g = gamma.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            let be = beta.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            self.affine(&g, &be)
+        };
+        let sums = x.apply_op2_no_bwd(
             &dy,
             &GradSums {
                 mean: self.mean.clone(),
-                relu: self.relu,
+                scale: scale.clone(),
+                shift: shift.clone(),
+                act: self.act,
             },
         )?;
         let sums = sums.to_vec2::<f64>()?;
@@ -97,14 +115,15 @@ impl CustomOp3 for BatchNormOp {
                 c0[ch] = -a[ch] * sum_g / n - bx[ch] * self.mean[ch];
             }
         }
-        let dx = x.apply_op3_no_bwd(
-            y,
+        let dx = x.apply_op2_no_bwd(
             &dy,
             &GradInput {
                 a,
                 bx,
                 c0,
-                relu: self.relu,
+                scale,
+                shift,
+                act: self.act,
             },
         )?;
         let as_param =
@@ -113,11 +132,16 @@ impl CustomOp3 for BatchNormOp {
     }
 }
 
-/// Batch norm of `x` with `bn`'s affine parameters, followed by a ReLU if `relu`. With
+/// Batch norm of `x` with `bn`'s affine parameters, followed by `act`. With
 /// `train`, normalises with the batch statistics and updates `bn`'s running statistics as
 /// candle-nn does (momentum, unbiased variance); otherwise uses the running statistics.
 /// Errors if `bn` has no affine parameters.
-pub(crate) fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) -> Result<Tensor> {
+pub(crate) fn batch_norm(
+    x: &Tensor,
+    bn: &BatchNorm,
+    train: bool,
+    act: Activation,
+) -> Result<Tensor> {
     let Some((gamma, beta)) = bn.weight_and_bias() else {
         candle_core::bail!("fast batch norm needs affine parameters")
     };
@@ -157,7 +181,7 @@ pub(crate) fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) ->
         BatchNormOp {
             mean,
             invstd,
-            relu,
+            act,
             train,
         },
     )

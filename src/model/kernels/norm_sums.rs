@@ -1,9 +1,9 @@
 //! The parallel passes of batch norm besides the output: per-channel batch statistics, the
 //! backward's per-channel sums, and the input gradient. Sums are accumulated in 8 lanes of
 //! the data type over blocks of 64 elements, and across blocks in f64.
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, WithDType};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, WithDType};
 
-use super::{par_chunks, slice, Float};
+use super::{par_chunks, slice, Activation, Float};
 
 /// `(b, c, inner)` of a tensor with at least two dimensions.
 pub(super) fn split(shape: &Shape) -> Result<(usize, usize, usize)> {
@@ -60,16 +60,6 @@ fn channel_sums<T: Float>(
     Ok(out)
 }
 
-/// `g = dy`, masked by `y > 0` when the ReLU is fused.
-#[inline(always)]
-pub(super) fn masked<T: Float>(relu: bool, y: T, dy: T) -> T {
-    if relu && y <= T::zero() {
-        T::zero()
-    } else {
-        dy
-    }
-}
-
 /// Calls `f(plane, channel, part)` for each `(image, channel)` plane of `out` in parallel.
 pub(super) fn per_plane<T: Float>(
     out: &mut [T],
@@ -117,14 +107,17 @@ impl CustomOp1 for ChannelStats {
     }
 }
 
-/// `(x, y, dy) -> (c, 2)` f64: per channel `sum g` and `sum g * (x - mean)` where `g` is
-/// `dy` masked by the fused ReLU.
+/// `(x, dy) -> (c, 2)` f64: per channel `sum g` and `sum g * (x - mean)`, `g` being `dy`
+/// passed back through the fused activation at the pre-activation `o = x * scale + shift`
+/// (recomputed exactly as the forward computed it).
 pub(super) struct GradSums {
     pub mean: Vec<f64>,
-    pub relu: bool,
+    pub scale: Vec<f64>,
+    pub shift: Vec<f64>,
+    pub act: Activation,
 }
 
-impl CustomOp3 for GradSums {
+impl CustomOp2 for GradSums {
     fn name(&self) -> &'static str {
         "fast-batch-norm-grad-sums"
     }
@@ -135,17 +128,18 @@ impl CustomOp3 for GradSums {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let dims = split(l1.shape())?;
         let inner = dims.2;
         let sums = by_dtype!(s1, self.name(), T => {
-            let (x, y, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?, slice::<T>(s3, l3)?);
+            let (x, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
             let mean: Vec<T> = self.mean.iter().map(|m| T::from_f64(*m)).collect();
+            let scale: Vec<T> = self.scale.iter().map(|m| T::from_f64(*m)).collect();
+            let shift: Vec<T> = self.shift.iter().map(|m| T::from_f64(*m)).collect();
+            let act = self.act;
             channel_sums::<T>(dims, |ch, p, j| {
                 let i = p * inner + j;
-                let g = masked(self.relu, y[i], dy[i]);
+                let g = act.grad(x[i] * scale[ch] + shift[ch], dy[i]);
                 (g, g * (x[i] - mean[ch]))
             })?
         });
@@ -153,15 +147,17 @@ impl CustomOp3 for GradSums {
     }
 }
 
-/// `(x, y, dy) -> dx = a g + bx x + c0` per channel, `g` being `dy` masked by the fused ReLU.
+/// `(x, dy) -> dx = a g + bx x + c0` per channel, `g` as in [`GradSums`].
 pub(super) struct GradInput {
     pub a: Vec<f64>,
     pub bx: Vec<f64>,
     pub c0: Vec<f64>,
-    pub relu: bool,
+    pub scale: Vec<f64>,
+    pub shift: Vec<f64>,
+    pub act: Activation,
 }
 
-impl CustomOp3 for GradInput {
+impl CustomOp2 for GradInput {
     fn name(&self) -> &'static str {
         "fast-batch-norm-grad-input"
     }
@@ -172,19 +168,19 @@ impl CustomOp3 for GradInput {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let dims = split(l1.shape())?;
         let inner = dims.2;
         let out = by_dtype!(s1, self.name(), T => {
-            let (x, y, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?, slice::<T>(s3, l3)?);
+            let (x, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
             let mut dx = vec![T::from_f64(0.0); x.len()];
+            let act = self.act;
             per_plane(&mut dx, dims, |plane, ch, part| {
                 let (a, bx, c0) = (T::from_f64(self.a[ch]), T::from_f64(self.bx[ch]), T::from_f64(self.c0[ch]));
+                let (scale, shift) = (T::from_f64(self.scale[ch]), T::from_f64(self.shift[ch]));
                 let r = plane * inner..(plane + 1) * inner;
-                for (((d, xv), yv), gv) in part.iter_mut().zip(&x[r.clone()]).zip(&y[r.clone()]).zip(&dy[r]) {
-                    *d = a * masked(self.relu, *yv, *gv) + bx * *xv + c0;
+                for ((d, xv), gv) in part.iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
+                    *d = a * act.grad(*xv * scale + shift, *gv) + bx * *xv + c0;
                 }
             })?;
             T::to_cpu_storage_owned(dx)

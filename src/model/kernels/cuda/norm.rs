@@ -202,9 +202,14 @@ impl CustomOp3 for TrainBackward {
     }
 }
 
-/// Batch norm of a CUDA tensor `x` (f32 or bf16) with `bn`, then a ReLU if `relu`; see the
+/// Batch norm of a CUDA tensor `x` (f32 or bf16) with `bn`, then `act`; see the
 /// module docs. Errors if `bn` has no affine parameters.
-pub(crate) fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) -> Result<Tensor> {
+pub(crate) fn batch_norm(
+    x: &Tensor,
+    bn: &BatchNorm,
+    train: bool,
+    act: crate::model::kernels::Activation,
+) -> Result<Tensor> {
     let Some((gamma, beta)) = bn.weight_and_bias() else {
         candle_core::bail!("cuDNN batch norm needs affine parameters")
     };
@@ -233,9 +238,5 @@ pub(crate) fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, relu: bool) ->
         x.broadcast_mul(&as_x(scale)?)?
             .broadcast_add(&as_x(shift)?)?
     };
-    if relu {
-        crate::model::ops::relu(&y)
-    } else {
-        Ok(y)
-    }
+    crate::model::ops::activate(&y, act)
 }

@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::BatchNorm;
 
 use super::{check_grads, compare, rand_tensor, rel_diff, set_fast_path, FastPath};
-use crate::model::ops;
+use crate::model::ops::{self, Activation};
 
 #[test]
 fn conv2d_matches_reference_on_odd_shapes() {
@@ -100,21 +100,51 @@ fn norm(gamma: &Tensor, beta: &Tensor) -> BatchNorm {
     BatchNorm::new(c, mean, var, gamma.clone(), beta.clone(), 1e-5).unwrap()
 }
 
+/// ReLU6 (against the generic where_cond version) and SiLU (against candle's), values and
+/// gradients, on values spread over [-8, 8] so that ReLU6 clamps at both ends.
+#[test]
+fn relu6_and_silu_match_reference_and_finite_differences() {
+    compare("relu6", &[&[2, 3, 5, 7]], 0.0, &|t| {
+        ops::relu6(&(&t[0] * 8.0)?)
+    });
+    compare("silu", &[&[2, 3, 5, 7]], 1e-6, &|t| {
+        ops::silu(&(&t[0] * 8.0)?)
+    });
+    let x = rand_tensor(&[2, 3, 4, 5], 21);
+    check_grads(std::slice::from_ref(&x), &|t| ops::relu6(&(&t[0] * 8.0)?));
+    check_grads(&[x], &|t| ops::silu(&(&t[0] * 8.0)?));
+}
+
 #[test]
 fn batch_norm_matches_reference_with_running_stats() {
-    for (train, relu) in [(true, false), (true, true), (false, false), (false, true)] {
-        let name = format!("batch_norm train {train} relu {relu}");
-        let dims: &[&[usize]] = &[&[3, 4, 5, 3], &[4], &[4]];
-        compare(&name, dims, 1e-4, &|t| {
-            ops::batch_norm(&t[0], &norm(&t[1], &t[2]), train, relu)
-        });
+    for train in [true, false] {
+        for act in [
+            Activation::Identity,
+            Activation::Relu,
+            Activation::Relu6,
+            Activation::Silu,
+        ] {
+            let name = format!("batch_norm train {train} {act:?}");
+            let dims: &[&[usize]] = &[&[3, 4, 5, 3], &[4], &[4]];
+            // gamma * 8: outputs beyond ReLU6's 6 as well as below 0.
+            compare(&name, dims, 1e-4, &|t| {
+                let gamma = (&t[1] * 8.0)?;
+                ops::batch_norm(&t[0], &norm(&gamma, &t[2]), train, act)
+            });
+        }
     }
     // The running statistics move the same way on both paths.
     let stats = |fast: bool| {
         let _restore = FastPath;
         set_fast_path(fast);
         let bn = norm(&rand_tensor(&[3], 5), &rand_tensor(&[3], 6));
-        ops::batch_norm(&rand_tensor(&[4, 3, 2, 5], 7), &bn, true, false).unwrap();
+        ops::batch_norm(
+            &rand_tensor(&[4, 3, 2, 5], 7),
+            &bn,
+            true,
+            Activation::Identity,
+        )
+        .unwrap();
         (
             bn.running_mean().copy().unwrap(),
             bn.running_var().copy().unwrap(),
@@ -131,9 +161,12 @@ fn batch_norm_finite_differences() {
         rand_tensor(&[2], 9),
         rand_tensor(&[2], 10),
     );
-    check_grads(&[x, g, b], &|t| {
-        ops::batch_norm(&t[0], &norm(&t[1], &t[2]), true, true)
-    });
+    for act in [Activation::Relu, Activation::Relu6, Activation::Silu] {
+        check_grads(&[x.clone(), g.clone(), b.clone()], &|t| {
+            let gamma = (&t[1] * 8.0)?;
+            ops::batch_norm(&t[0], &norm(&gamma, &t[2]), true, act)
+        });
+    }
 }
 
 #[test]
