@@ -825,8 +825,9 @@ mod tests {
         }
     }
 
-    /// A few Adam steps on one fixed batch lower the loss (the same dropout and stochastic
-    /// depth draws in every step and measurement). Not monotonically, and plain SGD needs
+    /// A few Adam steps (lr 3e-4) on one fixed batch lower the loss (the same dropout and
+    /// stochastic depth draws in every step and measurement). Not monotonically: batch norm
+    /// in training over 6 images of 1x1 maps in the last stages jumps; and plain SGD needs
     /// steps of about 1e-8: the gradient is huge at torchvision's initialisation (see
     /// `the_gradient_predicts_the_loss_change`), and its classifier initialisation,
     /// U(+-1/sqrt(classes)), gives logits of several units for 3 classes.
@@ -842,7 +843,7 @@ mod tests {
             let m = Model::new(&spec(backbone(name), 3, 32, 32, 3, 8), &Device::Cpu, 6).unwrap();
             let x = images(6, 3, 32, 32, 11);
             let y = Tensor::new(&[0u32, 1, 2, 0, 1, 2], &Device::Cpu).unwrap();
-            let mut opt = Optimizer::new(&config, m.trainable_vars(), 1e-3).unwrap();
+            let mut opt = Optimizer::new(&config, m.trainable_vars(), 3e-4).unwrap();
             let loss = |m: &Model| {
                 m.reseed_dropout(99).unwrap();
                 let logits = m.forward(&x, true).unwrap();

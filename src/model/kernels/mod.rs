@@ -48,6 +48,30 @@ macro_rules! by_dtype {
     };
 }
 
+/// Runs `$body` with the type `$a` set to the [`Act`] of the runtime [`Activation`] `$act`.
+macro_rules! with_act {
+    ($act:expr, $a:ident => $body:expr) => {
+        match $act {
+            $crate::model::kernels::Activation::Identity => {
+                type $a = $crate::model::kernels::IdentityAct;
+                $body
+            }
+            $crate::model::kernels::Activation::Relu => {
+                type $a = $crate::model::kernels::ReluAct;
+                $body
+            }
+            $crate::model::kernels::Activation::Relu6 => {
+                type $a = $crate::model::kernels::Relu6Act;
+                $body
+            }
+            $crate::model::kernels::Activation::Silu => {
+                type $a = $crate::model::kernels::SiluAct;
+                $body
+            }
+        }
+    };
+}
+
 pub(crate) mod conv;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
@@ -77,32 +101,92 @@ impl Activation {
     /// The activation of a pre-activation value `o`.
     #[inline(always)]
     pub(crate) fn of<T: Float>(self, o: T) -> T {
-        match self {
-            Activation::Identity => o,
-            Activation::Relu if o <= T::zero() => T::zero(),
-            Activation::Relu6 if o <= T::zero() => T::zero(),
-            Activation::Relu6 if o >= T::from_f64(6.0) => T::from_f64(6.0),
-            Activation::Silu => o / (T::one() + (-o).exp()),
-            _ => o,
-        }
+        with_act!(self, A => A::of(o))
     }
 
-    /// The gradient `dy` of the activation's output passed back to its input `o`: for
-    /// ReLU and ReLU6 zero where the activation is flat, both ends included (PyTorch's
-    /// `threshold_backward` and `hardtanh_backward`); for SiLU `dy * s * (1 + o * (1 - s))`,
-    /// `s = sigmoid(o)` (PyTorch's `silu_backward`).
+    /// The gradient `dy` of the activation's output passed back to its input `o`.
     #[inline(always)]
     pub(crate) fn grad<T: Float>(self, o: T, dy: T) -> T {
-        match self {
-            Activation::Identity => dy,
-            Activation::Relu if o <= T::zero() => T::zero(),
-            Activation::Relu6 if o <= T::zero() || o >= T::from_f64(6.0) => T::zero(),
-            Activation::Silu => {
-                let s = T::one() / (T::one() + (-o).exp());
-                dy * s * (T::one() + o * (T::one() - s))
-            }
-            _ => dy,
+        with_act!(self, A => A::grad(o, dy))
+    }
+}
+
+/// One activation as a type, so that a kernel's inner loop is compiled for it (branch-free
+/// and vectorised) instead of matching on [`Activation`] per element; see [`with_act!`].
+pub(crate) trait Act {
+    fn of<T: Float>(o: T) -> T;
+    /// For ReLU and ReLU6 zero where the activation is flat, both ends included (PyTorch's
+    /// `threshold_backward` and `hardtanh_backward`); for SiLU `dy * s * (1 + o (1 - s))`,
+    /// `s = sigmoid(o)` (PyTorch's `silu_backward`).
+    fn grad<T: Float>(o: T, dy: T) -> T;
+}
+
+pub(crate) struct IdentityAct;
+pub(crate) struct ReluAct;
+pub(crate) struct Relu6Act;
+pub(crate) struct SiluAct;
+
+impl Act for IdentityAct {
+    #[inline(always)]
+    fn of<T: Float>(o: T) -> T {
+        o
+    }
+    #[inline(always)]
+    fn grad<T: Float>(_o: T, dy: T) -> T {
+        dy
+    }
+}
+
+impl Act for ReluAct {
+    #[inline(always)]
+    fn of<T: Float>(o: T) -> T {
+        if o > T::zero() {
+            o
+        } else {
+            T::zero()
         }
+    }
+    #[inline(always)]
+    fn grad<T: Float>(o: T, dy: T) -> T {
+        if o > T::zero() {
+            dy
+        } else {
+            T::zero()
+        }
+    }
+}
+
+impl Act for Relu6Act {
+    #[inline(always)]
+    fn of<T: Float>(o: T) -> T {
+        let six = T::from_f64(6.0);
+        let r = if o > T::zero() { o } else { T::zero() };
+        if r < six {
+            r
+        } else {
+            six
+        }
+    }
+    #[inline(always)]
+    fn grad<T: Float>(o: T, dy: T) -> T {
+        let inside = (o > T::zero()) & (o < T::from_f64(6.0));
+        if inside {
+            dy
+        } else {
+            T::zero()
+        }
+    }
+}
+
+impl Act for SiluAct {
+    #[inline(always)]
+    fn of<T: Float>(o: T) -> T {
+        o / (T::one() + (-o).exp())
+    }
+    #[inline(always)]
+    fn grad<T: Float>(o: T, dy: T) -> T {
+        let s = T::one() / (T::one() + (-o).exp());
+        dy * s * (T::one() + o * (T::one() - s))
     }
 }
 
@@ -110,6 +194,7 @@ impl Activation {
 pub(crate) trait Float:
     candle_core::WithDType + mat::GemmFloat + std::ops::Neg<Output = Self>
 {
+    /// `e^self` (f32: [`exp_f32`], vectorisable; f64: the exact one).
     fn exp(self) -> Self;
 
     /// Calls `f` with this thread's scratch buffer of at least `len` elements (reused
@@ -123,10 +208,11 @@ thread_local! {
 }
 
 macro_rules! scratch {
-    ($t:ty, $key:ident) => {
+    ($t:ty, $key:ident, $exp:path) => {
         impl Float for $t {
+            #[inline(always)]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
 
             fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
@@ -144,8 +230,28 @@ macro_rules! scratch {
         }
     };
 }
-scratch!(f32, SCRATCH_F32);
-scratch!(f64, SCRATCH_F64);
+/// `e^x` for f32 without a libm call, so that the loops using it vectorise: Cephes'
+/// `expf` (range reduction by `ln 2` in two parts, a degree-5 polynomial, the power of two
+/// built in the exponent bits), within 2 ulp of `f32::exp` on [-87, 88]; inputs outside are
+/// clamped to it (SiLU and sigmoid only need the saturated ends).
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // Round to nearest by adding and removing 1.5 * 2^23: no `round` call, which SSE2 lacks.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * LOG2E + ROUND) - ROUND;
+    let r = x - k * 0.693_359_4 + k * 2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((k as i32 + 127) as u32) << 23)
+}
+
+scratch!(f32, SCRATCH_F32, exp_f32);
+scratch!(f64, SCRATCH_F64, f64::exp);
 
 /// The contiguous data of a kernel input (the dispatchers make every input contiguous).
 pub(crate) fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {

@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, V
 use candle_nn::BatchNorm;
 
 use super::norm_sums::{per_plane, split, ChannelStats, GradInput, GradSums};
-use super::{slice, Activation, Float};
+use super::{slice, Act, Activation, Float};
 
 /// Batch norm `y = act((x - mean) * invstd * gamma + beta)`, with `mean`
 /// and `invstd` fixed per channel: the batch statistics when `train` (the backward then
@@ -26,12 +26,12 @@ impl BatchNormOp {
         }
         let (scale, shift) = self.affine(gamma, beta);
         let mut y = vec![T::zero(); x.len()];
-        per_plane(&mut y, dims, |plane, ch, yp| {
+        with_act!(self.act, A => per_plane(&mut y, dims, |plane, ch, yp| {
             let (scale, shift) = (T::from_f64(scale[ch]), T::from_f64(shift[ch]));
             for (d, v) in yp.iter_mut().zip(&x[plane * dims.2..]) {
-                *d = self.act.of(*v * scale + shift);
+                *d = A::of(*v * scale + shift);
             }
-        })?;
+        }))?;
         Ok(y)
     }
 }

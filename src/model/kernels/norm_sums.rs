@@ -3,7 +3,7 @@
 //! the data type over blocks of 64 elements, and across blocks in f64.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, WithDType};
 
-use super::{par_chunks, slice, Activation, Float};
+use super::{par_chunks, slice, Act, Activation, Float};
 
 /// `(b, c, inner)` of a tensor with at least two dimensions.
 pub(super) fn split(shape: &Shape) -> Result<(usize, usize, usize)> {
@@ -14,44 +14,49 @@ pub(super) fn split(shape: &Shape) -> Result<(usize, usize, usize)> {
     Ok((dims[0], dims[1], dims[2..].iter().product()))
 }
 
-/// Sums of the pairs `f(i)` over `0..n`: blocks of 64 elements are summed in 8 lanes of
-/// `T` (so the loop vectorises), and the block sums in f64.
+/// Sums of the pairs `f(a[i], b[i])` over two slices of one length: blocks of 64 elements
+/// are summed in 8 lanes of `T` (so the loop vectorises), and the block sums in f64.
 #[inline(always)]
-fn lane_sums<T: Float>(n: usize, f: impl Fn(usize) -> (T, T)) -> (f64, f64) {
+fn lane_sums<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> (T, T)) -> (f64, f64) {
     const BLOCK: usize = 64;
     let (mut sa, mut sb) = (0f64, 0f64);
-    let full = n / BLOCK * BLOCK;
-    for block in (0..full).step_by(BLOCK) {
-        let (mut a, mut b) = ([T::zero(); 8], [T::zero(); 8]);
-        for base in (block..block + BLOCK).step_by(8) {
+    let (blocks_a, blocks_b) = (a.chunks_exact(BLOCK), b.chunks_exact(BLOCK));
+    let (rest_a, rest_b) = (blocks_a.remainder(), blocks_b.remainder());
+    for (block_a, block_b) in blocks_a.zip(blocks_b) {
+        let (mut la, mut lb) = ([T::zero(); 8], [T::zero(); 8]);
+        for (ca, cb) in block_a.chunks_exact(8).zip(block_b.chunks_exact(8)) {
             for l in 0..8 {
-                let (u, v) = f(base + l);
-                a[l] += u;
-                b[l] += v;
+                let (u, v) = f(ca[l], cb[l]);
+                la[l] += u;
+                lb[l] += v;
             }
         }
-        sa += a.iter().map(|v| v.to_f64()).sum::<f64>();
-        sb += b.iter().map(|v| v.to_f64()).sum::<f64>();
+        sa += la.iter().map(|v| v.to_f64()).sum::<f64>();
+        sb += lb.iter().map(|v| v.to_f64()).sum::<f64>();
     }
-    for i in full..n {
-        let (u, v) = f(i);
+    for (u, v) in rest_a.iter().zip(rest_b) {
+        let (u, v) = f(*u, *v);
         sa += u.to_f64();
         sb += v.to_f64();
     }
     (sa, sb)
 }
 
-/// Per-channel sums over `(b, c, inner)` data: `out[ch] = (sum f0, sum f1)` where `f(ch,
-/// plane, j)` gives the pair for element `j` of plane `plane`; returns `(c, 2)` values.
-fn channel_sums<T: Float>(
-    (b, c, inner): (usize, usize, usize),
-    f: impl Fn(usize, usize, usize) -> (T, T) + Send + Sync,
+/// Per-channel sums over `(b, c, inner)` data `a` and `b` (same shape): `out[ch] = (sum f0,
+/// sum f1)` over every element of the channel, `f(ch)` giving the function of an element
+/// pair `(a, b)`; returns `(c, 2)` values.
+fn channel_sums<T: Float, F: Fn(T, T) -> (T, T)>(
+    (nb, c, inner): (usize, usize, usize),
+    a: &[T],
+    b: &[T],
+    f: impl Fn(usize) -> F + Send + Sync,
 ) -> Result<Vec<f64>> {
     let mut out = vec![0f64; c * 2];
     par_chunks(&mut out, 2, 0, |ch, o, _| {
-        for bi in 0..b {
-            let plane = bi * c + ch;
-            let (u, v) = lane_sums(inner, |j| f(ch, plane, j));
+        let g = f(ch);
+        for bi in 0..nb {
+            let r = (bi * c + ch) * inner..(bi * c + ch + 1) * inner;
+            let (u, v) = lane_sums(&a[r.clone()], &b[r], &g);
             o[0] += u;
             o[1] += v;
         }
@@ -93,9 +98,12 @@ impl CustomOp1 for ChannelStats {
                 *k = x.get(ch * inner).map_or(0.0, |v| v.to_f64());
             }
             let shift = &shift;
-            channel_sums::<T>(dims, |ch, p, j| {
-                let v = x[p * inner + j] - T::from_f64(shift[ch]);
-                (v, v * v)
+            channel_sums(dims, x, x, |ch| {
+                let k = T::from_f64(shift[ch]);
+                move |v: T, _: T| {
+                    let v = v - k;
+                    (v, v * v)
+                }
             })?
         });
         for (pair, k) in sums.chunks_mut(2).zip(&shift) {
@@ -130,18 +138,18 @@ impl CustomOp2 for GradSums {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let dims = split(l1.shape())?;
-        let inner = dims.2;
         let sums = by_dtype!(s1, self.name(), T => {
             let (x, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
             let mean: Vec<T> = self.mean.iter().map(|m| T::from_f64(*m)).collect();
             let scale: Vec<T> = self.scale.iter().map(|m| T::from_f64(*m)).collect();
             let shift: Vec<T> = self.shift.iter().map(|m| T::from_f64(*m)).collect();
-            let act = self.act;
-            channel_sums::<T>(dims, |ch, p, j| {
-                let i = p * inner + j;
-                let g = act.grad(x[i] * scale[ch] + shift[ch], dy[i]);
-                (g, g * (x[i] - mean[ch]))
-            })?
+            with_act!(self.act, A => channel_sums(dims, x, dy, |ch| {
+                let (scale, shift, mean) = (scale[ch], shift[ch], mean[ch]);
+                move |x: T, dy: T| {
+                    let g = A::grad(x * scale + shift, dy);
+                    (g, g * (x - mean))
+                }
+            }))?
         });
         Ok((CpuStorage::F64(sums), Shape::from((dims.1, 2))))
     }
@@ -174,15 +182,14 @@ impl CustomOp2 for GradInput {
         let out = by_dtype!(s1, self.name(), T => {
             let (x, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
             let mut dx = vec![T::from_f64(0.0); x.len()];
-            let act = self.act;
-            per_plane(&mut dx, dims, |plane, ch, part| {
+            with_act!(self.act, A => per_plane(&mut dx, dims, |plane, ch, part| {
                 let (a, bx, c0) = (T::from_f64(self.a[ch]), T::from_f64(self.bx[ch]), T::from_f64(self.c0[ch]));
                 let (scale, shift) = (T::from_f64(self.scale[ch]), T::from_f64(self.shift[ch]));
                 let r = plane * inner..(plane + 1) * inner;
                 for ((d, xv), gv) in part.iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
-                    *d = a * act.grad(*xv * scale + shift, *gv) + bx * *xv + c0;
+                    *d = a * A::grad(*xv * scale + shift, *gv) + bx * *xv + c0;
                 }
-            })?;
+            }))?;
             T::to_cpu_storage_owned(dx)
         });
         Ok((out, l1.shape().clone()))
