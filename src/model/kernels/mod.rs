@@ -247,7 +247,10 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
         * r
         + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    // SAFETY: `x` is clamped to [-87, 88], so `k` is an integral value in [-126, 127]: the
+    // unchecked conversion (a plain `cvttps2dq`, unlike `as` with its saturation) is exact.
+    let k = unsafe { k.to_int_unchecked::<i32>() };
+    y * f32::from_bits(((k + 127) as u32) << 23)
 }
 
 scratch!(f32, SCRATCH_F32, exp_f32);
