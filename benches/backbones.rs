@@ -10,9 +10,11 @@
 use std::process::Command;
 use std::time::Instant;
 
-use candle_core::{Device, Result, Tensor};
-use sweep::model::{kernels, Backbone, Model, ModelSpec};
-use sweep::train::optim::{Optimizer, OptimizerConfig};
+use candle_core::Result;
+use sweep::model::{kernels, Backbone, ModelSpec};
+
+mod common;
+use common::SgdBench;
 
 const BATCH: usize = 32;
 const CLASSES: usize = 10;
@@ -27,20 +29,6 @@ const CASES: [(&str, usize); 6] = [
     ("mobilenet_v2", 112),
 ];
 
-fn rand(dims: &[usize], seed: u64) -> Result<Tensor> {
-    let n: usize = dims.iter().product();
-    let mut s = seed.wrapping_mul(6364136223846793005) | 1;
-    let data: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(data, dims, &Device::Cpu)
-}
-
 /// Images per second of SGD steps on `name` at `size`: one warm-up step, then steps until
 /// `seconds` have passed (at least 3).
 fn train(name: &str, size: usize, seconds: f64) -> Result<(f64, usize)> {
@@ -53,20 +41,8 @@ fn train(name: &str, size: usize, seconds: f64) -> Result<(f64, usize)> {
         classes: CLASSES,
         base_width: backbone.default_width(),
     };
-    let model = Model::new(&spec, &Device::Cpu, 1)?;
-    let sgd = OptimizerConfig::Sgd {
-        momentum: 0.9,
-        nesterov: false,
-        weight_decay: 0.0,
-    };
-    let mut opt = Optimizer::new(&sgd, model.trainable_vars(), 0.01)?;
-    let x = rand(&[BATCH, 3, size, size], 3)?;
-    let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % CLASSES as u32).collect();
-    let labels = Tensor::from_vec(labels, BATCH, &Device::Cpu)?;
-    let mut step = || -> Result<()> {
-        let loss = candle_nn::loss::cross_entropy(&model.forward(&x, true)?, &labels)?;
-        opt.backward_step(&loss)
-    };
+    let mut bench = SgdBench::new(&spec, BATCH)?;
+    let mut step = || bench.step();
     step()?;
     let t = Instant::now();
     let mut steps = 0;

@@ -12,8 +12,10 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::BatchNorm;
-use sweep::model::{kernels, ops, Backbone, Model, ModelSpec};
-use sweep::train::optim::{Optimizer, OptimizerConfig};
+use sweep::model::{kernels, ops, Backbone, ModelSpec};
+
+mod common;
+use common::{rand, SgdBench};
 
 const BATCH: usize = 32;
 
@@ -59,23 +61,6 @@ fn args() -> Args {
     a
 }
 
-fn rand(dims: &[usize], seed: u64) -> Result<Tensor> {
-    // A cheap deterministic generator is enough for timing.
-    let n: usize = dims.iter().product();
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let data: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(data, dims, &Device::Cpu)
-}
-
 /// Images per second of `steps` SGD steps (after two warm-up steps).
 fn train_speed(size: usize, steps: usize) -> Result<f64> {
     let spec = ModelSpec {
@@ -86,20 +71,8 @@ fn train_speed(size: usize, steps: usize) -> Result<f64> {
         classes: 10,
         base_width: 16,
     };
-    let model = Model::new(&spec, &Device::Cpu, 1)?;
-    let sgd = OptimizerConfig::Sgd {
-        momentum: 0.9,
-        nesterov: false,
-        weight_decay: 0.0,
-    };
-    let mut opt = Optimizer::new(&sgd, model.trainable_vars(), 0.01)?;
-    let x = rand(&[BATCH, 3, size, size], 3)?;
-    let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % 10).collect();
-    let labels = Tensor::from_vec(labels, BATCH, &Device::Cpu)?;
-    let mut step = || -> Result<()> {
-        let loss = candle_nn::loss::cross_entropy(&model.forward(&x, true)?, &labels)?;
-        opt.backward_step(&loss)
-    };
+    let mut bench = SgdBench::new(&spec, BATCH)?;
+    let mut step = || bench.step();
     step()?;
     step()?;
     let t = Instant::now();

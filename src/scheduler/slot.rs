@@ -177,6 +177,16 @@ impl SlotLoop {
     /// A worker killed from outside (or by the kernel): continue from its last saved epoch.
     /// False when the writer is gone.
     async fn resume(&self, job: &mut Job, error: &str) -> bool {
+        if !self.continue_from_saved(job).await {
+            return false;
+        }
+        self.note(format!("{}: {error}; resuming it", job.run.label));
+        true
+    }
+
+    /// Lines the stored epochs up with the run's saved state (the writer's answer) and sets
+    /// `job` to continue from its last saved epoch. False when the writer is gone.
+    async fn continue_from_saved(&self, job: &mut Job) -> bool {
         let (reply, answer) = oneshot::channel();
         let msg = ToWriter::Resume {
             run: job.run.id.clone(),
@@ -187,11 +197,11 @@ impl SlotLoop {
             return false;
         }
         job.resume = answer.await.unwrap_or(None);
-        let _ = self.to_writer.send(ToWriter::Note(format!(
-            "{}: {error}; resuming it",
-            job.run.label
-        )));
         true
+    }
+
+    fn note(&self, line: String) {
+        let _ = self.to_writer.send(ToWriter::Note(line));
     }
 
     /// Waits at the device's gate: beside the other slots' runs, or `alone`. An idle worker
@@ -213,25 +223,17 @@ impl SlotLoop {
     /// Out of memory beside other runs: train on from the last saved epoch, at the same batch
     /// size, with the device to itself. False when the writer is gone.
     async fn retry_alone(&self, job: &mut Job, error: &str) -> bool {
-        let (reply, answer) = oneshot::channel();
-        let msg = ToWriter::Resume {
-            run: job.run.id.clone(),
-            run_dir: job.run_dir.clone(),
-            reply,
-        };
-        if self.to_writer.send(msg).is_err() {
+        if !self.continue_from_saved(job).await {
             return false;
         }
-        job.resume = answer.await.unwrap_or(None);
-        let _ = self.to_writer.send(ToWriter::Note(format!(
-            "{}: {error} on {} beside other runs; retrying it alone on that device{}",
-            job.run.label,
-            self.slot,
-            match job.resume {
-                Some(e) if e > 0 => format!(" from epoch {e}"),
-                _ => String::new(),
-            }
-        )));
+        let from = match job.resume {
+            Some(e) if e > 0 => format!(" from epoch {e}"),
+            _ => String::new(),
+        };
+        self.note(format!(
+            "{}: {error} on {} beside other runs; retrying it alone on that device{from}",
+            job.run.label, self.slot
+        ));
         true
     }
 

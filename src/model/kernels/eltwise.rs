@@ -3,7 +3,7 @@
 //! ReLU6 and SiLU (one parallel pass each way; candle's are several single-threaded ones).
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::{par_chunks, slice, Activation, Float};
+use super::{par_chunks, slice, Act, Float, Relu6Act, ReluAct, SiluAct};
 
 /// Elements per parallel work item.
 const CHUNK: usize = 32 * 1024;
@@ -26,14 +26,6 @@ fn map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Send + Sync) -> Resul
         Ok(())
     })?;
     Ok(out)
-}
-
-fn relu<T: Float>(v: T) -> T {
-    if v > T::zero() {
-        v
-    } else {
-        T::zero()
-    }
 }
 
 /// The elementwise ops of this module.
@@ -60,14 +52,14 @@ pub(crate) enum Eltwise {
 impl Eltwise {
     fn run<T: Float>(&self, a: &[T], b: &[T]) -> Result<Vec<T>> {
         match self {
-            Eltwise::Relu => map(a, &[], |x, _| relu(x)),
-            Eltwise::AddRelu => map(a, b, |x, y| relu(x + y)),
-            Eltwise::ReluGrad => map(a, b, |y, g| if y > T::zero() { g } else { T::zero() }),
-            Eltwise::Relu6 => map(a, &[], |x, _| Activation::Relu6.of(x)),
-            // ReLU6's output is flat exactly where its input is.
-            Eltwise::Relu6Grad => map(a, b, |y, g| Activation::Relu6.grad(y, g)),
-            Eltwise::Silu => map(a, &[], |x, _| Activation::Silu.of(x)),
-            Eltwise::SiluGrad => map(a, b, |x, g| Activation::Silu.grad(x, g)),
+            Eltwise::Relu => map(a, &[], |x, _| ReluAct::of(x)),
+            Eltwise::AddRelu => map(a, b, |x, y| ReluAct::of(x + y)),
+            // ReLU's and ReLU6's outputs are flat exactly where their inputs are.
+            Eltwise::ReluGrad => map(a, b, ReluAct::grad),
+            Eltwise::Relu6 => map(a, &[], |x, _| Relu6Act::of(x)),
+            Eltwise::Relu6Grad => map(a, b, Relu6Act::grad),
+            Eltwise::Silu => map(a, &[], |x, _| SiluAct::of(x)),
+            Eltwise::SiluGrad => map(a, b, SiluAct::grad),
         }
     }
 

@@ -97,20 +97,6 @@ pub enum Activation {
     Silu,
 }
 
-impl Activation {
-    /// The activation of a pre-activation value `o`.
-    #[inline(always)]
-    pub(crate) fn of<T: Float>(self, o: T) -> T {
-        with_act!(self, A => A::of(o))
-    }
-
-    /// The gradient `dy` of the activation's output passed back to its input `o`.
-    #[inline(always)]
-    pub(crate) fn grad<T: Float>(self, o: T, dy: T) -> T {
-        with_act!(self, A => A::grad(o, dy))
-    }
-}
-
 /// One activation as a type, so that a kernel's inner loop is compiled for it (branch-free
 /// and vectorised) instead of matching on [`Activation`] per element; see [`with_act!`].
 pub(crate) trait Act {
