@@ -1,5 +1,7 @@
 //! What the training benches share: deterministic random data and one SGD training step on a
 //! random batch, built as `sweep run` trains (`Model`, `train::optim::Optimizer`).
+// Each bench binary compiles this module and uses part of it.
+#![allow(dead_code)]
 use candle_core::{Device, Result, Tensor};
 use sweep::model::{Model, ModelSpec};
 use sweep::train::optim::{Optimizer, OptimizerConfig};

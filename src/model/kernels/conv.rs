@@ -1,18 +1,24 @@
 //! Dense 2D convolution (NCHW x OIHW, square stride and padding) through im2col + GEMM,
 //! with its input gradient (GEMM + col2im) and weight gradient (GEMM over im2col tiles).
 //!
-//! Work is split by image across the kernel pool. Each image is processed in tiles of whole
-//! output rows whose im2col block stays in the L2 cache. The weight gradient sums fixed
-//! groups of images into partial results that are added in order, so it is bit-identical for
-//! every thread count.
+//! The forward pass and the input gradient split the batch across the kernel pool: a large
+//! image is processed in tiles of whole output rows whose im2col block stays in the L2 cache,
+//! small ones (the deep layers) several to one GEMM. The weight gradient splits by input
+//! channels (and, when they are few, by fixed groups of images whose partial results are
+//! added in order), so it is bit-identical for every thread count.
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::geom::{col2im, im2col, tiles, Geom, Pass};
+use super::geom::{col2im, im2col, tiles, Block, Geom, Pass};
 use super::mat::{gemm, View};
 use super::{par_chunks, slice, Float};
 
-/// Images per partial weight gradient (fixed, so results do not depend on the thread count).
-const IMAGES_PER_PARTIAL: usize = 4;
+/// Weight-gradient work items to aim for: the gradient is split by input channels and,
+/// when there are fewer channel chunks than this, by groups of images whose partial results
+/// are added in order (the split depends on the shapes only, never on the thread count).
+const MIN_ITEMS: usize = 8;
+
+/// Columns of the weight gradient per channel chunk.
+const CHUNK_COLS: usize = 128;
 
 /// Threads for gemm itself: all of them when there is less than one work item per thread.
 fn inner_threads(items: usize) -> usize {
@@ -28,9 +34,44 @@ fn inner_threads(items: usize) -> usize {
 pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T>> {
     let (k, hw, ohw) = (g.k(), g.h * g.w, g.oh * g.ow);
     let mut y = vec![T::zero(); g.b * g.co * ohw];
-    let tile = g.tile_rows::<T>();
-    let scratch = if g.pointwise() { 0 } else { k * tile * g.ow };
     let lhs = View::new(weight, k, 1);
+    let per = g.images_per_gemm();
+    if per > 1 {
+        // Several whole images per GEMM: their im2col columns side by side, the product into
+        // scratch, then each image's rows copied out.
+        let n_max = per * ohw;
+        let par = inner_threads(g.b.div_ceil(per));
+        par_chunks(
+            &mut y,
+            per * g.co * ohw,
+            (k + g.co) * n_max,
+            |item, yi, buf| {
+                let images = yi.len() / (g.co * ohw);
+                let n = images * ohw;
+                let (col, out) = buf.split_at_mut(k * n_max);
+                for i in 0..images {
+                    let b = item * per + i;
+                    let at = Block {
+                        ld: n,
+                        ..Block::rows(g, 0, g.oh)
+                    };
+                    im2col(
+                        g,
+                        &x[b * g.ci * hw..(b + 1) * g.ci * hw],
+                        &mut col[i * ohw..],
+                        at,
+                    );
+                }
+                let rhs = View::new(&col[..k * n], n, 1);
+                gemm(g.co, n, k, &mut out[..g.co * n], n, false, lhs, rhs, par)?;
+                scatter(&out[..g.co * n], yi, g.co, ohw);
+                Ok(())
+            },
+        )?;
+        return Ok(y);
+    }
+    let tile = g.tile_rows::<T>(k);
+    let scratch = if g.pointwise() { 0 } else { k * tile * g.ow };
     let par = inner_threads(g.b);
     par_chunks(&mut y, g.co * ohw, scratch, |b, yb, col| {
         let xb = &x[b * g.ci * hw..(b + 1) * g.ci * hw];
@@ -39,7 +80,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
         }
         for (r0, r1) in tiles(g.oh, tile) {
             let n = (r1 - r0) * g.ow;
-            im2col(g, xb, col, r0, r1);
+            im2col(g, xb, col, Block::rows(g, r0, r1));
             let rhs = View::new(&col[..k * n], n, 1);
             gemm(g.co, n, k, &mut yb[r0 * g.ow..], ohw, false, lhs, rhs, par)?;
         }
@@ -48,35 +89,80 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
     Ok(y)
 }
 
+/// Copies a `rows x (images * len)` matrix (images side by side) into `images` consecutive
+/// `rows x len` images.
+fn scatter<T: Float>(src: &[T], dst: &mut [T], rows: usize, len: usize) {
+    let n = dst.len() / len / rows * len;
+    for (i, image) in dst.chunks_mut(rows * len).enumerate() {
+        for (r, row) in image.chunks_mut(len).enumerate() {
+            row.copy_from_slice(&src[r * n + i * len..][..len]);
+        }
+    }
+}
+
+/// The reverse of [`scatter`]: consecutive `rows x len` images side by side in `dst`.
+fn gather<T: Float>(src: &[T], dst: &mut [T], rows: usize, len: usize) {
+    let n = src.len() / len / rows * len;
+    for (i, image) in src.chunks(rows * len).enumerate() {
+        for (r, row) in image.chunks(len).enumerate() {
+            dst[r * n + i * len..][..len].copy_from_slice(row);
+        }
+    }
+}
+
 /// Input gradient: `dx = conv^T(dy, weight)`, `(b, ci, h, w)`: per tile, the columns
 /// `weight^T * dy` are added back into the image (col2im).
 pub(crate) fn input_grad<T: Float>(g: &Geom, dy: &[T], weight: &[T]) -> Result<Vec<T>> {
     let (k, hw, ohw) = (g.k(), g.h * g.w, g.oh * g.ow);
     let mut dx = vec![T::zero(); g.b * g.ci * hw];
-    let tile = g.tile_rows::<T>();
-    let scratch = if g.pointwise() { 0 } else { k * tile * g.ow };
     let lhs = View::new(weight, 1, k);
+    let per = g.images_per_gemm();
+    if per > 1 {
+        let n_max = per * ohw;
+        let par = inner_threads(g.b.div_ceil(per));
+        par_chunks(
+            &mut dx,
+            per * g.ci * hw,
+            (k + g.co) * n_max,
+            |item, dxi, buf| {
+                let images = dxi.len() / (g.ci * hw);
+                let n = images * ohw;
+                let (col, dys) = buf.split_at_mut(k * n_max);
+                let b0 = item * per;
+                gather(
+                    &dy[b0 * g.co * ohw..(b0 + images) * g.co * ohw],
+                    dys,
+                    g.co,
+                    ohw,
+                );
+                let rhs = View::new(&dys[..g.co * n], n, 1);
+                gemm(k, n, g.co, &mut col[..k * n], n, false, lhs, rhs, par)?;
+                for (i, dxb) in dxi.chunks_mut(g.ci * hw).enumerate() {
+                    let at = Block {
+                        ld: n,
+                        ..Block::rows(g, 0, g.oh)
+                    };
+                    col2im(g, &mut col[i * ohw..], dxb, at);
+                }
+                Ok(())
+            },
+        )?;
+        return Ok(dx);
+    }
+    let tile = g.tile_rows::<T>(k);
+    let scratch = if g.pointwise() { 0 } else { k * tile * g.ow };
     let par = inner_threads(g.b);
     par_chunks(&mut dx, g.ci * hw, scratch, |b, dxb, col| {
         let dyb = &dy[b * g.co * ohw..(b + 1) * g.co * ohw];
         if g.pointwise() {
-            return gemm(
-                k,
-                hw,
-                g.co,
-                dxb,
-                hw,
-                false,
-                lhs,
-                View::new(dyb, ohw, 1),
-                par,
-            );
+            let rhs = View::new(dyb, ohw, 1);
+            return gemm(k, hw, g.co, dxb, hw, false, lhs, rhs, par);
         }
         for (r0, r1) in tiles(g.oh, tile) {
             let n = (r1 - r0) * g.ow;
             let rhs = View::new(&dyb[r0 * g.ow..], ohw, 1);
             gemm(k, n, g.co, &mut col[..k * n], n, false, lhs, rhs, par)?;
-            col2im(g, &mut col[..k * n], dxb, r0, r1);
+            col2im(g, &mut col[..k * n], dxb, Block::rows(g, r0, r1));
         }
         Ok(())
     })?;
@@ -84,43 +170,118 @@ pub(crate) fn input_grad<T: Float>(g: &Geom, dy: &[T], weight: &[T]) -> Result<V
 }
 
 /// Weight gradient: `dw = sum_b dy_b * im2col(x_b)^T`, `(co, ci, kh, kw)`.
+///
+/// Work items are chunks of input channels (each owns the gradient columns of its channels
+/// and builds only their im2col rows) times groups of images; the groups' partial results
+/// are added in a fixed order, so the result is the same for every thread count.
 pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T>> {
-    let (k, hw, ohw) = (g.k(), g.h * g.w, g.oh * g.ow);
-    let groups = g.b.div_ceil(IMAGES_PER_PARTIAL);
-    let mut partials = vec![T::zero(); groups * g.co * k];
-    let tile = g.tile_rows::<T>();
-    let scratch = if g.pointwise() { 0 } else { k * tile * g.ow };
-    let par = inner_threads(groups);
-    par_chunks(&mut partials, g.co * k, scratch, |grp, acc, col| {
-        let images = grp * IMAGES_PER_PARTIAL..((grp + 1) * IMAGES_PER_PARTIAL).min(g.b);
-        for b in images {
-            let xb = &x[b * g.ci * hw..(b + 1) * g.ci * hw];
-            let dyb = &dy[b * g.co * ohw..(b + 1) * g.co * ohw];
-            if g.pointwise() {
-                let (lhs, rhs) = (View::new(dyb, ohw, 1), View::new(xb, 1, hw));
-                gemm(g.co, k, hw, acc, k, true, lhs, rhs, par)?;
-                continue;
+    let (k, hw, ohw, kk) = (g.k(), g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+    let per = g.images_per_gemm();
+    let spans = g.b.div_ceil(per);
+    // Several images per GEMM need each span's dy as one `co x n` matrix.
+    let dys = if per > 1 {
+        let mut dys = vec![T::zero(); dy.len()];
+        par_chunks(&mut dys, per * g.co * ohw, 0, |s, out, _| {
+            gather(&dy[s * per * g.co * ohw..][..out.len()], out, g.co, ohw);
+            Ok(())
+        })?;
+        dys
+    } else {
+        Vec::new()
+    };
+    let chunks = {
+        let wanted = k.div_ceil(CHUNK_COLS).clamp(1, g.ci);
+        g.ci.div_ceil(g.ci.div_ceil(wanted))
+    };
+    let chunk_c = g.ci.div_ceil(chunks);
+    let groups = MIN_ITEMS.div_ceil(chunks).clamp(1, spans);
+    let spans_per_group = spans.div_ceil(groups);
+    let groups = spans.div_ceil(spans_per_group);
+    let part = g.co * chunk_c * kk;
+    let tile = g.tile_rows::<T>(chunk_c * kk);
+    let n_max = if per > 1 { per * ohw } else { tile * g.ow };
+    let par = inner_threads(chunks * groups);
+    let mut partials = vec![T::zero(); groups * chunks * part];
+    par_chunks(
+        &mut partials,
+        part,
+        chunk_c * kk * n_max,
+        |item, acc, col| {
+            let (grp, chunk) = (item / chunks, item % chunks);
+            let (c0, c1) = (chunk * chunk_c, ((chunk + 1) * chunk_c).min(g.ci));
+            let kc = (c1 - c0) * kk;
+            let acc = &mut acc[..g.co * kc];
+            let spans = grp * spans_per_group..((grp + 1) * spans_per_group).min(spans);
+            for s in spans {
+                let images = s * per..((s + 1) * per).min(g.b);
+                if per > 1 {
+                    let n = images.len() * ohw;
+                    for (i, b) in images.clone().enumerate() {
+                        let at = Block {
+                            c0,
+                            c1,
+                            r0: 0,
+                            r1: g.oh,
+                            ld: n,
+                        };
+                        im2col(
+                            g,
+                            &x[b * g.ci * hw..(b + 1) * g.ci * hw],
+                            &mut col[i * ohw..],
+                            at,
+                        );
+                    }
+                    let lhs = View::new(&dys[images.start * g.co * ohw..], n, 1);
+                    let rhs = View::new(&col[..kc * n], 1, n);
+                    gemm(g.co, kc, n, acc, kc, true, lhs, rhs, par)?;
+                    continue;
+                }
+                let b = images.start;
+                let xb = &x[b * g.ci * hw..(b + 1) * g.ci * hw];
+                let dyb = &dy[b * g.co * ohw..(b + 1) * g.co * ohw];
+                if g.pointwise() {
+                    let (lhs, rhs) = (View::new(dyb, ohw, 1), View::new(&xb[c0 * hw..], 1, hw));
+                    gemm(g.co, kc, hw, acc, kc, true, lhs, rhs, par)?;
+                    continue;
+                }
+                for (r0, r1) in tiles(g.oh, tile) {
+                    let n = (r1 - r0) * g.ow;
+                    im2col(
+                        g,
+                        xb,
+                        col,
+                        Block {
+                            c0,
+                            c1,
+                            r0,
+                            r1,
+                            ld: n,
+                        },
+                    );
+                    let lhs = View::new(&dyb[r0 * g.ow..], ohw, 1);
+                    let rhs = View::new(&col[..kc * n], 1, n);
+                    gemm(g.co, kc, n, acc, kc, true, lhs, rhs, par)?;
+                }
             }
-            for (r0, r1) in tiles(g.oh, tile) {
-                let n = (r1 - r0) * g.ow;
-                im2col(g, xb, col, r0, r1);
-                let (lhs, rhs) = (
-                    View::new(&dyb[r0 * g.ow..], ohw, 1),
-                    View::new(&col[..k * n], 1, n),
-                );
-                gemm(g.co, k, n, acc, k, true, lhs, rhs, par)?;
-            }
-        }
-        Ok(())
-    })?;
-    let (first, rest) = partials.split_at_mut(g.co * k);
-    for part in rest.chunks(g.co * k) {
-        for (a, b) in first.iter_mut().zip(part) {
+            Ok(())
+        },
+    )?;
+    // Add the groups in order, then lay the channel chunks out as `(co, ci * kk)`.
+    let (first, rest) = partials.split_at_mut(chunks * part);
+    for grp in rest.chunks(chunks * part) {
+        for (a, b) in first.iter_mut().zip(grp) {
             *a += *b;
         }
     }
-    partials.truncate(g.co * k);
-    Ok(partials)
+    let mut dw = vec![T::zero(); g.co * k];
+    for (chunk, p) in first.chunks(part).enumerate() {
+        let c0 = chunk * chunk_c;
+        let kc = (((chunk + 1) * chunk_c).min(g.ci) - c0) * kk;
+        for (o, row) in p[..g.co * kc].chunks(kc).enumerate() {
+            dw[o * k + c0 * kk..][..kc].copy_from_slice(row);
+        }
+    }
+    Ok(dw)
 }
 
 /// Dense convolution with the given stride and padding; its backward uses the same op type
@@ -133,11 +294,13 @@ pub(crate) struct Conv2d {
 
 impl Conv2d {
     pub(crate) fn new(stride: usize, pad: usize) -> Self {
-        Conv2d {
-            stride,
-            pad,
-            pass: Pass::Forward,
-        }
+        Conv2d::pass(stride, pad, Pass::Forward)
+    }
+
+    /// The op that computes `pass` (forward: `(x, weight)`; input gradient: `(dy, weight)`;
+    /// weight gradient: `(x, dy)`).
+    pub(crate) fn pass(stride: usize, pad: usize, pass: Pass) -> Self {
+        Conv2d { stride, pad, pass }
     }
 
     fn run<T: Float>(&self, a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Result<(Vec<T>, Shape)> {

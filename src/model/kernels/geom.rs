@@ -7,9 +7,12 @@ use super::Float;
 /// Bytes of im2col data per tile: a quarter of a typical 1 MiB L2 cache.
 const TILE_BYTES: usize = 256 * 1024;
 
+/// The fewest output columns worth one GEMM call (see [`Geom::images_per_gemm`]).
+const MIN_COLS: usize = 128;
+
 /// Which of the three passes of a convolution op computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Pass {
+pub enum Pass {
     /// `(x, weight) -> y`.
     Forward,
     /// `(dy, weight) -> dx` for an input of the given height and width.
@@ -83,10 +86,18 @@ impl Geom {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
 
-    /// Output rows per im2col tile.
-    pub(crate) fn tile_rows<T>(&self) -> usize {
-        let row_bytes = self.k() * self.ow * std::mem::size_of::<T>();
+    /// Output rows per im2col tile of one image, for a block of `rows` im2col rows.
+    pub(crate) fn tile_rows<T>(&self, rows: usize) -> usize {
+        let row_bytes = rows * self.ow * std::mem::size_of::<T>();
         (TILE_BYTES / row_bytes.max(1)).clamp(1, self.oh)
+    }
+
+    /// Images one GEMM covers: 1 when an image has at least [`MIN_COLS`] output positions,
+    /// else enough whole images to reach that many (the deep layers of a network, 7x7 or
+    /// 4x4, would otherwise multiply matrices of 49 or 16 columns).
+    pub(crate) fn images_per_gemm(&self) -> usize {
+        let ohw = (self.oh * self.ow).max(1);
+        MIN_COLS.div_ceil(ohw).clamp(1, self.b.max(1))
     }
 
     /// The output columns `o` whose input column `o * stride + j - pad` lies inside `0..len`,
@@ -103,27 +114,50 @@ impl Geom {
     }
 }
 
-/// Calls `f(row, oh, lo, hi, src_row, dst)` for every im2col row `row` and output row
-/// `oh` of the tile `r0..r1` whose input row `src_row` is inside the image (`None` for
-/// padding): `dst` is the tile row's slice `col[row][t * ow..]` of length `ow`, and output
-/// columns `lo..hi` read input columns `o * stride + kj - pad`.
+/// Where an im2col block lies in its column matrix: the im2col rows of channels `c0..c1`
+/// (row `((c - c0) * kh + ki) * kw + kj`), `ld` elements apart, for the output rows `r0..r1`
+/// of one image (`(r1 - r0) * ow` columns from the start of each row, `ld` at least that).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Block {
+    pub c0: usize,
+    pub c1: usize,
+    pub r0: usize,
+    pub r1: usize,
+    pub ld: usize,
+}
+
+impl Block {
+    /// All channels, output rows `r0..r1`, rows packed (`ld` = the block's width).
+    pub(crate) fn rows(g: &Geom, r0: usize, r1: usize) -> Block {
+        Block {
+            c0: 0,
+            c1: g.ci,
+            r0,
+            r1,
+            ld: (r1 - r0) * g.ow,
+        }
+    }
+}
+
+/// Calls `f(kj, oh, (lo, hi), src_row, dst)` for every im2col row of the block and output
+/// row `oh` of it, with the input row `src_row` (`None` for padding): `dst` is that output
+/// row's `ow` columns in the im2col row, and output columns `lo..hi` read input columns
+/// `o * stride + kj - pad`.
 #[inline(always)]
 fn for_each_tile_row<T>(
     g: &Geom,
     col: &mut [T],
-    r0: usize,
-    r1: usize,
+    at: Block,
     mut f: impl FnMut(usize, usize, (usize, usize), Option<usize>, &mut [T]),
 ) {
     let (h, ow, s, p) = (g.h, g.ow, g.stride, g.pad);
-    let ncols = (r1 - r0) * ow;
-    for c in 0..g.ci {
+    for c in at.c0..at.c1 {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
-                let row = (c * g.kh + ki) * g.kw + kj;
+                let row = ((c - at.c0) * g.kh + ki) * g.kw + kj;
                 let valid = g.valid(kj, g.w, ow);
-                let dst = &mut col[row * ncols..(row + 1) * ncols];
-                for (t, oh) in (r0..r1).enumerate() {
+                let dst = &mut col[row * at.ld..];
+                for (t, oh) in (at.r0..at.r1).enumerate() {
                     let ih = oh * s + ki;
                     let src = (ih >= p && ih - p < h).then(|| c * h + ih - p);
                     f(kj, oh, valid, src, &mut dst[t * ow..(t + 1) * ow]);
@@ -133,14 +167,13 @@ fn for_each_tile_row<T>(
     }
 }
 
-/// Fills `col` (`k x ncols`, `ncols = (r1 - r0) * ow`) with the im2col block of output rows
-/// `r0..r1` of one image `x` (`ci x h x w`).
-pub(crate) fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T], r0: usize, r1: usize) {
+/// Fills the block `at` of `col` with the im2col columns of one image `x` (`ci x h x w`).
+pub(crate) fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T], at: Block) {
     if g.stride == 1 && g.ow == g.w {
-        return im2col_same(g, x, col, r0, r1);
+        return im2col_same(g, x, col, at);
     }
     let (w, s, p) = (g.w, g.stride, g.pad);
-    for_each_tile_row(g, col, r0, r1, |kj, _oh, (lo, hi), src, d| {
+    for_each_tile_row(g, col, at, |kj, _oh, (lo, hi), src, d| {
         let Some(src) = src else {
             d.fill(T::zero());
             return;
@@ -148,11 +181,16 @@ pub(crate) fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T], r0: usize, r1: 
         let src = &x[src * w..(src + 1) * w];
         d[..lo].fill(T::zero());
         d[hi..].fill(T::zero());
+        if lo == hi {
+            return;
+        }
+        let from = lo * s + kj - p;
         if s == 1 {
-            d[lo..hi].copy_from_slice(&src[lo + kj - p..hi + kj - p]);
+            d[lo..hi].copy_from_slice(&src[from..from + hi - lo]);
         } else {
-            for (o, v) in d.iter_mut().enumerate().take(hi).skip(lo) {
-                *v = src[o * s + kj - p];
+            // Chunks of `s` rather than `step_by`, which does not vectorise.
+            for (v, x) in d[lo..hi].iter_mut().zip(src[from..].chunks(s)) {
+                *v = x[0];
             }
         }
     });
@@ -161,10 +199,11 @@ pub(crate) fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T], r0: usize, r1: 
 /// [`im2col`] for stride 1 and output width = input width (3x3 "same" convolutions): the
 /// valid output rows of one im2col row read consecutive input rows, so each is one
 /// contiguous copy followed by zeroing the columns that fall into the padding.
-fn im2col_same<T: Float>(g: &Geom, x: &[T], col: &mut [T], r0: usize, r1: usize) {
+fn im2col_same<T: Float>(g: &Geom, x: &[T], col: &mut [T], at: Block) {
     let (h, w, p) = (g.h, g.w, g.pad);
+    let (r0, r1) = (at.r0, at.r1);
     let n = (r1 - r0) * w;
-    for c in 0..g.ci {
+    for c in at.c0..at.c1 {
         let plane = &x[c * h * w..(c + 1) * h * w];
         for ki in 0..g.kh {
             // Output rows whose input row `oh + ki - p` lies inside the image.
@@ -172,8 +211,8 @@ fn im2col_same<T: Float>(g: &Geom, x: &[T], col: &mut [T], r0: usize, r1: usize)
             let oh_hi = (h + p).saturating_sub(ki).clamp(oh_lo, r1);
             let (a, b) = ((oh_lo - r0) * w, (oh_hi - r0) * w);
             for kj in 0..g.kw {
-                let row = (c * g.kh + ki) * g.kw + kj;
-                let dst = &mut col[row * n..(row + 1) * n];
+                let row = ((c - at.c0) * g.kh + ki) * g.kw + kj;
+                let dst = &mut col[row * at.ld..row * at.ld + n];
                 dst[..a].fill(T::zero());
                 dst[b..].fill(T::zero());
                 if a == b {
@@ -200,21 +239,17 @@ fn im2col_same<T: Float>(g: &Geom, x: &[T], col: &mut [T], r0: usize, r1: usize)
     }
 }
 
-/// The reverse of [`im2col`] (col2im): adds the block `col` of output rows `r0..r1` back
-/// into the image `x`.
-pub(crate) fn col2im<T: Float>(g: &Geom, col: &mut [T], x: &mut [T], r0: usize, r1: usize) {
+/// The reverse of [`im2col`] (col2im): adds the block `at` of `col` back into the image `x`.
+pub(crate) fn col2im<T: Float>(g: &Geom, col: &mut [T], x: &mut [T], at: Block) {
     let (w, s, p) = (g.w, g.stride, g.pad);
-    for_each_tile_row(g, col, r0, r1, |kj, _oh, (lo, hi), src, d| {
+    for_each_tile_row(g, col, at, |kj, _oh, (lo, hi), src, d| {
         let Some(src) = src else { return };
-        let dst = &mut x[src * w..(src + 1) * w];
-        if s == 1 {
-            for (a, b) in dst[lo + kj - p..hi + kj - p].iter_mut().zip(&d[lo..hi]) {
-                *a += *b;
-            }
-        } else {
-            for (o, v) in d.iter().enumerate().take(hi).skip(lo) {
-                dst[o * s + kj - p] += *v;
-            }
+        if lo == hi {
+            return;
+        }
+        let dst = &mut x[src * w + lo * s + kj - p..(src + 1) * w];
+        for (a, b) in dst.chunks_mut(s).zip(&d[lo..hi]) {
+            a[0] += *b;
         }
     });
 }

@@ -85,6 +85,22 @@ pub(crate) mod pool;
 #[cfg(test)]
 mod tests;
 
+pub use geom::Pass as ConvPass;
+
+/// One pass of the fast dense convolution on its own, without autograd: `(x, weight)` for
+/// the forward pass, `(dy, weight)` for the input gradient, `(x, dy)` for the weight
+/// gradient. For benchmarks that time the three passes apart (`benches/conv.rs`).
+#[doc(hidden)]
+pub fn conv2d_pass(
+    pass: ConvPass,
+    a: &Tensor,
+    b: &Tensor,
+    stride: usize,
+    pad: usize,
+) -> Result<Tensor> {
+    a.apply_op2_no_bwd(b, &conv::Conv2d::pass(stride, pad, pass))
+}
+
 /// The activation a fused batch norm applies to its output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {

@@ -7,16 +7,24 @@ use crate::model::{ops, Backbone, Model, ModelSpec};
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let x = rand_tensor(&[9, 3, 6, 5], 11).to_dtype(DType::F32).unwrap();
-    let k = rand_tensor(&[4, 3, 3, 3], 12).to_dtype(DType::F32).unwrap();
-    let f = |t: &[Tensor]| ops::conv2d(&t[0], &t[1], None, 2, 1);
-    crate::model::kernels::set_threads(1);
-    let one = run_path(true, &[x.clone(), k.clone()], &f);
-    crate::model::kernels::set_threads(2);
-    let two = run_path(true, &[x, k], &f);
-    crate::model::kernels::set_threads(0);
-    for (a, b) in one.iter().zip(&two) {
-        assert_eq!(rel_diff(a, b), 0.0);
+    // A strided conv of small images (several per GEMM), a conv with row tiles and weight
+    // gradient chunks, and one with several image groups.
+    for (x, k, s, p) in [
+        ([9, 3, 6, 5], [4, 3, 3, 3], 2, 1),
+        ([3, 40, 24, 24], [8, 40, 3, 3], 1, 1),
+        ([9, 8, 4, 4], [4, 8, 3, 3], 1, 1),
+    ] {
+        let x = rand_tensor(&x, 11).to_dtype(DType::F32).unwrap();
+        let k = rand_tensor(&k, 12).to_dtype(DType::F32).unwrap();
+        let f = |t: &[Tensor]| ops::conv2d(&t[0], &t[1], None, s, p);
+        crate::model::kernels::set_threads(1);
+        let one = run_path(true, &[x.clone(), k.clone()], &f);
+        crate::model::kernels::set_threads(2);
+        let two = run_path(true, &[x, k], &f);
+        crate::model::kernels::set_threads(0);
+        for (a, b) in one.iter().zip(&two) {
+            assert_eq!(rel_diff(a, b), 0.0);
+        }
     }
 }
 
