@@ -1,6 +1,6 @@
 //! Dense convolution, pass by pass: milliseconds and GFLOP/s of the forward pass, the input
 //! gradient and the weight gradient of the fast CPU kernels at the shapes of the backbones
-//! users train (ResNet-18/50 at 112x112, batch 32, and the 3x3 64->64 32x32 layer of the
+//! users train (ResNet-18/50 and VGG at 112x112, batch 32, and the 3x3 64->64 32x32 layer of the
 //! small benchmark). `benches/conv_peer.py` times the same passes in PyTorch (oneDNN);
 //! `benches/compare_conv.sh` runs both and prints the table of BENCHMARKS.md.
 //!
@@ -18,8 +18,10 @@ const BATCH: usize = 32;
 
 /// A convolution layer: name, input channels, input size, output channels, kernel, stride,
 /// padding. The list is shared with `benches/conv_peer.py` (same names, same order).
-pub const SHAPES: [(&str, usize, usize, usize, usize, usize, usize); 12] = [
+pub const SHAPES: [(&str, usize, usize, usize, usize, usize, usize); 14] = [
     ("c3_64_32", 64, 32, 64, 3, 1, 1),
+    ("vgg_b1", 64, 112, 64, 3, 1, 1),
+    ("vgg_b2", 128, 56, 128, 3, 1, 1),
     ("r18_stem", 3, 112, 64, 7, 2, 3),
     ("r18_l1", 64, 28, 64, 3, 1, 1),
     ("r18_l2_down", 64, 28, 128, 3, 2, 1),

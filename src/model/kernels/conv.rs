@@ -113,6 +113,9 @@ fn gather<T: Float>(src: &[T], dst: &mut [T], rows: usize, len: usize) {
 /// Input gradient: `dx = conv^T(dy, weight)`, `(b, ci, h, w)`: per tile, the columns
 /// `weight^T * dy` are added back into the image (col2im).
 pub(crate) fn input_grad<T: Float>(g: &Geom, dy: &[T], weight: &[T]) -> Result<Vec<T>> {
+    if let Some((g2, flipped)) = as_forward(g, weight)? {
+        return forward(&g2, dy, &flipped);
+    }
     let (k, hw, ohw) = (g.k(), g.h * g.w, g.oh * g.ow);
     let mut dx = vec![T::zero(); g.b * g.ci * hw];
     let lhs = View::new(weight, 1, k);
@@ -167,6 +170,37 @@ pub(crate) fn input_grad<T: Float>(g: &Geom, dy: &[T], weight: &[T]) -> Result<V
         Ok(())
     })?;
     Ok(dx)
+}
+
+/// The input gradient of a stride-1 convolution as a forward convolution: `dy` padded by
+/// `k - 1 - pad` and convolved with the kernel flipped in space and with its two channel
+/// axes swapped. It then runs at the forward pass's speed: its GEMM sums over `co * kh * kw`
+/// instead of `co`, and nothing is added back through col2im. `None` for other shapes.
+fn as_forward<T: Float>(g: &Geom, weight: &[T]) -> Result<Option<(Geom, Vec<T>)>> {
+    if g.stride != 1 || g.kh != g.kw || g.pad >= g.kh || g.pointwise() {
+        return Ok(None);
+    }
+    let g2 = Geom::new(
+        (g.b, g.co, g.oh, g.ow),
+        (g.ci, g.kh, g.kw),
+        1,
+        g.kh - 1 - g.pad,
+    )?;
+    if (g2.oh, g2.ow) != (g.h, g.w) {
+        return Ok(None);
+    }
+    let kk = g.kh * g.kw;
+    let mut flipped = vec![T::zero(); weight.len()];
+    for o in 0..g.co {
+        for i in 0..g.ci {
+            let src = &weight[(o * g.ci + i) * kk..][..kk];
+            let dst = &mut flipped[(i * g.co + o) * kk..][..kk];
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
+            }
+        }
+    }
+    Ok(Some((g2, flipped)))
 }
 
 /// Weight gradient: `dw = sum_b dy_b * im2col(x_b)^T`, `(co, ci, kh, kw)`.

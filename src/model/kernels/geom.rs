@@ -248,8 +248,14 @@ pub(crate) fn col2im<T: Float>(g: &Geom, col: &mut [T], x: &mut [T], at: Block) 
             return;
         }
         let dst = &mut x[src * w + lo * s + kj - p..(src + 1) * w];
-        for (a, b) in dst.chunks_mut(s).zip(&d[lo..hi]) {
-            a[0] += *b;
+        if s == 1 {
+            for (a, b) in dst.iter_mut().zip(&d[lo..hi]) {
+                *a += *b;
+            }
+        } else {
+            for (a, b) in dst.chunks_mut(s).zip(&d[lo..hi]) {
+                a[0] += *b;
+            }
         }
     });
 }

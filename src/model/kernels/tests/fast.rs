@@ -17,6 +17,10 @@ fn conv2d_matches_reference_on_odd_shapes() {
         (2, 3, 6, 7, 2, 3, 1, 1),
         (1, 2, 8, 5, 2, 3, 3, 0),
         (1, 1, 4, 4, 2, 5, 1, 2),
+        // Stride 1 without padding, and a 5x5 with less than "same" padding: their input
+        // gradients run as forward convolutions with padding k - 1 - p.
+        (2, 3, 6, 5, 4, 3, 1, 0),
+        (2, 2, 7, 9, 3, 5, 1, 1),
     ] {
         let name = format!("conv2d {b}x{ci}x{h}x{w} -> {co}, k {k} s {s} p {p}");
         compare(
