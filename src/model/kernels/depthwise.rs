@@ -1,104 +1,180 @@
 //! Direct depthwise 2D convolution (`groups == channels`, one filter per channel, weight
 //! `(c, 1, kh, kw)`): forward and input gradient parallel over `(image, channel)` planes,
 //! weight gradient parallel over channels (each sums its images in order).
+//!
+//! Each plane is first zero-padded and split into `stride x stride` phase planes (for
+//! stride 1 this is just the padded plane): pixel `(R, C)` of the padded plane goes to phase
+//! `(R % s, C % s)` at `(R / s, C / s)`. Output `(oh, o)` of kernel tap `(ki, kj)` then reads
+//! phase `(ki % s, kj % s)` at `(oh + ki / s, o + kj / s)`, so with outputs laid out on the
+//! phase planes' row length every tap is one contiguous multiply-add over the whole plane
+//! (the few columns past each output row are computed and dropped). Short rows (the 7x7
+//! and 14x14 maps of the deep layers) no longer cost a loop each.
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::geom::{Geom, Pass};
 use super::{par_chunks, slice, Float};
 
-/// Calls `f(oh, ih, kj, lo..hi, tap)` for every output row `oh`, kernel tap `(ki, kj)` (index
-/// `tap`) and the input row `ih` it reads, skipping taps that fall into the padding; output
-/// columns `lo..hi` read input columns `o * stride + kj - pad`.
-#[inline(always)]
-fn for_each_tap(g: &Geom, mut f: impl FnMut(usize, usize, usize, (usize, usize), usize)) {
-    for oh in 0..g.oh {
-        for ki in 0..g.kh {
-            let ih = oh * g.stride + ki;
-            if ih < g.pad || ih - g.pad >= g.h {
-                continue;
-            }
-            for kj in 0..g.kw {
-                // A tap that only ever reads padding (a map narrower than the padding) has no
-                // columns; skipping it also keeps `lo + kj - pad` from underflowing.
-                let (lo, hi) = g.valid(kj, g.w, g.ow);
-                if lo < hi {
-                    f(oh, ih - g.pad, kj, (lo, hi), ki * g.kw + kj);
+/// The phase planes of one padded input plane.
+#[derive(Clone, Copy)]
+struct Phases {
+    s: usize,
+    pad: usize,
+    /// Rows and row length of each phase plane.
+    hh: usize,
+    wh: usize,
+}
+
+impl Phases {
+    fn new(g: &Geom) -> Phases {
+        let s = g.stride;
+        Phases {
+            s,
+            pad: g.pad,
+            hh: (g.h + 2 * g.pad).div_ceil(s),
+            wh: (g.w + 2 * g.pad).div_ceil(s),
+        }
+    }
+
+    /// Elements of all phase planes together.
+    fn len(&self) -> usize {
+        self.s * self.s * self.hh * self.wh
+    }
+
+    /// Index of padded pixel `(r, c)`.
+    #[inline(always)]
+    fn at(&self, r: usize, c: usize) -> usize {
+        let (s, plane) = (self.s, self.hh * self.wh);
+        ((r % s) * s + c % s) * plane + (r / s) * self.wh + c / s
+    }
+
+    /// Where tap `(ki, kj)` of output `(0, 0)` reads (output `(oh, o)` reads `oh * wh + o`
+    /// further on).
+    fn tap(&self, ki: usize, kj: usize) -> usize {
+        self.at(ki, kj)
+    }
+
+    /// Writes the padded plane `x` (`h x w`) into `ph` (zeroing the padding).
+    fn split<T: Float>(&self, g: &Geom, x: &[T], ph: &mut [T]) {
+        ph.fill(T::zero());
+        for (r, row) in x.chunks_exact(g.w).enumerate() {
+            let r = r + self.pad;
+            if self.s == 1 {
+                ph[self.at(r, self.pad)..][..g.w].copy_from_slice(row);
+            } else {
+                for (c, v) in row.iter().enumerate() {
+                    ph[self.at(r, c + self.pad)] = *v;
                 }
+            }
+        }
+    }
+
+    /// The reverse of [`Phases::split`]: the plane `x` read back from `ph`, padding dropped.
+    fn merge<T: Float>(&self, g: &Geom, ph: &[T], x: &mut [T]) {
+        for (r, row) in x.chunks_exact_mut(g.w).enumerate() {
+            let r = r + self.pad;
+            if self.s == 1 {
+                row.copy_from_slice(&ph[self.at(r, self.pad)..][..g.w]);
+            } else {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = ph[self.at(r, c + self.pad)];
+                }
+            }
+        }
+    }
+
+    /// Outputs laid out on the phase row length: `(oh - 1) * wh + ow` elements.
+    fn run(&self, g: &Geom) -> usize {
+        (g.oh - 1) * self.wh + g.ow
+    }
+}
+
+/// Scratch elements one plane needs: the phase planes and the outputs on their row length.
+fn scratch_len(g: &Geom) -> usize {
+    let ph = Phases::new(g);
+    ph.len() + ph.run(g)
+}
+
+/// One plane of the forward pass: `y (oh x ow) = x (h x w) * k (kh x kw)`.
+fn forward_plane<T: Float>(g: &Geom, x: &[T], k: &[T], y: &mut [T], scratch: &mut [T]) {
+    let ph = Phases::new(g);
+    let (planes, out) = scratch.split_at_mut(ph.len());
+    ph.split(g, x, planes);
+    let n = ph.run(g);
+    let out = &mut out[..n];
+    out.fill(T::zero());
+    for ki in 0..g.kh {
+        for kj in 0..g.kw {
+            let (wv, from) = (k[ki * g.kw + kj], ph.tap(ki, kj));
+            for (d, v) in out.iter_mut().zip(&planes[from..from + n]) {
+                *d += wv * *v;
+            }
+        }
+    }
+    for (oh, row) in y.chunks_exact_mut(g.ow).enumerate() {
+        row.copy_from_slice(&out[oh * ph.wh..][..g.ow]);
+    }
+}
+
+/// `dy` (`oh x ow`) laid out on the phase row length, zero past each row.
+fn spread<T: Float>(g: &Geom, ph: &Phases, dy: &[T], out: &mut [T]) {
+    out.fill(T::zero());
+    for (oh, row) in dy.chunks_exact(g.ow).enumerate() {
+        out[oh * ph.wh..][..g.ow].copy_from_slice(row);
+    }
+}
+
+/// One plane of the input gradient: `dx (h x w) = dy (oh x ow) *^T k`.
+fn input_grad_plane<T: Float>(g: &Geom, dy: &[T], k: &[T], dx: &mut [T], scratch: &mut [T]) {
+    let ph = Phases::new(g);
+    let (planes, d) = scratch.split_at_mut(ph.len());
+    let n = ph.run(g);
+    let d = &mut d[..n];
+    spread(g, &ph, dy, d);
+    planes.fill(T::zero());
+    for ki in 0..g.kh {
+        for kj in 0..g.kw {
+            let (wv, from) = (k[ki * g.kw + kj], ph.tap(ki, kj));
+            for (p, v) in planes[from..from + n].iter_mut().zip(d.iter()) {
+                *p += wv * *v;
+            }
+        }
+    }
+    ph.merge(g, planes, dx);
+}
+
+/// One plane's contribution to the weight gradient: `acc[tap]` gets `corr(x, dy)` at that
+/// tap, spread over 8 lanes so that the dot products vectorise.
+fn weight_grad_plane<T: Float>(g: &Geom, x: &[T], dy: &[T], acc: &mut [[T; 8]], scratch: &mut [T]) {
+    let ph = Phases::new(g);
+    let (planes, d) = scratch.split_at_mut(ph.len());
+    let n = ph.run(g);
+    let d = &mut d[..n];
+    ph.split(g, x, planes);
+    spread(g, &ph, dy, d);
+    for ki in 0..g.kh {
+        for kj in 0..g.kw {
+            let from = ph.tap(ki, kj);
+            let lanes = &mut acc[ki * g.kw + kj];
+            let (mut dc, mut xc) = (d.chunks_exact(8), planes[from..from + n].chunks_exact(8));
+            for (a, b) in (&mut dc).zip(&mut xc) {
+                for l in 0..8 {
+                    lanes[l] += a[l] * b[l];
+                }
+            }
+            for (l, (a, b)) in dc.remainder().iter().zip(xc.remainder()).enumerate() {
+                lanes[l] += *a * *b;
             }
         }
     }
 }
 
-/// One plane of the forward pass: `y (oh x ow) = x (h x w) * k (kh x kw)`.
-fn forward_plane<T: Float>(g: &Geom, x: &[T], k: &[T], y: &mut [T]) {
-    let (w, ow, s, p) = (g.w, g.ow, g.stride, g.pad);
-    for_each_tap(g, |oh, ih, kj, (lo, hi), tap| {
-        let (wv, src) = (k[tap], &x[ih * w..(ih + 1) * w]);
-        let dst = &mut y[oh * ow + lo..oh * ow + hi];
-        if s == 1 {
-            for (d, v) in dst.iter_mut().zip(&src[lo + kj - p..hi + kj - p]) {
-                *d += wv * *v;
-            }
-        } else {
-            for (i, d) in dst.iter_mut().enumerate() {
-                *d += wv * src[(lo + i) * s + kj - p];
-            }
-        }
-    });
-}
-
-/// One plane of the input gradient: `dx (h x w) += dy (oh x ow) *^T k`.
-fn input_grad_plane<T: Float>(g: &Geom, dy: &[T], k: &[T], dx: &mut [T]) {
-    let (w, ow, s, p) = (g.w, g.ow, g.stride, g.pad);
-    for_each_tap(g, |oh, ih, kj, (lo, hi), tap| {
-        let (wv, src) = (k[tap], &dy[oh * ow + lo..oh * ow + hi]);
-        let dst = &mut dx[ih * w..(ih + 1) * w];
-        if s == 1 {
-            for (d, v) in dst[lo + kj - p..hi + kj - p].iter_mut().zip(src) {
-                *d += wv * *v;
-            }
-        } else {
-            for (i, v) in src.iter().enumerate() {
-                dst[(lo + i) * s + kj - p] += wv * *v;
-            }
-        }
-    });
-}
-
-/// One plane's contribution to the weight gradient: `acc[tap]` gets `corr(x, dy)` at that
-/// tap, spread over 8 lanes so that the dot products vectorise.
-fn weight_grad_plane<T: Float>(g: &Geom, x: &[T], dy: &[T], acc: &mut [[T; 8]]) {
-    let (w, ow, s, p) = (g.w, g.ow, g.stride, g.pad);
-    for_each_tap(g, |oh, ih, kj, (lo, hi), tap| {
-        let (src, d) = (&x[ih * w..(ih + 1) * w], &dy[oh * ow + lo..oh * ow + hi]);
-        let lanes = &mut acc[tap];
-        if s == 1 {
-            let (mut dc, mut sc) = (
-                d.chunks_exact(8),
-                src[lo + kj - p..hi + kj - p].chunks_exact(8),
-            );
-            for (a, b) in (&mut dc).zip(&mut sc) {
-                for l in 0..8 {
-                    lanes[l] += a[l] * b[l];
-                }
-            }
-            for (l, (a, b)) in dc.remainder().iter().zip(sc.remainder()).enumerate() {
-                lanes[l] += *a * *b;
-            }
-        } else {
-            for (i, a) in d.iter().enumerate() {
-                lanes[i % 8] += *a * src[(lo + i) * s + kj - p];
-            }
-        }
-    });
-}
-
 fn forward<T: Float>(g: &Geom, x: &[T], k: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
     let mut y = vec![T::zero(); g.b * g.co * ohw];
-    par_chunks(&mut y, ohw, 0, |i, yp, _| {
+    par_chunks(&mut y, ohw, scratch_len(g), |i, yp, scratch| {
         let c = i % g.co;
-        forward_plane(g, &x[i * hw..(i + 1) * hw], &k[c * kk..(c + 1) * kk], yp);
+        let (x, k) = (&x[i * hw..(i + 1) * hw], &k[c * kk..(c + 1) * kk]);
+        forward_plane(g, x, k, yp, scratch);
         Ok(())
     })?;
     Ok(y)
@@ -107,14 +183,10 @@ fn forward<T: Float>(g: &Geom, x: &[T], k: &[T]) -> Result<Vec<T>> {
 fn input_grad<T: Float>(g: &Geom, dy: &[T], k: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
     let mut dx = vec![T::zero(); g.b * g.ci * hw];
-    par_chunks(&mut dx, hw, 0, |i, dxp, _| {
+    par_chunks(&mut dx, hw, scratch_len(g), |i, dxp, scratch| {
         let c = i % g.ci;
-        input_grad_plane(
-            g,
-            &dy[i * ohw..(i + 1) * ohw],
-            &k[c * kk..(c + 1) * kk],
-            dxp,
-        );
+        let (dy, k) = (&dy[i * ohw..(i + 1) * ohw], &k[c * kk..(c + 1) * kk]);
+        input_grad_plane(g, dy, k, dxp, scratch);
         Ok(())
     })?;
     Ok(dx)
@@ -123,12 +195,12 @@ fn input_grad<T: Float>(g: &Geom, dy: &[T], k: &[T]) -> Result<Vec<T>> {
 fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
     let mut dk = vec![T::zero(); g.co * kk];
-    par_chunks(&mut dk, kk, 0, |c, dkc, _| {
+    par_chunks(&mut dk, kk, scratch_len(g), |c, dkc, scratch| {
         let mut acc = vec![[T::zero(); 8]; kk];
         for b in 0..g.b {
             let i = b * g.co + c;
             let (xp, dyp) = (&x[i * hw..(i + 1) * hw], &dy[i * ohw..(i + 1) * ohw]);
-            weight_grad_plane(g, xp, dyp, &mut acc);
+            weight_grad_plane(g, xp, dyp, &mut acc, scratch);
         }
         for (d, lanes) in dkc.iter_mut().zip(&acc) {
             *d = lanes.iter().fold(T::zero(), |s, v| s + *v);
