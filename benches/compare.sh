@@ -2,44 +2,47 @@
 # Builds the train_speed bench, runs it and the PyTorch peer (benches/pytorch_peer.py) with the
 # same thread count on this machine, alternating ROUNDS times and keeping each side's best
 # figure, runs candle's reference path once, and prints both sides and their ratios as
-# Markdown tables (the ones in BENCHMARKS.md).
+# Markdown tables (the ones in BENCHMARKS.md). Each round starts only on a quiet machine
+# (benches/quiet.sh: MAX_LOAD=0.5, QUIET_WAIT=600) and the loads are printed with the tables.
 #
 #   benches/compare.sh [THREADS]        (default: 2; ROUNDS=3)
 #   PYTHON=/path/to/python ROUNDS=5 benches/compare.sh 2
 #
-# PyTorch is not a dependency of the crate: install it into a venv first, e.g.
-#   python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch
+# PyTorch is not a dependency of the crate: scripts/equivalence.sh makes a venv with it
+# (~/.cache/sweep-peers/venv), the default PYTHON here.
 set -euo pipefail
 threads="${1:-2}"
-python="${PYTHON:-/tmp/torchvenv/bin/python}"
+python="${PYTHON:-${SWEEP_PEERS_CACHE:-$HOME/.cache/sweep-peers}/venv/bin/python}"
 cd "$(dirname "$0")/.."
 if ! "$python" -c 'import torch' 2>/dev/null; then
-    echo "no torch for $python: python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch" >&2
+    echo "no torch for $python: run scripts/equivalence.sh once, or set PYTHON" >&2
     exit 1
 fi
 rounds="${ROUNDS:-3}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
+source benches/quiet.sh
 cargo bench --bench train_speed --no-run
 export RAYON_NUM_THREADS="$threads" CANDLE_NUM_THREADS="$threads"
 export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Other processes on the machine only ever slow a run down: alternate the two sides and keep
 # each side's best figure (highest img/s, lowest ms).
 for round in $(seq 1 "$rounds"); do
-    echo "== round $round/$rounds: sweep (candle + fast kernels), $threads thread(s)"
-    cargo bench --bench train_speed -- --threads "$threads" --no-reference | tee "$out/ours.$round"
-    echo "== round $round/$rounds: PyTorch, $threads thread(s)"
-    "$python" benches/pytorch_peer.py --threads "$threads" 2>/dev/null | tee "$out/torch.$round"
+    quiet_round "round $round/$rounds: sweep (candle + fast kernels), $threads thread(s)" "$out/ours.$round" \
+        cargo bench --bench train_speed -- --threads "$threads" --no-reference
+    quiet_round "round $round/$rounds: PyTorch, $threads thread(s)" "$out/torch.$round" \
+        "$python" benches/pytorch_peer.py --threads "$threads"
 done
 echo "== candle reference path (once: it is slow), $threads thread(s)"
 cargo bench --bench train_speed -- --threads "$threads" --reference-only | tee "$out/reference"
-echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+require_rounds 'ours.*' 'torch.*'
 
 torch_version="$("$python" -c 'import torch; print(torch.__version__)')"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo
 echo "## $(date -u +%Y-%m-%d), $cpu, $(nproc) cores, $threads thread(s), best of $rounds rounds, PyTorch $torch_version"
+echo
+sed 's/^/    /' "$out/loads"
 cat "$out"/ours.* "$out/reference" | grep '^RESULT' > "$out/ours"
 cat "$out"/torch.* | grep '^RESULT' > "$out/torch"
 awk -v t="$threads" '

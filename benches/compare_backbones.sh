@@ -2,7 +2,8 @@
 # Training speed and peak memory of the compared backbones at real shapes, sweep against
 # PyTorch on this machine with the same thread count: builds benches/backbones.rs, alternates
 # it with benches/backbones_peer.py ROUNDS times (each side keeps its best img/s), and prints
-# the Markdown table of BENCHMARKS.md with the load average before and after.
+# the Markdown table of BENCHMARKS.md with the load average before and after each round
+# (a round starts only on a quiet machine: benches/quiet.sh, MAX_LOAD=0.5, QUIET_WAIT=600).
 #
 #   benches/compare_backbones.sh [THREADS]     (default 2; ROUNDS=2, SECONDS_PER=20, ONLY=a@112,b@150)
 #   PYTHON=/path/to/venv/python benches/compare_backbones.sh 2
@@ -23,20 +24,22 @@ only=()
 [[ -n ${ONLY:-} ]] && only=(--only "$ONLY")
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+source benches/quiet.sh
 cargo bench --bench backbones --no-run
 export RAYON_NUM_THREADS=$threads CANDLE_NUM_THREADS=$threads OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq 1 "$rounds"); do
-  echo "== round $round/$rounds: sweep"
-  cargo bench --bench backbones -- --threads "$threads" --seconds "$secs" "${only[@]}" | tee "$out/ours.$round"
-  echo "== round $round/$rounds: PyTorch"
-  "$python" benches/backbones_peer.py --threads "$threads" --seconds "$secs" "${only[@]}" | tee "$out/torch.$round"
+  quiet_round "round $round/$rounds: sweep" "$out/ours.$round" \
+    cargo bench --bench backbones -- --threads "$threads" --seconds "$secs" "${only[@]}"
+  quiet_round "round $round/$rounds: PyTorch" "$out/torch.$round" \
+    "$python" benches/backbones_peer.py --threads "$threads" --seconds "$secs" "${only[@]}"
 done
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+require_rounds 'ours.*' 'torch.*'
 torch_version=$("$python" -c 'import torch; print(torch.__version__)')
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 echo
-echo "$(date -u +%Y-%m-%d), $cpu, $(nproc) cores, $threads thread(s), best of $rounds rounds, PyTorch $torch_version; load average $load_before before, $load_after after"
+echo "$(date -u +%Y-%m-%d), $cpu, $(nproc) cores, $threads thread(s), best of $rounds rounds, PyTorch $torch_version"
+echo
+sed 's/^/    /' "$out/loads"
 echo
 echo "| training, batch 32 | sweep img/s | PyTorch img/s | sweep / PyTorch | sweep peak MiB | PyTorch peak MiB |"
 echo "|---|---:|---:|---:|---:|---:|"
