@@ -203,6 +203,14 @@ fn as_forward<T: Float>(g: &Geom, weight: &[T]) -> Result<Option<(Geom, Vec<T>)>
     Ok(Some((g2, flipped)))
 }
 
+/// The input channels `c0..c1` of weight-gradient chunk `i` of `chunks` (sizes differ by at
+/// most one).
+fn chunk_channels(ci: usize, chunks: usize, i: usize) -> (usize, usize) {
+    let (base, rem) = (ci / chunks, ci % chunks);
+    let c0 = i * base + i.min(rem);
+    (c0, c0 + base + usize::from(i < rem))
+}
+
 /// Weight gradient: `dw = sum_b dy_b * im2col(x_b)^T`, `(co, ci, kh, kw)`.
 ///
 /// Work items are chunks of input channels (each owns the gradient columns of its channels
@@ -223,13 +231,14 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
     } else {
         Vec::new()
     };
-    let chunks = {
-        let wanted = k.div_ceil(CHUNK_COLS).clamp(1, g.ci);
-        g.ci.div_ceil(g.ci.div_ceil(wanted))
-    };
+    // Item counts that are multiples of 4 keep 2 or 4 threads evenly busy.
+    let chunks = k.div_ceil(CHUNK_COLS).next_multiple_of(4).min(g.ci);
     let chunk_c = g.ci.div_ceil(chunks);
-    let groups = MIN_ITEMS.div_ceil(chunks).clamp(1, spans);
-    let spans_per_group = spans.div_ceil(groups);
+    let mut groups = MIN_ITEMS.div_ceil(chunks);
+    while (chunks * groups) % 4 != 0 {
+        groups += 1;
+    }
+    let spans_per_group = spans.div_ceil(groups.min(spans));
     let groups = spans.div_ceil(spans_per_group);
     let part = g.co * chunk_c * kk;
     let tile = g.tile_rows::<T>(chunk_c * kk);
@@ -242,7 +251,7 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
         chunk_c * kk * n_max,
         |item, acc, col| {
             let (grp, chunk) = (item / chunks, item % chunks);
-            let (c0, c1) = (chunk * chunk_c, ((chunk + 1) * chunk_c).min(g.ci));
+            let (c0, c1) = chunk_channels(g.ci, chunks, chunk);
             let kc = (c1 - c0) * kk;
             let acc = &mut acc[..g.co * kc];
             let spans = grp * spans_per_group..((grp + 1) * spans_per_group).min(spans);
@@ -309,8 +318,8 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
     }
     let mut dw = vec![T::zero(); g.co * k];
     for (chunk, p) in first.chunks(part).enumerate() {
-        let c0 = chunk * chunk_c;
-        let kc = (((chunk + 1) * chunk_c).min(g.ci) - c0) * kk;
+        let (c0, c1) = chunk_channels(g.ci, chunks, chunk);
+        let kc = (c1 - c0) * kk;
         for (o, row) in p[..g.co * kc].chunks(kc).enumerate() {
             dw[o * k + c0 * kk..][..kc].copy_from_slice(row);
         }

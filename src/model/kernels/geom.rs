@@ -93,11 +93,16 @@ impl Geom {
     }
 
     /// Images one GEMM covers: 1 when an image has at least [`MIN_COLS`] output positions,
-    /// else enough whole images to reach that many (the deep layers of a network, 7x7 or
+    /// else enough whole images to reach that many (rounded up to a power of two) (the deep layers of a network, 7x7 or
     /// 4x4, would otherwise multiply matrices of 49 or 16 columns).
     pub(crate) fn images_per_gemm(&self) -> usize {
+        // A power of two, so that a batch of 32 or 64 splits into an even number of GEMMs
+        // (49 positions: 4 images, not 3 and a remainder that leaves a thread idle).
         let ohw = (self.oh * self.ow).max(1);
-        MIN_COLS.div_ceil(ohw).clamp(1, self.b.max(1))
+        MIN_COLS
+            .div_ceil(ohw)
+            .next_power_of_two()
+            .clamp(1, self.b.max(1))
     }
 
     /// The output columns `o` whose input column `o * stride + j - pad` lies inside `0..len`,
