@@ -20,6 +20,9 @@ const MIN_ITEMS: usize = 8;
 /// Columns of the weight gradient per channel chunk.
 const CHUNK_COLS: usize = 128;
 
+/// Weight gradients of at most this many elements are split by images only.
+const SMALL_GRADIENT: usize = 1 << 16;
+
 /// Threads for gemm itself: all of them when there is less than one work item per thread.
 fn inner_threads(items: usize) -> usize {
     let n = super::threads();
@@ -231,8 +234,14 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
     } else {
         Vec::new()
     };
-    // Item counts that are multiples of 4 keep 2 or 4 threads evenly busy.
-    let chunks = k.div_ceil(CHUNK_COLS).next_multiple_of(4).min(g.ci);
+    // Item counts that are multiples of 4 keep 2 or 4 threads evenly busy. A small gradient
+    // is not split by channels: each chunk would read (and pack) all of `dy` again, which
+    // costs more than adding up a few small partial results.
+    let chunks = if g.co * k <= SMALL_GRADIENT {
+        1
+    } else {
+        k.div_ceil(CHUNK_COLS).next_multiple_of(4).min(g.ci)
+    };
     let chunk_c = g.ci.div_ceil(chunks);
     let mut groups = MIN_ITEMS.div_ceil(chunks);
     while (chunks * groups) % 4 != 0 {

@@ -45,13 +45,18 @@ fn conv2d_matches_reference_across_im2col_tiles() {
 
 #[test]
 fn conv2d_matches_reference_with_several_images_per_gemm() {
-    // Small outputs (6x6 = 36 positions) put several images into one GEMM, 5 images leave a
-    // short last span, and 40 input channels split the weight gradient into channel chunks
-    // and image groups; the same for a 1x1 convolution and a strided one.
-    for (ci, k, s, p) in [(40, 3, 1, 1), (40, 1, 1, 0), (20, 3, 2, 1)] {
+    // Small outputs (6x6 = 36 positions) put several images into one GEMM and 5 images leave
+    // a short last span; the same for a 1x1 convolution and a strided one.
+    // A gradient of more than 2^16 elements (128 x 64 x 3 x 3) is split by input channels.
+    for (ci, co, k, s, p) in [
+        (40, 6, 3, 1, 1),
+        (40, 6, 1, 1, 0),
+        (20, 6, 3, 2, 1),
+        (64, 128, 3, 1, 1),
+    ] {
         compare(
-            &format!("conv2d 5x{ci}x6x6, k {k} s {s} p {p}"),
-            &[&[5, ci, 6, 6], &[6, ci, k, k]],
+            &format!("conv2d 5x{ci}x6x6 -> {co}, k {k} s {s} p {p}"),
+            &[&[5, ci, 6, 6], &[co, ci, k, k]],
             1e-4,
             &|t| ops::conv2d(&t[0], &t[1], None, s, p),
         );

@@ -7,12 +7,13 @@ use crate::model::{ops, Backbone, Model, ModelSpec};
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    // A strided conv of small images (several per GEMM), a conv with row tiles and weight
-    // gradient chunks, and one with several image groups.
+    // A strided conv of small images (several per GEMM), a conv with row tiles, one with
+    // several image groups, and one whose weight gradient is split by input channels.
     for (x, k, s, p) in [
         ([9, 3, 6, 5], [4, 3, 3, 3], 2, 1),
         ([3, 40, 24, 24], [8, 40, 3, 3], 1, 1),
         ([9, 8, 4, 4], [4, 8, 3, 3], 1, 1),
+        ([3, 64, 5, 5], [128, 64, 3, 3], 1, 1),
     ] {
         let x = rand_tensor(&x, 11).to_dtype(DType::F32).unwrap();
         let k = rand_tensor(&k, 12).to_dtype(DType::F32).unwrap();
