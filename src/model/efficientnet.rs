@@ -825,9 +825,12 @@ mod tests {
         }
     }
 
-    /// A few Adam steps (lr 3e-4) on one fixed batch lower the loss (the same dropout and
-    /// stochastic depth draws in every step and measurement). Not monotonically: batch norm
-    /// in training over 6 images of 1x1 maps in the last stages jumps; and plain SGD needs
+    /// Twelve Adam steps (lr 3e-4) on one fixed batch lower the loss (the same dropout and
+    /// stochastic depth draws in every step and measurement): the last three losses are all
+    /// below half the first. Not monotonically, and not at a fixed step: batch norm in
+    /// training over 6 images of 1x1 maps in the last stages jumps, so the path is chaotic
+    /// (after 6 steps efficientnet_b1 stood at 0.54x its first loss on the fast kernels and
+    /// 0.53x on the reference path, each still above 2 at step 5); and plain SGD needs
     /// steps of about 1e-8: the gradient is huge at torchvision's initialisation (see
     /// `the_gradient_predicts_the_loss_change`), and its classifier initialisation,
     /// U(+-1/sqrt(classes)), gives logits of several units for 3 classes.
@@ -850,12 +853,16 @@ mod tests {
                 candle_nn::loss::cross_entropy(&logits, &y).unwrap()
             };
             let mut losses = vec![loss(&m).to_scalar::<f32>().unwrap()];
-            for _ in 0..6 {
+            for _ in 0..12 {
                 opt.backward_step(&loss(&m)).unwrap();
                 losses.push(loss(&m).to_scalar::<f32>().unwrap());
             }
             assert!(losses.iter().all(|l| l.is_finite()), "{name}: {losses:?}");
-            assert!(losses[6] < 0.5 * losses[0], "{name}: losses {losses:?}");
+            let last = &losses[10..];
+            assert!(
+                last.iter().all(|l| *l < 0.5 * losses[0]),
+                "{name}: losses {losses:?}"
+            );
         }
     }
 }
