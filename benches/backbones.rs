@@ -65,25 +65,16 @@ fn peak_mib() -> f64 {
 }
 
 fn main() -> Result<()> {
-    let argv: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        argv.iter()
-            .position(|a| a == flag)
-            .and_then(|i| argv.get(i + 1).cloned())
-    };
-    let threads: usize = value("--threads").and_then(|v| v.parse().ok()).unwrap_or(2);
-    let seconds: f64 = value("--seconds")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20.0);
+    let (threads, seconds) = common::threads_and_seconds(20.0);
     kernels::set_threads(threads);
-    if let Some(case) = value("--child") {
+    if let Some(case) = common::arg("--child") {
         let (name, size) = case.split_once('@').expect("NAME@SIZE");
         let (img_s, steps) = train(name, size.parse().expect("size"), seconds)?;
         println!("RESULT {case} {img_s:.3} {:.0} {steps}", peak_mib());
         return Ok(());
     }
     let only: Option<Vec<String>> =
-        value("--only").map(|v| v.split(',').map(String::from).collect());
+        common::arg("--only").map(|v| v.split(',').map(String::from).collect());
     println!(
         "sweep backbones bench: batch {BATCH}, {CLASSES} classes, SGD momentum 0.9, {} thread(s), \
          >= {seconds} s per backbone",

@@ -50,18 +50,9 @@ fn time_ms(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
-    let argv: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        argv.iter()
-            .position(|a| a == flag)
-            .and_then(|i| argv.get(i + 1).cloned())
-    };
-    let threads: usize = value("--threads").and_then(|v| v.parse().ok()).unwrap_or(2);
-    let seconds: f64 = value("--seconds")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
+    let (threads, seconds) = common::threads_and_seconds(1.0);
     let only: Option<Vec<String>> =
-        value("--only").map(|v| v.split(',').map(str::to_string).collect());
+        common::arg("--only").map(|v| v.split(',').map(str::to_string).collect());
     kernels::set_threads(threads);
     println!("conv passes, batch {BATCH}, {threads} thread(s): ms (GFLOP/s)");
     println!(

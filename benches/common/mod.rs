@@ -59,3 +59,20 @@ impl SgdBench {
         self.opt.backward_step(&loss)
     }
 }
+
+/// The value after `flag` on the command line (`--threads 2` gives `Some("2")`).
+pub fn arg(flag: &str) -> Option<String> {
+    let argv: Vec<String> = std::env::args().collect();
+    argv.iter()
+        .position(|a| a == flag)
+        .and_then(|i| argv.get(i + 1).cloned())
+}
+
+/// `--threads` (default 2) and `--seconds` (default `seconds`) of the benches.
+pub fn threads_and_seconds(seconds: f64) -> (usize, f64) {
+    let threads = arg("--threads").and_then(|v| v.parse().ok()).unwrap_or(2);
+    let seconds = arg("--seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(seconds);
+    (threads, seconds)
+}

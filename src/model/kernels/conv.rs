@@ -52,19 +52,8 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
                 let images = yi.len() / (g.co * ohw);
                 let n = images * ohw;
                 let (col, out) = buf.split_at_mut(k * n_max);
-                for i in 0..images {
-                    let b = item * per + i;
-                    let at = Block {
-                        ld: n,
-                        ..Block::rows(g, 0, g.oh)
-                    };
-                    im2col(
-                        g,
-                        &x[b * g.ci * hw..(b + 1) * g.ci * hw],
-                        &mut col[i * ohw..],
-                        at,
-                    );
-                }
+                let b0 = item * per;
+                im2col_images(g, x, b0..b0 + images, (0, g.ci), col);
                 let rhs = View::new(&col[..k * n], n, 1);
                 gemm(g.co, n, k, &mut out[..g.co * n], n, false, lhs, rhs, par)?;
                 scatter(&out[..g.co * n], yi, g.co, ohw);
@@ -90,6 +79,35 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
         Ok(())
     })?;
     Ok(y)
+}
+
+/// The im2col columns of the whole images `images` of `x`, for input channels `c0..c1`, side
+/// by side in `col`: image `b0 + i` fills columns `i * oh * ow..`, rows `images.len() * oh *
+/// ow` apart.
+fn im2col_images<T: Float>(
+    g: &Geom,
+    x: &[T],
+    images: std::ops::Range<usize>,
+    (c0, c1): (usize, usize),
+    col: &mut [T],
+) {
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    let ld = images.len() * ohw;
+    for (i, b) in images.enumerate() {
+        let at = Block {
+            c0,
+            c1,
+            r0: 0,
+            r1: g.oh,
+            ld,
+        };
+        im2col(
+            g,
+            &x[b * g.ci * hw..(b + 1) * g.ci * hw],
+            &mut col[i * ohw..],
+            at,
+        );
+    }
 }
 
 /// Copies a `rows x (images * len)` matrix (images side by side) into `images` consecutive
@@ -268,21 +286,7 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
                 let images = s * per..((s + 1) * per).min(g.b);
                 if per > 1 {
                     let n = images.len() * ohw;
-                    for (i, b) in images.clone().enumerate() {
-                        let at = Block {
-                            c0,
-                            c1,
-                            r0: 0,
-                            r1: g.oh,
-                            ld: n,
-                        };
-                        im2col(
-                            g,
-                            &x[b * g.ci * hw..(b + 1) * g.ci * hw],
-                            &mut col[i * ohw..],
-                            at,
-                        );
-                    }
+                    im2col_images(g, x, images.clone(), (c0, c1), col);
                     let lhs = View::new(&dys[images.start * g.co * ohw..], n, 1);
                     let rhs = View::new(&col[..kc * n], 1, n);
                     gemm(g.co, kc, n, acc, kc, true, lhs, rhs, par)?;

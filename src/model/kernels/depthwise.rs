@@ -40,17 +40,12 @@ impl Phases {
         self.s * self.s * self.hh * self.wh
     }
 
-    /// Index of padded pixel `(r, c)`.
+    /// Index of padded pixel `(r, c)`; for a kernel tap `(ki, kj)`, where output `(0, 0)`
+    /// reads (output `(oh, o)` reads `oh * wh + o` further on).
     #[inline(always)]
     fn at(&self, r: usize, c: usize) -> usize {
         let (s, plane) = (self.s, self.hh * self.wh);
         ((r % s) * s + c % s) * plane + (r / s) * self.wh + c / s
-    }
-
-    /// Where tap `(ki, kj)` of output `(0, 0)` reads (output `(oh, o)` reads `oh * wh + o`
-    /// further on).
-    fn tap(&self, ki: usize, kj: usize) -> usize {
-        self.at(ki, kj)
     }
 
     /// Writes the padded plane `x` (`h x w`) into `ph` (zeroing the padding).
@@ -104,7 +99,7 @@ fn forward_plane<T: Float>(g: &Geom, x: &[T], k: &[T], y: &mut [T], scratch: &mu
     out.fill(T::zero());
     for ki in 0..g.kh {
         for kj in 0..g.kw {
-            let (wv, from) = (k[ki * g.kw + kj], ph.tap(ki, kj));
+            let (wv, from) = (k[ki * g.kw + kj], ph.at(ki, kj));
             for (d, v) in out.iter_mut().zip(&planes[from..from + n]) {
                 *d += wv * *v;
             }
@@ -133,7 +128,7 @@ fn input_grad_plane<T: Float>(g: &Geom, dy: &[T], k: &[T], dx: &mut [T], scratch
     planes.fill(T::zero());
     for ki in 0..g.kh {
         for kj in 0..g.kw {
-            let (wv, from) = (k[ki * g.kw + kj], ph.tap(ki, kj));
+            let (wv, from) = (k[ki * g.kw + kj], ph.at(ki, kj));
             for (p, v) in planes[from..from + n].iter_mut().zip(d.iter()) {
                 *p += wv * *v;
             }
@@ -153,7 +148,7 @@ fn weight_grad_plane<T: Float>(g: &Geom, x: &[T], dy: &[T], acc: &mut [[T; 8]], 
     spread(g, &ph, dy, d);
     for ki in 0..g.kh {
         for kj in 0..g.kw {
-            let from = ph.tap(ki, kj);
+            let from = ph.at(ki, kj);
             let lanes = &mut acc[ki * g.kw + kj];
             let (mut dc, mut xc) = (d.chunks_exact(8), planes[from..from + n].chunks_exact(8));
             for (a, b) in (&mut dc).zip(&mut xc) {
