@@ -31,6 +31,9 @@ pub struct Job {
     pub run: RunSpec,
     /// The data spec with folders resolved.
     pub data: DataSpec,
+    /// The run's pretrained weights file, resolved (transfer learning).
+    #[serde(with = "crate::run::path::option", default)]
+    pub pretrained: Option<PathBuf>,
     #[serde(with = "crate::run::path")]
     pub run_dir: PathBuf,
     pub slot: Slot,
@@ -312,6 +315,9 @@ fn run(
         }
     };
     let mut learner = CandleLearner::new(&job.run.config, job.batch_size, data.clone(), &device)?;
+    if let Some(path) = &job.pretrained {
+        learner.load_pretrained(path)?;
+    }
     let start = RunStart {
         device: job.slot.to_string(),
         classes: data.classes.clone(),

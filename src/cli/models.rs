@@ -1,4 +1,5 @@
-//! `sweep models`: every backbone a sweep can train, with its size.
+//! `sweep models`: every backbone a sweep can train, with its size; `sweep models NAME`: one
+//! backbone's stages (what `[transfer] unfreeze_from` names), each with its parameters.
 use std::process::ExitCode;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
@@ -11,6 +12,8 @@ use crate::report::to_json_string;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// One backbone: list its stages (the names `[transfer] unfreeze_from` takes).
+    pub name: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }
@@ -34,7 +37,71 @@ pub fn reference_params(b: Backbone) -> anyhow::Result<usize> {
     })?)
 }
 
+/// One backbone's stages at the reference size, in the order the input flows through them.
+fn stages(name: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let Some(b) = Backbone::parse(name) else {
+        let names: Vec<_> = Backbone::ALL.iter().map(|b| b.name()).collect();
+        anyhow::bail!(
+            "unknown backbone \"{name}\"; choose one of {}",
+            names.join(", ")
+        );
+    };
+    let spec = ModelSpec {
+        backbone: b,
+        channels: 3,
+        height: 224,
+        width: 224,
+        classes: 1000,
+        base_width: b.default_width(),
+    };
+    let stages = crate::model::count::stages(&spec)?;
+    let total: usize = stages.iter().map(|s| s.params).sum();
+    let mut from_here = total;
+    let mut rows = Vec::new();
+    for s in &stages {
+        rows.push(json!({
+            "stage": s.name,
+            "params": s.params,
+            "head": s.head,
+            "trains_from_here": from_here,
+        }));
+        from_here -= s.params;
+    }
+    match format {
+        Format::Json => println!("{}", to_json_string(&serde_json::Value::from(rows))),
+        Format::Table => {
+            println!(
+                "{} ({} names), 1000 classes at 224x224x3: stages in the order the input flows",
+                b.name(),
+                b.family()
+            );
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED);
+            t.set_header(vec![
+                "stage",
+                "params",
+                "trains with unfreeze_from = stage",
+            ]);
+            for r in &rows {
+                let name = r["stage"].as_str().unwrap_or("").to_string();
+                let head = r["head"].as_bool().unwrap_or(false);
+                t.add_row(vec![
+                    if head { format!("{name} (head)") } else { name },
+                    r["params"].to_string(),
+                    r["trains_from_here"].to_string(),
+                ]);
+            }
+            println!("{t}");
+            println!("transfer = \"frozen\" trains only the head; \"finetune\" trains the stages from [transfer] unfreeze_from on (all when unset).");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &args.name {
+        return stages(name, args.format);
+    }
     let mut rows = Vec::new();
     for b in Backbone::ALL {
         rows.push(json!({

@@ -32,6 +32,7 @@ pub(crate) static ALEXNET: BackboneInfo = BackboneInfo {
     min_size: MIN_SIZE,
     cost: 2.0,
     family: "torchvision",
+    stage_of: super::registry::indexed,
     default_input: 224,
     build: |vb, spec| Ok(Box::new(AlexNet::new(vb, spec)?)),
 };

@@ -28,6 +28,7 @@ pub(crate) static CNN: BackboneInfo = BackboneInfo {
     min_size: MIN_SIZE,
     cost: 1.0,
     family: "sweep",
+    stage_of: super::registry::top_level,
     default_input: 28,
     build: |vb, spec| Ok(Box::new(Cnn::new(vb, spec)?)),
 };

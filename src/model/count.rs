@@ -1,6 +1,7 @@
 //! Sizes of networks without building them: the variables a constructor asks for, recorded by
 //! a `VarBuilder` backend that hands out broadcast zeros, so a full-size VGG-16 is counted
 //! without allocating its 138M weights (`sweep models`, the parameter-count tests).
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Result, Shape, Tensor};
@@ -43,6 +44,60 @@ pub fn shapes(spec: &ModelSpec) -> Result<Vec<(String, Shape)>> {
         .lock()
         .map_err(|_| candle_core::Error::Msg("shape recorder poisoned".into()))?;
     Ok(shapes.clone())
+}
+
+/// The head of the network `spec` describes: the variables whose shape depends on the number
+/// of classes (`fc.*`, `classifier.6.*`, `predictions.*`). Transfer learning makes them anew
+/// for the dataset's classes; they always train.
+pub fn head(spec: &ModelSpec) -> Result<BTreeSet<String>> {
+    let other: HashMap<String, Shape> = shapes(&ModelSpec {
+        classes: spec.classes + 1,
+        ..spec.clone()
+    })?
+    .into_iter()
+    .collect();
+    Ok(shapes(spec)?
+        .into_iter()
+        .filter(|(name, shape)| other.get(name) != Some(shape))
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// One stage of a backbone, as `unfreeze_from` names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    pub name: String,
+    /// Its trainable parameters (running statistics excluded).
+    pub params: usize,
+    /// Whether it is (part of) the head.
+    pub head: bool,
+}
+
+/// The stages of the network `spec` describes, in build order (the order the input flows
+/// through them).
+pub fn stages(spec: &ModelSpec) -> Result<Vec<Stage>> {
+    let head = head(spec)?;
+    let mut out: Vec<Stage> = Vec::new();
+    for (name, shape) in shapes(spec)? {
+        let stage = spec.backbone.stage_of(&name);
+        let params = if is_running_stat(&name) {
+            0
+        } else {
+            shape.elem_count()
+        };
+        match out.last_mut() {
+            Some(last) if last.name == stage => {
+                last.params += params;
+                last.head |= head.contains(&name);
+            }
+            _ => out.push(Stage {
+                name: stage.to_string(),
+                params,
+                head: head.contains(&name),
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// Trainable parameters of the network `spec` describes (batch-norm running statistics

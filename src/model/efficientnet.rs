@@ -70,6 +70,7 @@ const fn info(name: &'static str, cost: f64, build: Build) -> BackboneInfo {
         min_size: 1,
         cost,
         family: "torchvision",
+        stage_of: super::registry::indexed,
         default_input: 224,
         build,
     }

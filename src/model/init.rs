@@ -6,6 +6,9 @@
 //! `StdRng` seeded from the model seed and the variable's full name, so the values do not
 //! depend on the order in which layers are built, and the samples are drawn on the host in
 //! f64 before being copied to the target device and dtype.
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use candle_nn::init::NormalOrUniform;
 use candle_nn::var_builder::SimpleBackend;
@@ -67,9 +70,15 @@ pub(crate) fn sample(shape: &Shape, init: Init, rng: &mut StdRng) -> Vec<f64> {
 }
 
 /// A `SimpleBackend` creating missing variables in a `VarMap` from seeded host RNGs.
+///
+/// Variables named in `frozen` are handed out detached (the same storage, but not a
+/// variable): the network built from them records no gradient through them, and a batch norm
+/// whose scale is detached runs in inference mode ([`super::layers::Norm`]). Running
+/// statistics are always handed out as the variables they are (they never train).
 pub(crate) struct SeededVarMap {
     varmap: VarMap,
     seed: u64,
+    frozen: Arc<HashSet<String>>,
 }
 
 impl SeededVarMap {
@@ -80,9 +89,21 @@ impl SeededVarMap {
         dtype: DType,
         device: &Device,
     ) -> VarBuilder<'static> {
+        Self::with_frozen(varmap, seed, dtype, device, Arc::default())
+    }
+
+    /// [`SeededVarMap::var_builder`] handing out the variables named in `frozen` detached.
+    pub(crate) fn with_frozen(
+        varmap: &VarMap,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+        frozen: Arc<HashSet<String>>,
+    ) -> VarBuilder<'static> {
         let backend = SeededVarMap {
             varmap: varmap.clone(),
             seed,
+            frozen,
         };
         VarBuilder::from_backend(Box::new(backend), dtype, device.clone())
     }
@@ -98,6 +119,9 @@ impl SimpleBackend for SeededVarMap {
         if let Some(var) = data.get(name) {
             if var.shape() != &s {
                 candle_core::bail!("shape mismatch on {name}: {s:?} <> {:?}", var.shape())
+            }
+            if self.frozen.contains(name) && !super::is_running_stat(name) {
+                return Ok(var.as_detached_tensor());
             }
             return Ok(var.as_tensor().clone());
         }

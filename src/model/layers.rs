@@ -192,9 +192,20 @@ pub(crate) fn linear(
 }
 
 /// Batch norm with PyTorch's defaults (eps 1e-5, momentum 0.1, affine): `weight` 1, `bias` 0,
-/// `running_mean` 0, `running_var` 1.
+/// `running_mean` 0, `running_var` 1. A frozen one (its scale handed out detached, see
+/// [`is_frozen`]) always runs in inference mode.
 #[derive(Clone, Debug)]
-pub(crate) struct Norm(BatchNorm);
+pub(crate) struct Norm {
+    bn: BatchNorm,
+    frozen: bool,
+}
+
+/// Whether a batch norm is frozen: Keras' `trainable = False`, which also puts the layer in
+/// inference mode (running statistics used and left unchanged). A frozen layer's variables
+/// are handed out detached by the model's var builder ([`super::init::SeededVarMap`]).
+pub(crate) fn is_frozen(bn: &BatchNorm) -> bool {
+    bn.weight_and_bias().is_some_and(|(w, _)| !w.is_variable())
+}
 
 impl Norm {
     pub(crate) fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
@@ -204,14 +215,15 @@ impl Norm {
             affine: true,
             momentum: 0.1,
         };
-        Ok(Norm(candle_nn::batch_norm(channels, cfg, vb)?))
+        let bn = candle_nn::batch_norm(channels, cfg, vb)?;
+        Ok(Norm {
+            frozen: is_frozen(&bn),
+            bn,
+        })
     }
 
     /// Batch statistics (and a running-stat update) when `train`, running stats otherwise.
     pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if train {
-            self.check_train(x)?;
-        }
         self.forward_act_t(x, train, Activation::Identity)
     }
 
@@ -222,10 +234,11 @@ impl Norm {
 
     /// [`Norm::forward_t`] followed by `act`, fused into one op on the CPU.
     pub(crate) fn forward_act_t(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
+        let train = train && !self.frozen;
         if train {
             self.check_train(x)?;
         }
-        ops::batch_norm(x, &self.0, train, act)
+        ops::batch_norm(x, &self.bn, train, act)
     }
 
     /// Like PyTorch, training needs more than one value per channel (candle would otherwise

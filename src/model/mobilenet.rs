@@ -46,6 +46,7 @@ pub(crate) static MOBILENET_V2: BackboneInfo = BackboneInfo {
     min_size: 1,
     cost: 0.7,
     family: "torchvision",
+    stage_of: super::registry::indexed,
     default_input: 224,
     build: |vb, spec| Ok(Box::new(MobileNetV2::new(vb, spec)?)),
 };

@@ -31,16 +31,18 @@
 //!
 //! Convolutions and max-pooling go through [`ops`], which avoids candle 0.11's wrong or
 //! missing gradients for `max_pool2d` and for stride-2 `conv2d` on mixed-parity inputs.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 pub use precision::Precision;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-pub use registry::{Backbone, BackboneInfo, Network};
+pub use registry::{in_stage, Backbone, BackboneInfo, Network};
+
+use crate::run::Trainable;
 
 pub mod alexnet;
 pub mod cnn;
@@ -102,6 +104,9 @@ pub struct Model {
     trainable: Vec<Var>,
     dropout_rng: Mutex<StdRng>,
     precision: Precision,
+    seed: u64,
+    /// Variables that do not train (transfer learning): see [`Model::set_trainable`].
+    frozen: Arc<HashSet<String>>,
 }
 
 fn is_running_stat(name: &str) -> bool {
@@ -120,13 +125,8 @@ impl Model {
         let varmap = VarMap::new();
         let vb = init::SeededVarMap::var_builder(&varmap, seed, DType::F32, device);
         let net = spec.backbone.build(vb, spec)?;
-        let trainable = {
-            let data = varmap.data().lock().map_err(|_| lock_err())?;
-            let mut named: Vec<(&String, &Var)> =
-                data.iter().filter(|(n, _)| !is_running_stat(n)).collect();
-            named.sort_by(|a, b| a.0.cmp(b.0));
-            named.into_iter().map(|(_, v)| v.clone()).collect()
-        };
+        let frozen = Arc::new(HashSet::new());
+        let trainable = trainable(&varmap, &frozen)?;
         let dropout_rng = Mutex::new(StdRng::seed_from_u64(init::mix64(
             seed ^ 0x0D50_0D50_0D50_0D50,
         )));
@@ -138,7 +138,49 @@ impl Model {
             trainable,
             dropout_rng,
             precision: Precision::Fp32,
+            seed,
+            frozen,
         })
+    }
+
+    /// Freezes every variable that `what` does not train, as Keras' `trainable = False`:
+    /// frozen variables get no gradient (the network sees them detached, so a frozen base
+    /// runs forward only), [`Model::trainable_vars`] leaves them out (no optimizer state),
+    /// and a frozen batch norm runs in inference mode (running statistics used, unchanged).
+    /// `Trainable::From(stage)` trains the first variable of `stage` in build order and every
+    /// later one; the head always trains. Replaces any earlier choice.
+    pub fn set_trainable(&mut self, what: &Trainable) -> Result<()> {
+        let order = count::shapes(&self.spec)?;
+        let head = count::head(&self.spec)?;
+        let first = match what {
+            Trainable::All => 0,
+            Trainable::Head => order.len(),
+            Trainable::From(stage) => order
+                .iter()
+                .position(|(name, _)| in_stage(name, stage))
+                .ok_or_else(|| unknown_stage(&self.spec, stage))?,
+        };
+        let frozen: HashSet<String> = order[..first]
+            .iter()
+            .map(|(name, _)| name.clone())
+            .filter(|name| !head.contains(name))
+            .collect();
+        self.frozen = Arc::new(frozen);
+        let vb = init::SeededVarMap::with_frozen(
+            &self.varmap,
+            self.seed,
+            DType::F32,
+            &self.device,
+            self.frozen.clone(),
+        );
+        self.net = self.spec.backbone.build(vb, &self.spec)?;
+        self.trainable = trainable(&self.varmap, &self.frozen)?;
+        Ok(())
+    }
+
+    /// The variables that do not train, running statistics of frozen batch norms included.
+    pub fn frozen_names(&self) -> &HashSet<String> {
+        &self.frozen
     }
 
     /// Logits (B, classes) for images `x` (B, C, H, W) matching the spec. With `train`,
@@ -210,9 +252,57 @@ impl Model {
             .collect())
     }
 
-    /// Writes every variable (running statistics included) to a safetensors file.
+    /// Writes every variable (running statistics included) to a safetensors file, with the
+    /// spec in its metadata ([`weights::METADATA_PREFIX`]) and `extra` entries beside it.
     pub fn save(&self, path: &Path) -> Result<()> {
-        candle_core::safetensors::save(&self.named_tensors()?, path)
+        self.save_with(path, &BTreeMap::new())
+    }
+
+    /// [`Model::save`] with more metadata (the learner adds the preprocessing and classes).
+    pub fn save_with(&self, path: &Path, extra: &BTreeMap<String, String>) -> Result<()> {
+        let s = &self.spec;
+        let mut meta: HashMap<String, String> = [
+            ("backbone", s.backbone.name().to_string()),
+            ("width", s.base_width.to_string()),
+            ("channels", s.channels.to_string()),
+            ("image_size", format!("{}x{}", s.height, s.width)),
+            ("classes", s.classes.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("{}{k}", weights::METADATA_PREFIX), v))
+        .collect();
+        for (k, v) in extra {
+            meta.insert(format!("{}{k}", weights::METADATA_PREFIX), v.clone());
+        }
+        let tensors = self.named_tensors()?;
+        let mut named: Vec<(&String, &Tensor)> = tensors.iter().collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        safetensors::serialize_to_file(named, Some(meta), path)
+            .map_err(|e| candle_core::Error::Msg(format!("writing {}: {e}", path.display())))
+    }
+
+    /// Starts from pretrained weights (transfer learning): every variable but the head
+    /// (see [`count::head`], made anew for this dataset's classes) is read from `path`, a
+    /// safetensors file or a PyTorch state dict in the backbone's reference naming. The
+    /// file's own head (any size) is ignored; anything else missing, unexpected or of
+    /// another shape fails with the full list, before anything changes.
+    pub fn load_pretrained(&mut self, path: &Path) -> Result<()> {
+        let head = count::head(&self.spec)?;
+        let mut loaded = weights::read(path, &self.device)?;
+        loaded.retain(|name, _| !head.contains(name));
+        let data = self.varmap.data().lock().map_err(|_| lock_err())?;
+        let expected: HashMap<String, Tensor> = data
+            .iter()
+            .filter(|(n, _)| !head.contains(*n))
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect();
+        let hint = pretrained_hint(&self.spec);
+        for (name, t) in weights::match_names(path, &expected, loaded, &hint)? {
+            if let Some(var) = data.get(&name) {
+                var.set(&t)?;
+            }
+        }
+        Ok(())
     }
 
     /// Loads weights for the same spec: a checkpoint written by [`Model::save`], or a
@@ -226,11 +316,57 @@ impl Model {
             .iter()
             .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
             .collect();
-        for (name, t) in weights::match_names(path, &expected, loaded)? {
+        let hint = "check the backbone, width, image channels and number of classes";
+        for (name, t) in weights::match_names(path, &expected, loaded, hint)? {
             if let Some(var) = data.get(&name) {
                 var.set(&t)?;
             }
         }
         Ok(())
     }
+}
+
+/// The variables an optimizer updates: every one but the running statistics and `frozen`,
+/// sorted by name.
+fn trainable(varmap: &VarMap, frozen: &HashSet<String>) -> Result<Vec<Var>> {
+    let data = varmap.data().lock().map_err(|_| lock_err())?;
+    let mut named: Vec<(&String, &Var)> = data
+        .iter()
+        .filter(|(n, _)| !is_running_stat(n) && !frozen.contains(*n))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    Ok(named.into_iter().map(|(_, v)| v.clone()).collect())
+}
+
+/// `unfreeze_from` names no stage of the backbone: the error lists its stages.
+fn unknown_stage(spec: &ModelSpec, stage: &str) -> candle_core::Error {
+    let stages: Vec<String> = count::stages(spec)
+        .map(|s| s.into_iter().map(|s| s.name).collect())
+        .unwrap_or_default();
+    candle_core::Error::Msg(format!(
+        "unfreeze_from = \"{stage}\" names no stage of {}; its stages are {} (`sweep models {}` lists them)",
+        spec.backbone.name(),
+        stages.join(", "),
+        spec.backbone.name()
+    ))
+}
+
+/// What to check when a pretrained file does not fit.
+fn pretrained_hint(spec: &ModelSpec) -> String {
+    let mut hint = format!(
+        "pretrained weights must be {} at width {} for {}-channel images (the head is made anew, so the number of classes does not matter)",
+        spec.backbone.name(),
+        spec.base_width,
+        spec.channels
+    );
+    if spec.backbone.family() == "torchvision"
+        && spec.backbone.name().starts_with("resnet")
+        && spec.height.min(spec.width) < resnet::IMAGENET_STEM_MIN_SIZE
+    {
+        hint += &format!(
+            "; images under {0}x{0} get a 3x3 stem instead of ImageNet's 7x7: use image_size >= {0} with ImageNet weights",
+            resnet::IMAGENET_STEM_MIN_SIZE
+        );
+    }
+    hint
 }

@@ -67,9 +67,39 @@ pub struct BackboneInfo {
     pub family: &'static str,
     /// The input side the reference trains at (224 for ImageNet models, 299 for Xception).
     pub default_input: usize,
+    /// The stage a variable belongs to, named as the reference library names its modules
+    /// (`layer3`, `features.24`, `block12`, `conv4`): what `unfreeze_from` names and `sweep
+    /// models NAME` lists. [`top_level`] and [`indexed`] serve most families.
+    pub stage_of: fn(&str) -> &str,
     /// Builds the network `spec` describes, taking its variables from `vb` under the
     /// backbone's checkpoint names. `spec` has passed [`ModelSpec::validate`].
     pub build: fn(VarBuilder, &ModelSpec) -> Result<Box<dyn Network>>,
+}
+
+/// The stage of a variable that is its first name component: `layer3.1.conv1.weight` is in
+/// `layer3` (torchvision's ResNets, timm's legacy_xception, the cnn).
+pub(crate) fn top_level(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+/// The stage of a variable that is its first two name components: `features.24.weight` is in
+/// `features.24`, `classifier.1.bias` in `classifier.1` (torchvision's VGG, AlexNet,
+/// MobileNetV2 and EfficientNet, whose `features` is a numbered sequence).
+pub(crate) fn indexed(name: &str) -> &str {
+    match name.match_indices('.').nth(1) {
+        Some((i, _)) => &name[..i],
+        None => name,
+    }
+}
+
+/// Whether variable `name` is in stage (or block) `stage`: `stage` is `name` itself or a
+/// prefix of it that ends where a name component does (`layer3` holds `layer3.0.conv1.weight`
+/// but not `layer30.x`; Keras-style `conv5_block2` holds `conv5_block2_1_conv.weight`).
+pub fn in_stage(name: &str, stage: &str) -> bool {
+    !stage.is_empty()
+        && name
+            .strip_prefix(stage)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '_']))
 }
 
 /// One of the registered architectures; see [`BackboneInfo`] for what it knows.
@@ -140,6 +170,22 @@ impl Backbone {
     /// The input side the reference trains at.
     pub fn default_input(self) -> usize {
         self.0.default_input
+    }
+
+    /// The stage variable `name` belongs to.
+    pub fn stage_of(self, name: &str) -> &str {
+        (self.0.stage_of)(name)
+    }
+
+    /// The normalisation its reference weights expect: torchvision's ImageNet mean and std,
+    /// x/127.5 - 1 for Keras' and timm's Inception-style nets, x/255 for sweep's own.
+    pub fn normalize(self) -> crate::run::Normalize {
+        use crate::run::Normalize;
+        match self.0.family {
+            "torchvision" => Normalize::Imagenet,
+            "keras" | "timm legacy_xception" => Normalize::Inception,
+            _ => Normalize::Unit,
+        }
     }
 
     /// The network `spec` describes (whose backbone is `self`), variables taken from `vb`.

@@ -36,6 +36,7 @@ pub(crate) static RESNET18: BackboneInfo = BackboneInfo {
     min_size: 1,
     cost: 4.0,
     family: "torchvision",
+    stage_of: super::registry::top_level,
     default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET18),
 };
@@ -46,6 +47,7 @@ pub(crate) static RESNET34: BackboneInfo = BackboneInfo {
     min_size: 1,
     cost: 8.0,
     family: "torchvision",
+    stage_of: super::registry::top_level,
     default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET34),
 };
@@ -56,6 +58,7 @@ pub(crate) static RESNET50: BackboneInfo = BackboneInfo {
     min_size: 1,
     cost: 9.0,
     family: "torchvision",
+    stage_of: super::registry::top_level,
     default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET50),
 };
@@ -66,6 +69,7 @@ pub(crate) static RESNET101: BackboneInfo = BackboneInfo {
     min_size: 1,
     cost: 17.0,
     family: "torchvision",
+    stage_of: super::registry::top_level,
     default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET101),
 };
@@ -76,6 +80,7 @@ pub(crate) static RESNET152: BackboneInfo = BackboneInfo {
     min_size: 1,
     cost: 25.0,
     family: "torchvision",
+    stage_of: super::registry::top_level,
     default_input: 224,
     build: |vb, spec| build(vb, spec, Layout::RESNET152),
 };

@@ -78,6 +78,7 @@ pub(crate) static RESNET50V2: BackboneInfo = BackboneInfo {
     min_size: 1,
     cost: 9.0,
     family: "keras",
+    stage_of: keras_stage,
     default_input: 224,
     build: |vb, spec| build(vb, spec, BLOCKS_50),
 };
@@ -88,6 +89,7 @@ pub(crate) static RESNET101V2: BackboneInfo = BackboneInfo {
     min_size: 1,
     cost: 17.0,
     family: "keras",
+    stage_of: keras_stage,
     default_input: 224,
     build: |vb, spec| build(vb, spec, BLOCKS_101),
 };
@@ -98,9 +100,21 @@ pub(crate) static RESNET152V2: BackboneInfo = BackboneInfo {
     min_size: 1,
     cost: 25.0,
     family: "keras",
+    stage_of: keras_stage,
     default_input: 224,
     build: |vb, spec| build(vb, spec, BLOCKS_152),
 };
+
+/// Keras' stages: the layer-name prefix before the block (`conv4_block6_2_conv.weight` is in
+/// `conv4`, `conv1_conv.bias` in `conv1`); `post_bn` and `predictions` are stages of their own.
+/// A block (`conv5_block2`) can also be named where a stage is asked for.
+pub(crate) fn keras_stage(name: &str) -> &str {
+    let layer = name.split('.').next().unwrap_or(name);
+    match layer.split_once('_') {
+        Some((stage, _)) if stage.starts_with("conv") => stage,
+        _ => layer,
+    }
+}
 
 fn build(vb: VarBuilder, spec: &ModelSpec, blocks: [usize; 4]) -> Result<Box<dyn Network>> {
     Ok(Box::new(ResNetV2::new(vb, spec, blocks)?))
@@ -143,7 +157,11 @@ fn conv(
 /// Keras' `BatchNormalization(epsilon=1.001e-5)`: gamma 1, beta 0, moving mean 0, moving
 /// variance 1, momentum 0.99 ([`BN_MOMENTUM`]).
 #[derive(Clone, Debug)]
-struct KerasNorm(BatchNorm);
+struct KerasNorm {
+    bn: BatchNorm,
+    /// Frozen (transfer learning): inference mode always, as Keras' `trainable = False`.
+    frozen: bool,
+}
 
 impl KerasNorm {
     fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
@@ -153,12 +171,17 @@ impl KerasNorm {
             affine: true,
             momentum: BN_MOMENTUM,
         };
-        Ok(KerasNorm(candle_nn::batch_norm(channels, cfg, vb)?))
+        let bn = candle_nn::batch_norm(channels, cfg, vb)?;
+        Ok(KerasNorm {
+            frozen: super::layers::is_frozen(&bn),
+            bn,
+        })
     }
 
     /// Batch norm then ReLU: batch statistics (and a running-stat update) when `train`,
     /// running statistics otherwise.
     fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let train = train && !self.frozen;
         if train {
             // Like PyTorch, training needs more than one value per channel (the unbiased
             // running variance would divide by zero).
@@ -170,7 +193,7 @@ impl KerasNorm {
                 )
             }
         }
-        ops::batch_norm(x, &self.0, train, ops::Activation::Relu)
+        ops::batch_norm(x, &self.bn, train, ops::Activation::Relu)
     }
 }
 

@@ -55,6 +55,7 @@ const fn info(name: &'static str, cost: f64, build: Build) -> BackboneInfo {
         min_size: MIN_SIZE,
         cost,
         family: "torchvision",
+        stage_of: super::registry::indexed,
         default_input: 224,
         build,
     }

@@ -3,19 +3,121 @@
 //! found before anything changes, and reported at once by name: missing tensors, unexpected
 //! ones, shape mismatches.
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use candle_core::{Device, Result, Tensor};
 
-/// The tensors of a weight file, by name, on `device`.
-pub fn read(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+/// Prefix of sweep's entries in a checkpoint's safetensors metadata (`sweep.backbone`,
+/// `sweep.width`, `sweep.normalize`, ...).
+pub const METADATA_PREFIX: &str = "sweep.";
+
+/// What a weight file holds, read from its header alone (no tensor data is loaded).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Header {
+    /// Tensor name -> shape.
+    pub shapes: HashMap<String, Vec<usize>>,
+    /// sweep's metadata entries without their prefix (empty for files sweep did not write).
+    pub metadata: HashMap<String, String>,
+}
+
+/// The names, shapes and sweep metadata of a weight file, without reading its tensors: the
+/// header of a safetensors file, or the pickle of a PyTorch state dict.
+pub fn inspect(path: &Path) -> Result<Header> {
+    if is_pickle(path) {
+        let mut infos = Vec::new();
+        for key in [None, Some("state_dict"), Some("model")] {
+            infos = candle_core::pickle::read_pth_tensor_info(path, false, key)?;
+            if !infos.is_empty() {
+                break;
+            }
+        }
+        let shapes = infos
+            .into_iter()
+            .map(|i| (i.name, i.layout.shape().dims().to_vec()))
+            .collect();
+        return Ok(Header {
+            shapes,
+            metadata: HashMap::new(),
+        });
+    }
+    let bad = |why: String| candle_core::Error::Msg(format!("{}: {why}", path.display()));
+    let mut file = std::fs::File::open(path)?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|_| bad("too short to be a safetensors file".into()))?;
+    let len = u64::from_le_bytes(len);
+    let size = file.metadata()?.len();
+    if len > size.saturating_sub(8) || len > 100_000_000 {
+        return Err(bad(
+            "not a safetensors file (its header length is impossible)".into(),
+        ));
+    }
+    let mut text = vec![0u8; len as usize];
+    file.read_exact(&mut text)?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text)
+        .map_err(|e| bad(format!("not a safetensors file (its header is not JSON: {e})")))?;
+    let mut out = Header::default();
+    for (name, entry) in header {
+        if name == "__metadata__" {
+            for (k, v) in entry.as_object().into_iter().flatten() {
+                if let (Some(k), Some(v)) = (k.strip_prefix(METADATA_PREFIX), v.as_str()) {
+                    out.metadata.insert(k.to_string(), v.to_string());
+                }
+            }
+            continue;
+        }
+        let shape = entry
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|s| s.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
+            .ok_or_else(|| bad(format!("tensor {name} has no shape in the header")))?;
+        out.shapes.insert(name, shape);
+    }
+    Ok(out)
+}
+
+fn is_pickle(path: &Path) -> bool {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    match ext.as_str() {
-        "pth" | "pt" | "bin" | "ckpt" => {
+    matches!(ext.as_str(), "pth" | "pt" | "bin" | "ckpt")
+}
+
+/// Checks a weight file's names and shapes (from [`inspect`]) against the variables a model
+/// expects (`expected`: name -> shape), ignoring the names in `skip` on both sides (the head,
+/// for pretrained weights). `Err` lists every problem, as [`match_names`] does.
+pub fn check_shapes(
+    path: &Path,
+    header: &Header,
+    expected: &[(String, Vec<usize>)],
+    skip: &std::collections::BTreeSet<String>,
+    hint: &str,
+) -> Result<()> {
+    let dev = Device::Cpu;
+    let stand_in = |dims: &[usize]| -> Result<Tensor> {
+        Tensor::zeros((), candle_core::DType::F32, &dev)?.broadcast_as(dims)
+    };
+    let want: HashMap<String, Tensor> = expected
+        .iter()
+        .filter(|(n, _)| !skip.contains(n))
+        .map(|(n, s)| Ok((n.clone(), stand_in(s)?)))
+        .collect::<Result<_>>()?;
+    let have: HashMap<String, Tensor> = header
+        .shapes
+        .iter()
+        .filter(|(n, _)| !skip.contains(*n))
+        .map(|(n, s)| Ok((n.clone(), stand_in(s)?)))
+        .collect::<Result<_>>()?;
+    match_names(path, &want, have, hint).map(|_| ())
+}
+
+/// The tensors of a weight file, by name, on `device`.
+pub fn read(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    match is_pickle(path) {
+        true => {
             // A bare state dict, or one under "state_dict" / "model" (training checkpoints).
             let mut tensors = candle_core::pickle::read_all(path)?;
             for key in ["state_dict", "model"] {
@@ -29,7 +131,7 @@ pub fn read(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
                 .map(|(n, t)| Ok((n, t.to_device(device)?)))
                 .collect()
         }
-        _ => candle_core::safetensors::load(path, device),
+        false => candle_core::safetensors::load(path, device),
     }
 }
 
@@ -45,6 +147,7 @@ pub fn match_names(
     path: &Path,
     expected: &HashMap<String, Tensor>,
     mut loaded: HashMap<String, Tensor>,
+    hint: &str,
 ) -> Result<Vec<(String, Tensor)>> {
     let mut missing: Vec<&str> = Vec::new();
     let mut shapes: Vec<String> = Vec::new();
@@ -106,7 +209,7 @@ pub fn match_names(
         ));
     }
     candle_core::bail!(
-        "{} does not fit this model ({}); check the backbone, width, image channels and number of classes",
+        "{} does not fit this model ({}); {hint}",
         path.display(),
         parts.join("; ")
     )
@@ -134,7 +237,7 @@ mod tests {
             ("z.extra".to_string(), t(&[1])),
         ]
         .into();
-        let e = match_names(Path::new("w.pth"), &expected, loaded)
+        let e = match_names(Path::new("w.pth"), &expected, loaded, "check it")
             .unwrap_err()
             .to_string();
         assert!(e.contains("1 missing: c.bias"), "{e}");
@@ -153,7 +256,7 @@ mod tests {
             ("c.bias".to_string(), t(&[1])),
         ]
         .into();
-        let set = match_names(Path::new("w.safetensors"), &expected, ok).unwrap();
+        let set = match_names(Path::new("w.safetensors"), &expected, ok, "").unwrap();
         assert_eq!(set.len(), 3);
         assert!(set.iter().all(|(_, t)| t.dtype() == DType::F32));
     }

@@ -40,6 +40,7 @@ pub(crate) static XCEPTION: BackboneInfo = BackboneInfo {
     min_size: MIN_SIZE,
     cost: 10.0,
     family: "timm legacy_xception",
+    stage_of: super::registry::top_level,
     default_input: 299,
     build: |vb, spec| Ok(Box::new(Xception::new(vb, spec)?)),
 };
@@ -202,8 +203,12 @@ impl Xception {
     pub(crate) fn new(vb: VarBuilder, spec: &ModelSpec) -> Result<Self> {
         let (channels, classes, w) = (spec.channels, spec.classes, spec.base_width);
         let c = |reference: usize| scaled(reference, w);
+        // Built in the order the input flows through them: transfer learning freezes the
+        // variables built before the stage it unfreezes from.
         let conv1 = Conv::new(vb.pp("conv1"), channels, c(32), conv_cfg(3, 2, 0))?;
+        let bn1 = Norm::new(vb.pp("bn1"), c(32))?;
         let conv2 = Conv::new(vb.pp("conv2"), c(32), c(64), conv_cfg(3, 1, 0))?;
+        let bn2 = Norm::new(vb.pp("bn2"), c(64))?;
         let mut blocks = Vec::with_capacity(BLOCKS.len());
         for (i, &(in_c, out_c, reps, stride)) in BLOCKS.iter().enumerate() {
             let cfg = BlockCfg {
@@ -218,9 +223,9 @@ impl Xception {
         }
         Ok(Xception {
             conv1,
-            bn1: Norm::new(vb.pp("bn1"), c(32))?,
+            bn1,
             conv2,
-            bn2: Norm::new(vb.pp("bn2"), c(64))?,
+            bn2,
             blocks,
             conv3: SeparableConv::new(vb.pp("conv3"), c(1024), c(1536))?,
             bn3: Norm::new(vb.pp("bn3"), c(1536))?,

@@ -70,6 +70,7 @@ fn store() -> (SqliteStore, tempfile::TempDir) {
     let val = Metrics::from_confusion(&confusion);
     let summary = crate::run::EpochSummary {
         epoch: 1,
+        phase: Default::default(),
         lr: 0.1,
         train_loss: 0.5,
         train_acc: 0.7,

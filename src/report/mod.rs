@@ -51,6 +51,7 @@ pub fn summary(e: &EpochRow) -> EpochSummary {
     let nan = f64::NAN;
     EpochSummary {
         epoch: e.epoch,
+        phase: e.phase,
         lr: e.lr,
         train_loss: e.train_loss.unwrap_or(nan),
         train_acc: e.train_acc.unwrap_or(nan),

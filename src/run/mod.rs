@@ -15,6 +15,7 @@ mod precision;
 pub mod resume;
 mod spec;
 pub mod strategy;
+mod transfer;
 
 pub use augment::Augment;
 pub use data::{DataSpec, Normalize, Skipped};
@@ -27,3 +28,4 @@ pub use precision::Precision;
 pub use resume::{Provenance, ResumeState};
 pub use spec::{BackboneName, RunConfig, RunSpec, TrainSettings};
 pub use strategy::{Checkpointing, EarlyStopping, EpochSummary, Keep, Monitor, ReduceLrOnPlateau};
+pub use transfer::{Phase, Trainable, Transfer, TransferMode};

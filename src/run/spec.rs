@@ -5,8 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Augment, Checkpointing, DataSpec, EarlyStopping, FakeSpec, OptimizerConfig, Precision,
-    ReduceLrOnPlateau,
+    Augment, Checkpointing, DataSpec, EarlyStopping, FakeSpec, OptimizerConfig, Phase, Precision,
+    ReduceLrOnPlateau, Transfer,
 };
 
 /// Training settings that are the same for every run of a sweep.
@@ -38,10 +38,30 @@ pub struct RunConfig {
     pub precision: Precision,
     pub train: TrainSettings,
     pub data: DataSpec,
+    /// Pretrained weights and what trains when (issue 10); `None` for scratch runs, and left
+    /// out of the run id's hash then, so runs from before this key keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
     /// Tests only: train with the fake trainer and this script (`sweep run --fake-trainer`).
     /// Left out when absent, so real runs keep their ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fake: Option<FakeSpec>,
+}
+
+impl RunConfig {
+    /// The phase epoch `epoch` (1-based) trains in.
+    pub fn phase(&self, epoch: usize) -> Phase {
+        self.transfer
+            .as_ref()
+            .map_or(Phase::Scratch, |t| t.phase(epoch))
+    }
+
+    /// The learning rate `phase` starts at.
+    pub fn phase_lr(&self, phase: Phase) -> f64 {
+        self.transfer
+            .as_ref()
+            .map_or(self.lr, |t| t.phase_lr(phase, self.lr))
+    }
 }
 
 /// One cell of the grid.

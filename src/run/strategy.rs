@@ -2,10 +2,15 @@
 //! are pure functions of the epoch history, tested without files or devices.
 use serde::{Deserialize, Serialize};
 
+use super::Phase;
+
 /// The numbers of one finished epoch that strategies look at.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochSummary {
     pub epoch: usize,
+    /// What trained (scratch, frozen, finetune); scratch is left out of saved states.
+    #[serde(default, skip_serializing_if = "Phase::is_scratch")]
+    pub phase: Phase,
     pub lr: f64,
     pub train_loss: f64,
     pub train_acc: f64,
@@ -13,6 +18,20 @@ pub struct EpochSummary {
     pub val_acc: f64,
     pub val_macro_f1: f64,
     pub val_weighted_f1: f64,
+}
+
+/// The epochs of the phase the last epoch of `history` trained in. Each phase of a
+/// `two_phase` run is its own fit, as in Keras' two-step recipe: early stopping and LR
+/// reduction watch only the current phase's epochs (checkpoint choice watches them all).
+pub fn current_phase(history: &[EpochSummary]) -> &[EpochSummary] {
+    let Some(last) = history.last() else {
+        return history;
+    };
+    let start = history
+        .iter()
+        .rposition(|e| e.phase != last.phase)
+        .map_or(0, |i| i + 1);
+    &history[start..]
 }
 
 /// A quantity to watch, and which way is better.
@@ -205,6 +224,7 @@ mod tests {
             .zip(lrs)
             .enumerate()
             .map(|(i, (&l, &lr))| EpochSummary {
+                phase: Default::default(),
                 epoch: i + 1,
                 lr,
                 train_loss: l,

@@ -74,6 +74,8 @@ pub struct Plan {
 pub(crate) struct Queued {
     pub(crate) run: RunSpec,
     pub(crate) data: DataSpec,
+    /// Its pretrained weights file, resolved (transfer learning).
+    pub(crate) pretrained: Option<std::path::PathBuf>,
     pub(crate) rungs: Vec<usize>,
     /// The database and data its saved states must belong to.
     pub(crate) provenance: Provenance,

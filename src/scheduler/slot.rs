@@ -72,6 +72,7 @@ impl SlotLoop {
             let Some(Queued {
                 run,
                 data,
+                pretrained,
                 rungs,
                 provenance,
             }) = next
@@ -99,6 +100,7 @@ impl SlotLoop {
                 batch_size: stored_batch.unwrap_or(run.config.batch_size),
                 run,
                 data,
+                pretrained,
                 run_dir,
                 slot: self.slot.clone(),
                 resume,

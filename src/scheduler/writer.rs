@@ -98,6 +98,11 @@ impl Writer {
         Queued {
             run: run.clone(),
             data,
+            pretrained: run
+                .config
+                .transfer
+                .as_ref()
+                .map(|t| self.base_dir.join(&t.pretrained)),
             rungs: self.strategy.rungs(run),
             provenance,
         }

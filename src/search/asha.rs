@@ -107,6 +107,7 @@ mod tests {
     fn at(acc: f64) -> EpochSummary {
         EpochSummary {
             epoch: 1,
+            phase: Default::default(),
             lr: 0.1,
             train_loss: 1.0,
             train_acc: 0.5,

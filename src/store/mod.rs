@@ -169,6 +169,9 @@ pub struct RunRow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpochRow {
     pub epoch: usize,
+    /// What trained: scratch, frozen or finetune (transfer learning); scratch in databases
+    /// from before phases were stored.
+    pub phase: crate::run::Phase,
     pub lr: f64,
     pub train_loss: Option<f64>,
     pub train_acc: Option<f64>,

@@ -9,9 +9,10 @@ use crate::search::{random, Domain};
 
 /// Keys that may be fixed (in `[train]`, or `seed` at the top level) or gridded (in `[grid]`),
 /// in expansion order.
-pub const GRID_KEYS: [&str; 11] = [
+pub const GRID_KEYS: [&str; 12] = [
     "backbone",
     "width",
+    "transfer",
     "precision",
     "optimizer",
     "lr",
@@ -30,7 +31,7 @@ pub const MAX_RUNS: usize = 100_000;
 /// Short label parts: gridded keys are shown as `key=value` except the self-explaining ones.
 fn label_part(key: &str, value: &str) -> String {
     match key {
-        "backbone" | "optimizer" => value.to_string(),
+        "backbone" | "optimizer" | "transfer" => value.to_string(),
         "batch_size" => format!("bs={value}"),
         "augment" => format!("aug={value}"),
         _ => format!("{key}={value}"),
@@ -123,6 +124,19 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
             *weight_decay = h.weight_decay
         }
     }
+    let transfer = sweep
+        .transfer
+        .for_run(h.transfer, h.backbone, h.epochs, h.lr);
+    // Weights come with their preprocessing, unless the sweep sets `normalize`.
+    let normalize = match (&transfer, sweep.normalize_set) {
+        (Some(_), false) => sweep
+            .transfer
+            .normalize
+            .get(h.backbone.name())
+            .copied()
+            .unwrap_or_else(|| h.backbone.normalize()),
+        _ => sweep.data.normalize,
+    };
     RunConfig {
         backbone: BackboneName::new(h.backbone.name()),
         width: h.width.unwrap_or_else(|| h.backbone.default_width()),
@@ -139,9 +153,11 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
         train: sweep.settings.clone(),
         data: crate::data::DataSpec {
             seed: h.seed,
+            normalize,
             ..sweep.data.clone()
         },
         fake: sweep.fake.clone(),
+        transfer,
     }
 }
 

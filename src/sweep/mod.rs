@@ -5,6 +5,7 @@
 mod grid;
 mod parse;
 mod search;
+mod transfer;
 mod values;
 
 #[cfg(test)]
@@ -19,6 +20,7 @@ use crate::run::{Augment, DataSpec, OptimizerConfig, RunSpec, TrainSettings};
 
 pub use grid::{GRID_KEYS, MAX_RUNS};
 pub use search::{Method, Search};
+pub use transfer::{PerBackbone, TransferSettings};
 pub use values::Hyper;
 
 /// One problem found in a sweep file.
@@ -82,6 +84,11 @@ pub struct Sweep {
     pub fake: Option<crate::run::FakeSpec>,
     pub optimizers: std::collections::BTreeMap<String, OptimizerConfig>,
     pub augments: std::collections::BTreeMap<String, Augment>,
+    /// `[train] pretrained` and `[transfer]` (transfer learning).
+    pub transfer: TransferSettings,
+    /// Whether the file sets `data.normalize` (else runs from pretrained weights take the
+    /// weights' own preprocessing).
+    pub normalize_set: bool,
 }
 
 impl Sweep {

@@ -15,7 +15,8 @@ use crate::run::OptimizerConfig;
 use crate::run::{Checkpointing, EarlyStopping, Keep, Monitor, ReduceLrOnPlateau};
 use crate::search::Domain;
 
-const TOP_KEYS: [&str; 8] = [
+const TOP_KEYS: [&str; 9] = [
+    "transfer",
     "name",
     "seed",
     "data",
@@ -43,7 +44,8 @@ const DATA_KEYS: [&str; 6] = [
     "channels",
     "normalize",
 ];
-const TRAIN_SETTINGS: [&str; 4] = [
+const TRAIN_SETTINGS: [&str; 5] = [
+    "pretrained",
     "early_stopping",
     "reduce_lr_on_plateau",
     "checkpoint",
@@ -288,6 +290,55 @@ pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, Swee
         }
     }
 
+    // Every value a gridded (or fixed) key takes: None when it is drawn from a distribution.
+    let values = |key: &str| -> Option<Vec<Hyper>> {
+        if distributions.iter().any(|(k, _)| *k == key) {
+            return None;
+        }
+        Some(match axes.iter().find(|(k, _)| *k == key) {
+            Some((_, vals)) => vals
+                .iter()
+                .filter_map(|v| {
+                    let mut h = fixed.clone();
+                    h.set(key, v).ok().map(|_| h)
+                })
+                .collect(),
+            None => vec![fixed.clone()],
+        })
+    };
+    let used = super::transfer::Used {
+        backbones: values("backbone")
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.backbone)
+            .collect(),
+        widths: values("width")
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.width)
+            .collect(),
+        modes: values("transfer")
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.transfer)
+            .collect(),
+        epochs: values("epochs")
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.epochs)
+            .collect(),
+        transfer_key: if grid.contains_key("transfer") {
+            "grid.transfer"
+        } else {
+            "train.transfer"
+        },
+    };
+    let transfer = super::transfer::parse(&root, train, &used, &data, &base, &mut p);
+    let normalize_set = root
+        .get("data")
+        .and_then(|d| d.get("normalize"))
+        .is_some();
+
     if !p.0.is_empty() {
         return Err(SweepError::Invalid {
             file,
@@ -307,6 +358,8 @@ pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, Swee
         fake: None,
         optimizers,
         augments,
+        transfer,
+        normalize_set,
     })
 }
 

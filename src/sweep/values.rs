@@ -1,5 +1,6 @@
 //! The per-run hyperparameters that may be fixed or gridded, and how one TOML value sets each.
 use crate::model::{Backbone, Precision};
+use crate::run::TransferMode;
 
 /// Values of every grid key for one run (or the fixed values of a sweep).
 #[derive(Clone, Debug, PartialEq)]
@@ -16,6 +17,7 @@ pub struct Hyper {
     pub epochs: usize,
     pub seed: u64,
     pub precision: Precision,
+    pub transfer: TransferMode,
 }
 
 impl Default for Hyper {
@@ -32,6 +34,7 @@ impl Default for Hyper {
             epochs: 10,
             seed: 42,
             precision: Precision::Fp32,
+            transfer: TransferMode::Scratch,
         }
     }
 }
@@ -119,6 +122,12 @@ impl Hyper {
                     format!("unknown precision \"{s}\"; choose fp32 or bf16 (bf16 autocast)")
                 })?;
             }
+            "transfer" => {
+                let s = string(v)?;
+                self.transfer = TransferMode::parse(s).ok_or_else(|| {
+                    format!("unknown transfer \"{s}\"; choose scratch, frozen (only the new head trains), finetune (stages from [transfer] unfreeze_from train) or two_phase (frozen, then finetune)")
+                })?;
+            }
             other => return Err(format!("`{other}` is not a grid key")),
         }
         Ok(())
@@ -138,6 +147,7 @@ impl Hyper {
             "epochs" => self.epochs.to_string(),
             "seed" => self.seed.to_string(),
             "precision" => self.precision.name().to_string(),
+            "transfer" => self.transfer.name().to_string(),
             _ => String::new(),
         }
     }

@@ -13,7 +13,7 @@ use super::trainer::{cross_entropy, TrainError};
 use crate::data::{epoch_order, Dataset, ImageSet};
 use crate::model::{Backbone, Model, ModelSpec};
 use crate::run::Confusion;
-use crate::run::RunConfig;
+use crate::run::{Phase, RunConfig};
 
 /// Where a learner is in its current epoch (for progress bars; never stored).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,6 +47,14 @@ pub trait Learner {
     fn load_weights(&mut self, path: &Path) -> Result<(), TrainError>;
     fn save_optimizer(&self, path: &Path) -> Result<(), TrainError>;
     fn load_optimizer(&mut self, path: &Path) -> Result<(), TrainError>;
+    /// Trains `phase` from now on, at learning rate `lr`: what is frozen changes and the
+    /// optimizer starts afresh over what trains (as Keras' recompile between the two steps of
+    /// its transfer-learning recipe). Nothing changes but the rate when `phase` is current.
+    fn enter_phase(&mut self, phase: Phase, lr: f64) -> Result<(), TrainError> {
+        let _ = phase;
+        self.set_lr(lr);
+        Ok(())
+    }
 }
 
 /// Largest batch used for evaluation; it only bounds memory.
@@ -60,6 +68,7 @@ pub struct CandleLearner {
     device: Device,
     model: Model,
     optimizer: Optimizer,
+    phase: Phase,
 }
 
 impl CandleLearner {
@@ -95,7 +104,27 @@ impl CandleLearner {
             device: device.clone(),
             model,
             optimizer,
+            phase: Phase::Scratch,
         })
+    }
+
+    /// Starts from pretrained weights (every variable but the head, see
+    /// [`Model::load_pretrained`]); fails with the list of every tensor that does not fit.
+    pub fn load_pretrained(&mut self, path: &Path) -> Result<(), TrainError> {
+        if !path.is_file() {
+            return Err(TrainError::Pretrained(format!(
+                "the pretrained weights file {} does not exist",
+                path.display()
+            )));
+        }
+        self.model.load_pretrained(path).map_err(|e| {
+            TrainError::Pretrained(format!("cannot start from {}: {e}", path.display()))
+        })
+    }
+
+    /// The model (tests look at what it froze).
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
     fn epoch_seed(&self, epoch: usize) -> u64 {
@@ -192,8 +221,22 @@ impl Learner for CandleLearner {
         evaluate(&self.model, set, self.data.classes.len(), &self.device)
     }
 
+    /// The checkpoint says how its inputs were prepared and what its classes are, so that it
+    /// can be used as `pretrained` by another sweep, or by `sweep predict --weights`.
     fn save_weights(&self, path: &Path) -> Result<(), TrainError> {
-        Ok(write_atomically(path, |tmp| self.model.save(tmp))?)
+        let meta = [
+            ("normalize", self.config.data.normalize.name().to_string()),
+            (
+                "class_names",
+                serde_json::to_string(&self.data.classes).unwrap_or_default(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Ok(write_atomically(path, |tmp| {
+            self.model.save_with(tmp, &meta)
+        })?)
     }
 
     fn load_weights(&mut self, path: &Path) -> Result<(), TrainError> {
@@ -208,6 +251,24 @@ impl Learner for CandleLearner {
 
     fn load_optimizer(&mut self, path: &Path) -> Result<(), TrainError> {
         Ok(self.optimizer.load_state(path)?)
+    }
+
+    fn enter_phase(&mut self, phase: Phase, lr: f64) -> Result<(), TrainError> {
+        if phase != self.phase {
+            let trainable = match &self.config.transfer {
+                Some(t) => t.trainable(phase),
+                None => crate::run::Trainable::All,
+            };
+            self.model.set_trainable(&trainable)?;
+            self.optimizer = Optimizer::new(
+                &self.config.optimizer_settings,
+                self.model.trainable_vars(),
+                lr,
+            )?;
+            self.phase = phase;
+        }
+        self.optimizer.set_lr(lr);
+        Ok(())
     }
 }
 

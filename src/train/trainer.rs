@@ -16,6 +16,7 @@ use crate::run::Metrics;
 use crate::run::RunSpec;
 use crate::run::{says_out_of_memory, FailureKind};
 use crate::run::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
+use crate::run::strategy::current_phase;
 use crate::run::{EpochSummary, Keep, Verdict};
 use crate::run::{Provenance, ResumeState};
 
@@ -59,6 +60,8 @@ pub enum TrainError {
     },
     #[error("unknown backbone \"{0}\" (this build has {1})")]
     UnknownBackbone(String, String),
+    #[error("{0}")]
+    Pretrained(String),
 }
 
 impl TrainError {
@@ -72,9 +75,10 @@ impl TrainError {
             | TrainError::UnknownBackbone(..) => FailureKind::Other,
             TrainError::NonFinite { .. } => FailureKind::NonFinite,
             TrainError::RunDir { .. } => FailureKind::Io,
-            TrainError::NoTrainingData | TrainError::NoTestData | TrainError::Data(_) => {
-                FailureKind::Data
-            }
+            TrainError::NoTrainingData
+            | TrainError::NoTestData
+            | TrainError::Data(_)
+            | TrainError::Pretrained(_) => FailureKind::Data,
         }
     }
 }
@@ -194,13 +198,19 @@ pub fn train(
     let batch_size = start.batch_size;
     let mut records: Vec<EpochRecord> = Vec::new();
     let mut stop_reason: Option<String> = None;
-    if let Some(state) = &saved {
-        let dir = ResumeState::dir(run_dir);
-        learner.load_weights(&dir.join(&state.weights))?;
-        learner.load_optimizer(&dir.join(&state.optimizer))?;
-        learner.set_lr(state.next_lr);
-        records = state.records.clone();
-        stop_reason = state.stop_reason.clone();
+    match &saved {
+        Some(state) => {
+            let dir = ResumeState::dir(run_dir);
+            learner.load_weights(&dir.join(&state.weights))?;
+            // The state was saved for the epoch after it: its phase's variables, optimizer
+            // and learning rate (after a phase switch, the new phase's).
+            learner.enter_phase(cfg.phase(state.epoch + 1), state.next_lr)?;
+            learner.load_optimizer(&dir.join(&state.optimizer))?;
+            learner.set_lr(state.next_lr);
+            records = state.records.clone();
+            stop_reason = state.stop_reason.clone();
+        }
+        None => learner.enter_phase(cfg.phase(1), cfg.phase_lr(cfg.phase(1)))?,
     }
     let train_images = start.train_images;
     out.send(Event::Started {
@@ -271,8 +281,10 @@ pub fn train(
         let train_seconds = started.elapsed().as_secs_f64();
         let (val_loss, confusion) = learner.evaluate(Split::Val)?;
         let val = Metrics::from_confusion(&confusion);
+        let phase = cfg.phase(epoch);
         history.push(EpochSummary {
             epoch,
+            phase,
             lr,
             train_loss,
             train_acc,
@@ -285,19 +297,26 @@ pub fn train(
         if checkpoint_saved {
             learner.save_weights(&checkpoint)?;
         }
-        let next_lr = cfg
+        // Early stopping and LR reduction watch the current phase only; a phase that is
+        // followed by another (two_phase's frozen one) always runs its length.
+        let in_phase = current_phase(&history);
+        let next_phase = cfg.phase(epoch + 1);
+        let mut next_lr = cfg
             .train
             .reduce_lr_on_plateau
             .as_ref()
-            .and_then(|r| r.next_lr(&history))
+            .and_then(|r| r.next_lr(in_phase))
             .unwrap_or(lr);
         if epoch == cfg.epochs {
             stop_reason = Some(format!("completed {} epochs", cfg.epochs));
+        } else if next_phase != phase {
+            next_lr = cfg.phase_lr(next_phase);
+            learner.enter_phase(next_phase, next_lr)?;
         } else if let Some(es) = cfg
             .train
             .early_stopping
             .as_ref()
-            .filter(|es| es.should_stop(&history))
+            .filter(|es| es.should_stop(in_phase))
         {
             stop_reason = Some(format!(
                 "early stop at epoch {epoch}: {} did not improve for {} epochs",

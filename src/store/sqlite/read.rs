@@ -108,11 +108,13 @@ impl Reader for SqliteStore {
     }
 
     fn epochs(&self, run_id: &str) -> Result<Vec<EpochRow>> {
-        let mut stmt = self.conn.prepare(
+        // A database older than schema 7 (opened read-only, so not migrated) has no phases.
+        let phase = if self.schema >= 7 { "phase" } else { "NULL" };
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT epoch, lr, train_loss, train_acc, val_loss, val_acc, val_macro_f1, val_weighted_f1,
-                    seconds, images_per_sec, checkpoint_saved
-             FROM epochs WHERE run_id = ?1 ORDER BY epoch",
-        )?;
+                    seconds, images_per_sec, checkpoint_saved, {phase}
+             FROM epochs WHERE run_id = ?1 ORDER BY epoch"
+        ))?;
         let rows = stmt.query_map([run_id], |r| {
             Ok(EpochRow {
                 epoch: r.get::<_, i64>(0)? as usize,
@@ -126,6 +128,10 @@ impl Reader for SqliteStore {
                 seconds: r.get(8)?,
                 images_per_sec: r.get(9)?,
                 checkpoint_saved: r.get(10)?,
+                phase: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|p| crate::run::Phase::parse(&p))
+                    .unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -146,6 +152,7 @@ impl Reader for SqliteStore {
                 r.get::<_, String>(0)?,
                 EpochSummary {
                     epoch: r.get::<_, i64>(1)? as usize,
+                    phase: Default::default(),
                     lr: r.get(2)?,
                     train_loss: nan(r.get(3)?),
                     train_acc: nan(r.get(4)?),

@@ -162,6 +162,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE runs ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7: what each epoch trained (transfer learning): scratch, frozen or finetune.
+    r#"
+    ALTER TABLE epochs ADD COLUMN phase TEXT NOT NULL DEFAULT 'scratch';
+    "#,
 ];
 
 /// `PRAGMA application_id` of sweep's databases ("swpe"), so that a file another program made

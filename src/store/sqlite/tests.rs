@@ -47,6 +47,7 @@ fn epoch(run: &str, epoch: usize, val_loss: f64) -> Event {
         record: EpochRecord {
             summary: EpochSummary {
                 epoch,
+                phase: Default::default(),
                 lr: 0.1,
                 train_loss: 0.5,
                 train_acc: 0.7,

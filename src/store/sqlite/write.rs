@@ -277,8 +277,8 @@ impl Storage for SqliteStore {
                 let e = &record.summary;
                 tx.execute(
                     "INSERT INTO epochs (run_id, epoch, lr, train_loss, train_acc, val_loss, val_acc,
-                     val_macro_f1, val_weighted_f1, seconds, images_per_sec, checkpoint_saved)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     val_macro_f1, val_weighted_f1, seconds, images_per_sec, checkpoint_saved, phase)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     params![
                         run,
                         e.epoch as i64,
@@ -292,6 +292,7 @@ impl Storage for SqliteStore {
                         record.seconds,
                         record.images_per_sec,
                         record.checkpoint_saved,
+                        e.phase.name(),
                     ],
                 )?;
                 insert_split(&tx, run, "val", e.epoch, &record.val, &record.confusion)?;
