@@ -77,11 +77,7 @@ fn stages(name: &str, format: Format) -> anyhow::Result<ExitCode> {
             );
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);
-            t.set_header(vec![
-                "stage",
-                "params",
-                "trains with unfreeze_from = stage",
-            ]);
+            t.set_header(vec!["stage", "params", "trains with unfreeze_from = stage"]);
             for r in &rows {
                 let name = r["stage"].as_str().unwrap_or("").to_string();
                 let head = r["head"].as_bool().unwrap_or(false);

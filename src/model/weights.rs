@@ -56,7 +56,11 @@ pub fn inspect(path: &Path) -> Result<Header> {
     let mut text = vec![0u8; len as usize];
     file.read_exact(&mut text)?;
     let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text)
-        .map_err(|e| bad(format!("not a safetensors file (its header is not JSON: {e})")))?;
+        .map_err(|e| {
+            bad(format!(
+                "not a safetensors file (its header is not JSON: {e})"
+            ))
+        })?;
     let mut out = Header::default();
     for (name, entry) in header {
         if name == "__metadata__" {

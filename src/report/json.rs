@@ -63,7 +63,23 @@ pub fn best_json(best: &BestRun) -> Value {
         "metric_value": best.result.score(best.metric),
     });
     let extra = split_json(&best.val);
+    let phase = best
+        .result
+        .epochs
+        .iter()
+        .find(|e| e.epoch == best.val.epoch)
+        .map(|e| e.phase.name());
+    let phases: Vec<Value> = best
+        .result
+        .phases()
+        .iter()
+        .map(
+            |(p, first, last)| json!({"phase": p.name(), "first_epoch": first, "last_epoch": last}),
+        )
+        .collect();
     let more = json!({
+        "phase": phase,
+        "phases": phases,
         "epochs_run": best.result.epochs.len(),
         "parameters": run.parameters,
         "stop_reason": run.stop_reason,
@@ -100,6 +116,7 @@ pub fn runs_json(report: &SweepReport) -> Value {
                 "config": r.run.config,
                 "epochs_run": r.epochs.len(),
                 "best_epoch": e.map(|e| e.epoch),
+                "best_epoch_phase": e.map(|e| e.phase.name()),
                 "metric_value": r.score(report.metric),
                 "val_loss": e.and_then(|e| e.val_loss),
                 "val_acc": e.and_then(|e| e.val_acc),

@@ -39,6 +39,37 @@ impl RunResult {
         self.best.map(|i| &self.epochs[i])
     }
 
+    /// The phases the run trained in (transfer learning), each with its first and last
+    /// epoch; empty for a run that only trained from scratch.
+    pub fn phases(&self) -> Vec<(crate::run::Phase, usize, usize)> {
+        let mut spans: Vec<(crate::run::Phase, usize, usize)> = Vec::new();
+        for e in &self.epochs {
+            match spans.last_mut() {
+                Some(last) if last.0 == e.phase => last.2 = e.epoch,
+                _ => spans.push((e.phase, e.epoch, e.epoch)),
+            }
+        }
+        if spans.iter().all(|s| s.0.is_scratch()) {
+            spans.clear();
+        }
+        spans
+    }
+
+    /// The phases as one line: `frozen 1-2, finetune 3-6`.
+    pub fn phases_line(&self) -> Option<String> {
+        let spans = self.phases();
+        (!spans.is_empty()).then(|| {
+            spans
+                .iter()
+                .map(|(p, a, b)| match a == b {
+                    true => format!("{} {a}", p.name()),
+                    false => format!("{} {a}-{b}", p.name()),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+
     pub fn score(&self, metric: Monitor) -> Option<f64> {
         self.best_epoch()
             .map(|e| metric.value(&summary(e)))

@@ -73,7 +73,11 @@ pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
             text(&r.run.label),
             status,
             r.epochs.len().to_string(),
-            e.map(|e| e.epoch.to_string()).unwrap_or_else(|| "-".into()),
+            match e {
+                Some(e) if !e.phase.is_scratch() => format!("{} ({})", e.epoch, e.phase.name()),
+                Some(e) => e.epoch.to_string(),
+                None => "-".into(),
+            },
             num(e.and_then(|e| e.val_acc)),
             num(e.and_then(|e| e.val_macro_f1)),
             num(e.and_then(|e| e.val_loss)),
@@ -123,6 +127,9 @@ pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
             text(run.stop_reason.as_deref().unwrap_or(run.status.as_str()))
         ),
     ]);
+    if let Some(line) = best.result.phases_line() {
+        cfg.add_row(vec!["phases".into(), line]);
+    }
     if let Some(p) = run.parameters {
         cfg.add_row(vec!["parameters".into(), p.to_string()]);
     }

@@ -163,7 +163,12 @@ mod tests {
         let phases: Vec<Phase> = (1..=4).map(|e| t.phase(e)).collect();
         assert_eq!(
             phases,
-            [Phase::Frozen, Phase::Frozen, Phase::Finetune, Phase::Finetune]
+            [
+                Phase::Frozen,
+                Phase::Frozen,
+                Phase::Finetune,
+                Phase::Finetune
+            ]
         );
         assert_eq!(t.trainable(Phase::Frozen), Trainable::Head);
         assert_eq!(

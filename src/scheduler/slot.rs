@@ -35,7 +35,7 @@ pub(super) struct SlotLoop {
 /// How one worker process ended.
 enum WorkerEnd {
     /// It reported its own end (finished, failed or stopped).
-    Reported(Event),
+    Reported(Box<Event>),
     /// It died without a word: crash, kill, abort.
     Died { kind: FailureKind, error: String },
 }
@@ -126,11 +126,13 @@ impl SlotLoop {
                 let end = self.run_worker(&job, claimed_at).await;
                 drop(pass);
                 let (kind, error) = match end {
-                    WorkerEnd::Reported(Event::Failed { kind, error, .. }) => (kind, error),
-                    WorkerEnd::Reported(event) => {
-                        self.send(event);
-                        break;
-                    }
+                    WorkerEnd::Reported(event) => match *event {
+                        Event::Failed { kind, error, .. } => (kind, error),
+                        event => {
+                            self.send(event);
+                            break;
+                        }
+                    },
                     WorkerEnd::Died { kind, error } => (kind, error),
                 };
                 match next_step(kind, attempts, job.batch_size) {
@@ -380,18 +382,18 @@ impl SlotLoop {
             } else {
                 process.close().await;
             }
-            return WorkerEnd::Reported(e);
+            return WorkerEnd::Reported(Box::new(e));
         }
         // After a failure the process may be damaged (GPU memory, a poisoned state): end it.
         let (status, stderr) = process.close().await;
         if let Some(e) = reported {
-            return WorkerEnd::Reported(e);
+            return WorkerEnd::Reported(Box::new(e));
         }
         if *self.control.borrow() == Control::Kill {
-            return WorkerEnd::Reported(Event::Stopped {
+            return WorkerEnd::Reported(Box::new(Event::Stopped {
                 run: job.run.id.clone(),
                 epoch: last_epoch,
-            });
+            }));
         }
         let (kind, error) = describe_death(status, &stderr);
         WorkerEnd::Died { kind, error }

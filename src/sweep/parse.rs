@@ -334,10 +334,7 @@ pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, Swee
         },
     };
     let transfer = super::transfer::parse(&root, train, &used, &data, &base, &mut p);
-    let normalize_set = root
-        .get("data")
-        .and_then(|d| d.get("normalize"))
-        .is_some();
+    let normalize_set = root.get("data").and_then(|d| d.get("normalize")).is_some();
 
     if !p.0.is_empty() {
         return Err(SweepError::Invalid {

@@ -7,6 +7,8 @@ pub mod trainer;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod transfer_tests;
 
 pub use learner::{CandleLearner, Learner};
 pub use trainer::{train, Start, Steering, TrainError};

@@ -12,11 +12,11 @@ use candle_core::{Tensor, D};
 
 use super::learner::{Learner, Split};
 use crate::run::resume::Durable;
+use crate::run::strategy::current_phase;
 use crate::run::Metrics;
 use crate::run::RunSpec;
 use crate::run::{says_out_of_memory, FailureKind};
 use crate::run::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
-use crate::run::strategy::current_phase;
 use crate::run::{EpochSummary, Keep, Verdict};
 use crate::run::{Provenance, ResumeState};
 
