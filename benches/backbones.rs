@@ -5,13 +5,17 @@
 //! `benches/backbones_peer.py` is the same in PyTorch (torchvision, timm's legacy_xception);
 //! `benches/compare_backbones.sh` runs both and prints the table of BENCHMARKS.md.
 //!
-//! `cargo bench --bench backbones -- [--threads N] [--seconds S] [--only resnet18@112,...]`
-//! Every figure is also printed as `RESULT <backbone>@<size> <img/s> <peak MiB>`.
+//! `cargo bench --bench backbones -- [--threads N] [--seconds S] [--only resnet18@112,...]
+//! [--transfer scratch,frozen,finetune:layer4]` Every figure is also printed as
+//! `RESULT <backbone>@<size>[/<mode>] <img/s> <peak MiB>`. `--transfer` times transfer
+//! learning's modes beside each other: `frozen` trains only the head (the base runs forward
+//! only, batch norm in inference mode), `finetune:STAGE` the stages from STAGE on.
 use std::process::Command;
 use std::time::Instant;
 
 use candle_core::Result;
 use sweep::model::{kernels, Backbone, ModelSpec};
+use sweep::run::Trainable;
 
 mod common;
 use common::SgdBench;
@@ -31,7 +35,7 @@ const CASES: [(&str, usize); 6] = [
 
 /// Images per second of SGD steps on `name` at `size`: one warm-up step, then steps until
 /// `seconds` have passed (at least 3).
-fn train(name: &str, size: usize, seconds: f64) -> Result<(f64, usize)> {
+fn train(name: &str, size: usize, mode: &str, seconds: f64) -> Result<(f64, usize)> {
     let backbone = Backbone::parse(name).expect("known backbone");
     let spec = ModelSpec {
         backbone,
@@ -41,7 +45,16 @@ fn train(name: &str, size: usize, seconds: f64) -> Result<(f64, usize)> {
         classes: CLASSES,
         base_width: backbone.default_width(),
     };
-    let mut bench = SgdBench::new(&spec, BATCH)?;
+    let what = match mode {
+        "scratch" => Trainable::All,
+        "frozen" => Trainable::Head,
+        m => Trainable::From(
+            m.strip_prefix("finetune:")
+                .expect("scratch, frozen or finetune:STAGE")
+                .to_string(),
+        ),
+    };
+    let mut bench = SgdBench::training(&spec, BATCH, &what)?;
     let mut step = || bench.step();
     step()?;
     let t = Instant::now();
@@ -68,8 +81,9 @@ fn main() -> Result<()> {
     let (threads, seconds) = common::threads_and_seconds(20.0);
     kernels::set_threads(threads);
     if let Some(case) = common::arg("--child") {
-        let (name, size) = case.split_once('@').expect("NAME@SIZE");
-        let (img_s, steps) = train(name, size.parse().expect("size"), seconds)?;
+        let (name, size) = case.split_once('@').expect("NAME@SIZE[/MODE]");
+        let (size, mode) = size.split_once('/').unwrap_or((size, "scratch"));
+        let (img_s, steps) = train(name, size.parse().expect("size"), mode, seconds)?;
         println!("RESULT {case} {img_s:.3} {:.0} {steps}", peak_mib());
         return Ok(());
     }
@@ -80,12 +94,23 @@ fn main() -> Result<()> {
          >= {seconds} s per backbone",
         kernels::threads()
     );
+    let modes: Vec<String> = common::arg("--transfer")
+        .map(|v| v.split(',').map(String::from).collect())
+        .unwrap_or_else(|| vec!["scratch".into()]);
     let exe = std::env::current_exe().expect("own path");
-    for (name, size) in CASES {
-        let case = format!("{name}@{size}");
-        if only.as_ref().is_some_and(|o| !o.contains(&case)) {
+    let cases = CASES.iter().flat_map(|(name, size)| {
+        modes
+            .iter()
+            .map(move |mode| (format!("{name}@{size}"), mode))
+    });
+    for (plain, mode) in cases {
+        if only.as_ref().is_some_and(|o| !o.contains(&plain)) {
             continue;
         }
+        let case = match mode.as_str() {
+            "scratch" => plain,
+            m => format!("{plain}/{m}"),
+        };
         let out = Command::new(&exe)
             .args(["--child", &case, "--threads", &threads.to_string()])
             .args(["--seconds", &seconds.to_string()])

@@ -8,3 +8,4 @@ mod hostile;
 mod predict;
 mod scheduling;
 mod sweep_files;
+mod transfer;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 use candle_core::{Device, Result, Tensor};
 use sweep::model::{Model, ModelSpec};
+use sweep::run::Trainable;
 use sweep::train::optim::{Optimizer, OptimizerConfig};
 
 /// Values in [-1, 1) from a cheap deterministic generator (enough for timing).
@@ -34,7 +35,13 @@ pub struct SgdBench {
 
 impl SgdBench {
     pub fn new(spec: &ModelSpec, batch: usize) -> Result<SgdBench> {
-        let model = Model::new(spec, &Device::Cpu, 1)?;
+        Self::training(spec, batch, &Trainable::All)
+    }
+
+    /// [`SgdBench::new`] with only `what` training (transfer learning's frozen base).
+    pub fn training(spec: &ModelSpec, batch: usize, what: &Trainable) -> Result<SgdBench> {
+        let mut model = Model::new(spec, &Device::Cpu, 1)?;
+        model.set_trainable(what)?;
         let sgd = OptimizerConfig::Sgd {
             momentum: 0.9,
             nesterov: false,

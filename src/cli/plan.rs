@@ -29,6 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         row.extend([
             c.backbone.to_string(),
             c.width.to_string(),
+            transfer(c),
             c.precision.name().to_string(),
             c.optimizer.clone(),
             c.lr.to_string(),
@@ -101,4 +102,23 @@ fn sweep_weight_decay(c: &crate::run::RunConfig) -> String {
             weight_decay.to_string()
         }
     }
+}
+
+/// The `transfer` column: the mode, where fine-tuning starts, and two_phase's schedule.
+fn transfer(c: &crate::run::RunConfig) -> String {
+    let Some(t) = &c.transfer else {
+        return "scratch".into();
+    };
+    let mut out = t.mode.name().to_string();
+    if t.mode == crate::run::TransferMode::TwoPhase {
+        out += &format!(
+            " ({} frozen, then lr {})",
+            t.frozen_epochs,
+            t.finetune_lr.unwrap_or(c.lr)
+        );
+    }
+    if let Some(stage) = &t.unfreeze_from {
+        out += &format!(" from {stage}");
+    }
+    out
 }

@@ -305,7 +305,26 @@ pub fn batch_norm(x: &Tensor, bn: &BatchNorm, train: bool, act: Activation) -> R
     if kernels::gpu_supports(x) && bn.weight_and_bias().is_some() {
         return kernels::cuda::norm::batch_norm(x, bn, train, act);
     }
-    activate(&candle_core::ModuleT::forward_t(bn, x, train)?, act)
+    if train {
+        return activate(&candle_core::ModuleT::forward_t(bn, x, true)?, act);
+    }
+    // Inference with the running statistics detached: candle's own eval path reads them as
+    // variables, so a frozen base (transfer learning) would record a graph back through them.
+    let mut shape = vec![1; x.rank()];
+    shape[1] = x.dim(1)?;
+    let dtype = x.dtype();
+    let stat = |t: &Tensor| t.detach().to_dtype(dtype)?.reshape(shape.as_slice());
+    let mean = stat(bn.running_mean())?;
+    let std = (stat(bn.running_var())? + bn.eps())?.sqrt()?;
+    let mut y = x.broadcast_sub(&mean)?.broadcast_div(&std)?;
+    if let Some((w, b)) = bn.weight_and_bias() {
+        let (w, b) = (
+            w.to_dtype(dtype)?.reshape(shape.as_slice())?,
+            b.to_dtype(dtype)?.reshape(shape.as_slice())?,
+        );
+        y = y.broadcast_mul(&w)?.broadcast_add(&b)?;
+    }
+    activate(&y, act)
 }
 
 /// `act` on its own (not fused with a batch norm).
@@ -407,6 +426,61 @@ mod tests {
 
     fn values(t: &Tensor) -> Vec<f32> {
         t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// The generic inference path (dtypes the CPU kernels do not take, here bf16) gives
+    /// candle's own eval-mode result, and records no gradient for the running statistics.
+    #[test]
+    fn generic_inference_batch_norm_detaches_the_running_statistics() {
+        let dev = Device::Cpu;
+        let var = |v: &[f32]| Var::new(v, &dev).unwrap();
+        let (mean, var_, w, b) = (
+            var(&[0.5, -1.0]),
+            var(&[2.0, 0.25]),
+            var(&[1.5, 0.5]),
+            var(&[0.1, -0.2]),
+        );
+        let bn = BatchNorm::new(
+            2,
+            mean.as_tensor().clone(),
+            var_.as_tensor().clone(),
+            w.as_tensor().clone(),
+            b.as_tensor().clone(),
+            1e-5,
+        )
+        .unwrap();
+        let x = Tensor::arange(0f32, 16., &dev)
+            .unwrap()
+            .reshape((2, 2, 2, 2))
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let ours = batch_norm(&x, &bn, false, Activation::Identity).unwrap();
+        // By hand: x = 0..16 in NCHW (2, 2, 2, 2), channel c = (i / 4) % 2.
+        let (m, v, g, bb) = ([0.5, -1.0], [2.0, 0.25], [1.5, 0.5], [0.1, -0.2]);
+        let want: Vec<f32> = (0..16)
+            .map(|i| {
+                let c = (i / 4) % 2;
+                (i as f32 - m[c]) / (v[c] + 1e-5f32).sqrt() * g[c] + bb[c]
+            })
+            .collect();
+        let got = values(&ours.to_dtype(DType::F32).unwrap());
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a - b).abs() <= 0.01 * b.abs().max(1.0),
+                "{got:?} vs {want:?}"
+            );
+        }
+        let grads = ours
+            .to_dtype(DType::F32)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(grads.get(mean.as_tensor()).is_none());
+        assert!(grads.get(var_.as_tensor()).is_none());
+        assert!(grads.get(w.as_tensor()).is_some(), "the scale still trains");
     }
 
     /// 5x7 -> 3x3: row windows 0..2, 1..4, 3..5 (row means 0.5, 2, 3.5); column windows
