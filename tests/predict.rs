@@ -171,13 +171,31 @@ fn a_weights_file_predicts_as_its_run_does() {
         dir.path(),
     );
     assert!(by_file.status.success(), "{}", text(&by_file).1);
+    // A checkpoint sweep wrote carries its size, channels, width, preprocessing and class
+    // names: --backbone and --weights are enough.
+    let by_metadata = sweep(
+        &[
+            "predict",
+            "--backbone",
+            "cnn",
+            "--weights",
+            ckpt.to_str().unwrap(),
+            "data/test",
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert!(by_metadata.status.success(), "{}", text(&by_metadata).1);
     let a: Vec<Value> = serde_json::from_slice(&by_run.stdout).unwrap();
-    let b: Vec<Value> = serde_json::from_slice(&by_file.stdout).unwrap();
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(x["class_index"], y["class_index"]);
-        assert_eq!(y["class"], y["class_index"].to_string());
-        assert_eq!(x["logits"], y["logits"]);
+    for out in [&by_file, &by_metadata] {
+        let b: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x["class_index"], y["class_index"]);
+            assert_eq!(x["class"], y["class"]);
+            assert_eq!(x["logits"], y["logits"]);
+        }
     }
     // The wrong width: every mismatch is named, once.
     let out = sweep(

@@ -24,25 +24,27 @@ pub struct Args {
     )]
     pub run: Option<String>,
     /// Without --run: a weights file (safetensors, or a PyTorch .pth/.pt state dict with the
-    /// reference library's names) for --backbone; classes are the head's size.
+    /// reference library's names) for --backbone; classes are the head's size. A checkpoint
+    /// sweep wrote names its classes and gives the defaults of the settings below.
     #[arg(long, value_name = "FILE", requires = "backbone")]
     pub weights: Option<PathBuf>,
     /// With --weights: the backbone the file is for (`sweep models` lists them).
     #[arg(long, value_name = "NAME")]
     pub backbone: Option<String>,
-    /// With --weights: the input size (images are resized to it).
-    #[arg(long, default_value_t = 224, value_name = "N")]
-    pub image_size: usize,
-    /// With --weights: image channels, 3 (RGB) or 1 (grey).
-    #[arg(long, default_value_t = 3, value_name = "C")]
-    pub channels: usize,
+    /// With --weights: the input size (images are resized to it); default: the checkpoint's,
+    /// else 224.
+    #[arg(long, value_name = "N")]
+    pub image_size: Option<usize>,
+    /// With --weights: image channels, 3 (RGB) or 1 (grey); default: the checkpoint's, else 3.
+    #[arg(long, value_name = "C")]
+    pub channels: Option<usize>,
     /// With --weights: the backbone's width, if not its default.
     #[arg(long, value_name = "N")]
     pub width: Option<usize>,
     /// With --weights: how pixels become inputs: unit (x/255), imagenet (torchvision's
-    /// mean/std) or inception (x/127.5 - 1).
-    #[arg(long, default_value = "unit", value_parser = ["unit", "imagenet", "inception"])]
-    pub normalize: String,
+    /// mean/std) or inception (x/127.5 - 1); default: the checkpoint's, else unit.
+    #[arg(long, value_parser = ["unit", "imagenet", "inception"])]
+    pub normalize: Option<String>,
     #[command(flatten)]
     pub db: DbArg,
     /// Image files, and folders (all png/jpg/jpeg images in them, recursively).
@@ -75,17 +77,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Predictor::from_run(store.as_ref(), run, runs_dir)?
         }
         (None, Some(weights)) => {
-            if args.channels != 1 && args.channels != 3 {
-                anyhow::bail!("--channels must be 1 or 3, got {}", args.channels);
+            // A checkpoint sweep wrote says how it was trained (safetensors metadata).
+            let meta = crate::model::weights::inspect(weights)
+                .map(|h| h.metadata)
+                .unwrap_or_default();
+            let from_meta = |key: &str| meta.get(key).and_then(|v| v.parse::<usize>().ok());
+            let channels = args.channels.or(from_meta("channels")).unwrap_or(3);
+            if channels != 1 && channels != 3 {
+                anyhow::bail!("--channels must be 1 or 3, got {channels}");
             }
-            let normalize = Normalize::parse(&args.normalize).unwrap_or_default();
-            Predictor::from_weights(
+            let (height, width) = match args.image_size {
+                Some(n) => (n, n),
+                None => meta
+                    .get("image_size")
+                    .and_then(|s| s.split_once('x'))
+                    .and_then(|(h, w)| Some((h.parse().ok()?, w.parse().ok()?)))
+                    .unwrap_or((224, 224)),
+            };
+            let normalize = args
+                .normalize
+                .as_deref()
+                .or(meta.get("normalize").map(String::as_str))
+                .and_then(Normalize::parse)
+                .unwrap_or_default();
+            let mut predictor = Predictor::from_weights(
                 args.backbone.as_deref().unwrap_or(""),
                 weights,
-                (args.channels, args.image_size, args.image_size),
-                args.width,
+                (channels, height, width),
+                args.width.or(from_meta("width")),
                 normalize,
-            )?
+            )?;
+            let names: Option<Vec<String>> = meta
+                .get("class_names")
+                .and_then(|n| serde_json::from_str(n).ok());
+            if let Some(names) = names.filter(|n| n.len() == predictor.classes.len()) {
+                predictor.classes = names;
+            }
+            predictor
         }
         (None, None) => anyhow::bail!("give --run RUN_ID, or --backbone NAME --weights FILE"),
     };
