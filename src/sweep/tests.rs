@@ -598,3 +598,82 @@ fn normalize_is_a_data_key_left_out_of_ids_by_default() {
         crate::run::Normalize::Imagenet
     );
 }
+
+#[test]
+fn transfer_runs_take_their_weights_and_preprocessing_and_scratch_ids_stay() {
+    use crate::model::{Backbone, Model, ModelSpec};
+    use crate::run::{Normalize, TransferMode};
+    let f = Fixture::new();
+    let plain = f.parse("[grid]\nlr = [0.1]").unwrap().runs();
+    let scratch = f
+        .parse("[train]\ntransfer = \"scratch\"\n[grid]\nlr = [0.1]")
+        .unwrap()
+        .runs();
+    assert_eq!(plain[0].id, scratch[0].id, "scratch runs keep their ids");
+    let json = serde_json::to_string(&plain[0].config).unwrap();
+    assert!(!json.contains("transfer"), "{json}");
+
+    // A resnet18 file without sweep's preprocessing entry: torchvision's, so imagenet.
+    let spec = ModelSpec {
+        backbone: Backbone::Resnet18,
+        channels: 3,
+        height: 8,
+        width: 8,
+        classes: 7,
+        base_width: 4,
+    };
+    let model = Model::new(&spec, &candle_core::Device::Cpu, 1).unwrap();
+    model.save(&f.dir.path().join("tv.safetensors")).unwrap();
+    let meta = [("normalize".to_string(), "inception".to_string())].into();
+    model
+        .save_with(&f.dir.path().join("ours.safetensors"), &meta)
+        .unwrap();
+    let body = |file: &str, extra: &str| {
+        format!(
+            "[train]\nbackbone = \"resnet18\"\nwidth = 4\nlr = 0.01\npretrained = \"{file}\"\n\
+             [grid]\ntransfer = [\"scratch\", \"frozen\", \"two_phase\"]\n{extra}"
+        )
+    };
+    let runs = f.parse(&body("tv.safetensors", "")).unwrap().runs();
+    assert!(runs[0].config.transfer.is_none());
+    assert_eq!(runs[0].config.data.normalize, Normalize::Unit);
+    let frozen = runs[1].config.transfer.as_ref().unwrap();
+    assert_eq!(frozen.mode, TransferMode::Frozen);
+    assert_eq!(frozen.pretrained, Path::new("tv.safetensors"));
+    assert_eq!((frozen.frozen_epochs, frozen.finetune_lr), (0, None));
+    assert_eq!(runs[1].config.data.normalize, Normalize::Imagenet);
+    assert_eq!(runs[1].label, "frozen");
+    // two_phase defaults: half the epochs frozen, then a tenth of the learning rate.
+    let two = runs[2].config.transfer.as_ref().unwrap();
+    assert_eq!((two.frozen_epochs, two.finetune_lr), (5, Some(0.001)));
+    // A sweep checkpoint says how its inputs were prepared.
+    let runs = f.parse(&body("ours.safetensors", "")).unwrap().runs();
+    assert_eq!(runs[1].config.data.normalize, Normalize::Inception);
+    // data.normalize, when set, wins.
+    let text = body("tv.safetensors", "")
+        + "[data]\ntrain = \"train\"\nimage_size = [8, 8]\nnormalize = \"unit\"\n";
+    let runs = Sweep::from_str(&text, &f.path()).unwrap().runs();
+    assert_eq!(runs[1].config.data.normalize, Normalize::Unit);
+
+    // Per-backbone weights and stages; a backbone without weights is named.
+    let p = f.problems(
+        "[train]\npretrained = { resnet18 = \"tv.safetensors\", densenet = \"x\" }\n\
+         [transfer]\nunfreeze_from = { resnet18 = \"layer9\" }\n\
+         [grid]\nbackbone = [\"resnet18\", \"cnn\"]\nwidth = [4]\ntransfer = [\"finetune\"]\n",
+    );
+    assert_problem(&p, "train.pretrained.densenet", "is not a backbone");
+    assert_problem(&p, "train.pretrained", "has no weights for cnn");
+    assert_problem(
+        &p,
+        "transfer.unfreeze_from.resnet18",
+        "did you mean \"layer4\"?",
+    );
+    let p = f.problems("[train]\ntransfer = \"halfway\"\n");
+    assert_problem(&p, "train.transfer", "choose scratch, frozen");
+    let p = f.problems(
+        "[train]\nepochs = 4\npretrained = \"tv.safetensors\"\nbackbone = \"resnet18\"\nwidth = 4\n\
+         transfer = \"two_phase\"\n[transfer]\nfrozen_epochs = 4\nfinetune_lr = 0\n",
+    );
+    assert_problem(&p, "transfer.frozen_epochs", "leave none to fine-tune");
+    assert_problem(&p, "transfer.finetune_lr", "(0, 10]");
+}
