@@ -360,3 +360,55 @@ impl InDir for PathBuf {
         dir.join(self).canonicalize().unwrap()
     }
 }
+
+/// A real PyTorch state dict (`torch.save(torchvision resnet18 state_dict)`, the committed
+/// equivalence fixture at width 8, 5 classes) as the frozen base of a 2-class sweep: the
+/// checkpoint keeps every tensor of the file but the head, and the preprocessing follows
+/// torchvision's weights (imagenet).
+#[test]
+fn a_pytorch_state_dict_is_a_frozen_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pth = crate::util::repo().join("tests/fixtures/equivalence/resnet18_w8.pth");
+    copy_classes("train", &root.join("target"), 2, 8);
+    let file = transfer_sweep(pth.to_str().unwrap(), "")
+        .replace(
+            "image_size = 16\nchannels = 1",
+            "image_size = 96\nchannels = 3",
+        )
+        .replace("width = 4", "width = 8")
+        .replace("epochs = 3", "epochs = 1")
+        .replace("[train]\n", "[train]\ntransfer = \"frozen\"\n");
+    std::fs::write(root.join("tl.toml"), file).unwrap();
+    let out = sweep(&["run", "tl.toml"], root);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let best = json(
+        &["report", "--sweep", "tl", "--best", "--format", "json"],
+        root,
+    );
+    assert_eq!(best["config"]["data"]["normalize"], "imagenet");
+    assert_eq!(best["phase"], "frozen");
+    let source = sweep::model::weights::read(&pth, &Device::Cpu).unwrap();
+    let id = best["run_id"].as_str().unwrap();
+    let kept = tensors(&root.join("runs/tl").join(id).join("last.safetensors"));
+    let mut compared = 0;
+    for (name, t) in &source {
+        if name.ends_with("num_batches_tracked") || name.starts_with("fc.") {
+            continue;
+        }
+        let want: Vec<f32> = t
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(kept[name], want, "{name}");
+        compared += 1;
+    }
+    assert_eq!(
+        compared + 2,
+        kept.len(),
+        "every tensor but fc.weight and fc.bias"
+    );
+}

@@ -27,14 +27,19 @@ pub enum Format {
 /// Trainable parameters at the reference size: 1000 classes, 224x224 RGB, the default width
 /// (as torchvision and Keras count them; batch-norm running statistics excluded).
 pub fn reference_params(b: Backbone) -> anyhow::Result<usize> {
-    Ok(parameter_count(&ModelSpec {
+    Ok(parameter_count(&reference_spec(b))?)
+}
+
+/// The reference size: 1000 classes, 224x224 RGB, the default width.
+fn reference_spec(b: Backbone) -> ModelSpec {
+    ModelSpec {
         backbone: b,
         channels: 3,
         height: 224,
         width: 224,
         classes: 1000,
         base_width: b.default_width(),
-    })?)
+    }
 }
 
 /// One backbone's stages at the reference size, in the order the input flows through them.
@@ -46,15 +51,7 @@ fn stages(name: &str, format: Format) -> anyhow::Result<ExitCode> {
             names.join(", ")
         );
     };
-    let spec = ModelSpec {
-        backbone: b,
-        channels: 3,
-        height: 224,
-        width: 224,
-        classes: 1000,
-        base_width: b.default_width(),
-    };
-    let stages = crate::model::count::stages(&spec)?;
+    let stages = crate::model::count::stages(&reference_spec(b))?;
     let total: usize = stages.iter().map(|s| s.params).sum();
     let mut from_here = total;
     let mut rows = Vec::new();

@@ -36,6 +36,14 @@ impl<T> PerBackbone<T> {
     fn is_set(&self) -> bool {
         !matches!(self, PerBackbone::Unset)
     }
+
+    /// The TOML key that sets `backbone`'s value: `prefix`, or `prefix.backbone` per backbone.
+    fn key(&self, prefix: &str, backbone: &str) -> String {
+        match self {
+            PerBackbone::Each(_) => format!("{prefix}.{backbone}"),
+            _ => prefix.to_string(),
+        }
+    }
 }
 
 /// The sweep's transfer-learning settings, checked.
@@ -166,33 +174,10 @@ pub(super) fn parse(
         p.add(used.transfer_key, "frozen, finetune and two_phase start from pretrained weights: set [train] pretrained = \"path/to/weights.safetensors\" (or a .pth state dict), or one per backbone: pretrained = { resnet50 = \"...\" }");
         return out;
     }
-    if let PerBackbone::Each(map) = &out.pretrained {
-        for name in map.keys() {
-            if Backbone::parse(name).is_none() {
-                p.add(
-                    format!("train.pretrained.{name}"),
-                    "is not a backbone; keys are backbone names",
-                );
-            }
-        }
-    }
-    if let PerBackbone::Each(map) = &out.unfreeze_from {
-        for name in map.keys() {
-            if Backbone::parse(name).is_none() {
-                p.add(
-                    format!("transfer.unfreeze_from.{name}"),
-                    "is not a backbone; keys are backbone names",
-                );
-            }
-        }
-    }
     let shape_known = !p.has("data.image_size") && !p.has("data.channels");
     for &backbone in &used.backbones {
         let name = backbone.name();
-        let key = match &out.pretrained {
-            PerBackbone::Each(_) => format!("train.pretrained.{name}"),
-            _ => "train.pretrained".to_string(),
-        };
+        let key = out.pretrained.key("train.pretrained", name);
         let Some(file) = out.pretrained.get(name) else {
             p.add(
                 "train.pretrained",
@@ -235,11 +220,7 @@ pub(super) fn parse(
             }
             if let Some(stage) = out.unfreeze_from.get(name) {
                 if let Some(e) = stage_problem(&spec, stage) {
-                    let key = match &out.unfreeze_from {
-                        PerBackbone::Each(_) => format!("transfer.unfreeze_from.{name}"),
-                        _ => "transfer.unfreeze_from".to_string(),
-                    };
-                    p.add(key, e);
+                    p.add(out.unfreeze_from.key("transfer.unfreeze_from", name), e);
                     break;
                 }
             }
@@ -260,6 +241,13 @@ fn per_backbone<T>(
         Some(Value::Table(t)) => {
             let mut map = BTreeMap::new();
             for (name, v) in t {
+                if Backbone::parse(name).is_none() {
+                    p.add(
+                        format!("{key}.{name}"),
+                        "is not a backbone; keys are backbone names",
+                    );
+                    continue;
+                }
                 match one(v) {
                     Ok(x) => {
                         map.insert(name.clone(), x);
