@@ -191,6 +191,33 @@ fn a_sweep_pretrains_for_another_that_freezes_and_finetunes() {
     );
     let shown = text(&out).0;
     assert!(shown.contains("phases"), "{shown}");
+    // The three modes side by side, and what each does over the rest.
+    let c = json(
+        &[
+            "report",
+            "--sweep",
+            "tl",
+            "--compare",
+            "transfer",
+            "--format",
+            "json",
+        ],
+        root,
+    );
+    let values: Vec<&str> = c["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["frozen", "finetune", "two_phase"]);
+    let by = json(
+        &[
+            "report", "--sweep", "tl", "--by", "transfer", "--format", "json",
+        ],
+        root,
+    );
+    assert_eq!(by["values"].as_array().unwrap().len(), 3);
     let plan = text(&sweep(&["plan", "tl.toml"], root)).0;
     assert!(
         plan.contains("two_phase (1 frozen, then lr 0.001) from layer3"),

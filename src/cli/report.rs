@@ -1,11 +1,13 @@
-//! `sweep report`: the runs of a stored sweep, or `--best` with its classwise table.
+//! `sweep report`: the runs of a stored sweep, `--best` with its classwise table, `--compare
+//! KEY` (the best run of each value, class by class) or `--by KEY` (what a hyperparameter does).
 use std::process::ExitCode;
 
 use clap::ValueEnum;
 
 use super::StoredSweep;
 use crate::report::{
-    best_json, best_table, runs_json, runs_table, to_json_string, BestRun, SweepReport, TableStyle,
+    best_json, best_table, compare_json, compare_table, effects_json, effects_table, runs_json,
+    runs_table, to_json_string, BestRun, Comparison, SweepReport, TableStyle,
 };
 use crate::run::Monitor;
 use crate::store;
@@ -46,8 +48,16 @@ pub struct Args {
     #[command(flatten)]
     pub stored: StoredSweep,
     /// Show the best run: its config and classwise table.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["compare", "by"])]
     pub best: bool,
+    /// Compare the best run of each value of a grid key (backbone, lr, transfer, ...) class by
+    /// class, or named runs: `run:ID,ID,...` (ids or their first 4+ characters).
+    #[arg(long, value_name = "KEY", conflicts_with = "by")]
+    pub compare: Option<String>,
+    /// What a grid key does: the best, mean and worst of the metric per value, over the
+    /// other axes.
+    #[arg(long, value_name = "KEY")]
+    pub by: Option<String>,
     /// The metric that ranks runs and picks each run's best epoch.
     #[arg(long, value_enum, default_value = "val_macro_f1")]
     pub metric: Metric,
@@ -70,7 +80,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         TableStyle::Terminal
     };
-    let out = if args.best {
+    let out = if let Some(what) = &args.compare {
+        let c = match what.strip_prefix("run:") {
+            Some(ids) => {
+                let ids: Vec<&str> = ids
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                Comparison::of_runs(store.as_ref(), report, &ids)?
+            }
+            None => Comparison::by_key(store.as_ref(), report, what)?,
+        };
+        match args.format {
+            Format::Json => to_json_string(&compare_json(&c)),
+            _ => compare_table(&c, style),
+        }
+    } else if let Some(key) = &args.by {
+        let effects = crate::report::compare::effects(&report, key)?;
+        match args.format {
+            Format::Json => to_json_string(&effects_json(&report, key, &effects)),
+            _ => effects_table(&report, key, &effects, style),
+        }
+    } else if args.best {
         let best = BestRun::load(store.as_ref(), report)?;
         match args.format {
             Format::Json => to_json_string(&best_json(&best)),

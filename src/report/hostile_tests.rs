@@ -332,3 +332,36 @@ fn errors_name_the_sweep_without_control_characters() {
     assert_inert_terminal(&err);
     assert!(err.contains(&for_terminal(SWEEP)), "{err}");
 }
+
+/// `--compare` and `--by` keep hostile class names, sweep names and labels inert too.
+#[test]
+fn comparisons_keep_hostile_names_inert() {
+    let (store, _dir) = store();
+    let load = || SweepReport::load(&store, None, Monitor::ValMacroF1).unwrap();
+    let c = Comparison::by_key(&store, load(), "lr").unwrap();
+    assert_eq!(c.columns.len(), 1, "the failed run's lr has no epoch");
+    assert_eq!(c.missing, ["0.01"]);
+    let md = compare_table(&c, TableStyle::Markdown);
+    assert_inert_markdown(&md);
+    assert!(md.contains(&for_markdown(CLASSES[3])), "{md}");
+    assert_inert_terminal(&compare_table(&c, TableStyle::Terminal));
+    let effects = super::compare::effects(&load(), "lr").unwrap();
+    let report = load();
+    assert_inert_markdown(&effects_table(
+        &report,
+        "lr",
+        &effects,
+        TableStyle::Markdown,
+    ));
+    assert_inert_terminal(&effects_table(
+        &report,
+        "lr",
+        &effects,
+        TableStyle::Terminal,
+    ));
+    let json = to_json_string(&compare_json(&c));
+    assert!(
+        !json.contains('\u{1b}') && !json.contains('\u{202e}'),
+        "{json}"
+    );
+}

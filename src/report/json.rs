@@ -7,6 +7,7 @@
 //! and still parses to the same values.
 use serde_json::{json, Value};
 
+use super::compare::{best_by_class, Comparison, Effect};
 use super::text::is_hidden;
 use super::{class_rows, BestRun, SweepReport};
 use crate::store::SplitMetrics;
@@ -128,6 +129,81 @@ pub fn runs_json(report: &SweepReport) -> Value {
         })
         .collect();
     json!({ "sweep": report.sweep.name, "metric": report.metric.name(), "runs": runs })
+}
+
+/// `--compare --format json`: the compared runs, each with its validation (and test) result,
+/// and per split the value(s) with the best F1 of each class.
+pub fn compare_json(c: &Comparison) -> Value {
+    let columns: Vec<Value> = c
+        .columns
+        .iter()
+        .map(|col| {
+            let e = col.result.best_epoch();
+            json!({
+                "value": col.value,
+                "run_id": col.result.run.id,
+                "label": col.result.run.label,
+                "config": col.result.run.config,
+                "epoch": e.map(|e| e.epoch),
+                "phase": e.map(|e| e.phase.name()),
+                "metric_value": col.result.score(c.metric),
+                "val": split_json(&col.val),
+                "test": col.test.as_ref().map(split_json),
+            })
+        })
+        .collect();
+    let best = |splits: Vec<&SplitMetrics>| -> Value {
+        let Some(first) = splits.first() else {
+            return Value::Null;
+        };
+        let names = class_rows(first);
+        best_by_class(&splits)
+            .into_iter()
+            .zip(names)
+            .map(|(cols, row)| {
+                let values: Vec<&str> = cols.iter().map(|&i| c.columns[i].value.as_str()).collect();
+                json!({ "class": row.name, "best_f1": values })
+            })
+            .collect()
+    };
+    let val = best(c.columns.iter().map(|col| &col.val).collect());
+    let test = match c.has_test() {
+        true => best(
+            c.columns
+                .iter()
+                .filter_map(|col| col.test.as_ref())
+                .collect(),
+        ),
+        false => Value::Null,
+    };
+    json!({
+        "sweep": c.sweep.name,
+        "metric": c.metric.name(),
+        "key": c.key,
+        "columns": columns,
+        "not_compared": c.missing,
+        "best_by_class": { "val": val, "test": test },
+    })
+}
+
+/// `--by KEY --format json`.
+pub fn effects_json(report: &SweepReport, key: &str, effects: &[Effect]) -> Value {
+    let rows: Vec<Value> = effects
+        .iter()
+        .map(|e| {
+            json!({
+                "value": e.value,
+                "runs": e.runs,
+                "scored": e.scored,
+                "best": e.best,
+                "mean": e.mean,
+                "worst": e.worst,
+                "best_run": e.best_run.as_ref().map(|(id, _)| id),
+                "best_label": e.best_run.as_ref().map(|(_, label)| label),
+            })
+        })
+        .collect();
+    json!({ "sweep": report.sweep.name, "metric": report.metric.name(), "key": key, "values": rows })
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! Reports, made from the database alone: one row per run (best first), or the best run's
 //! config and classwise table, as terminal tables, Markdown or JSON. Names from outside pass
 //! through [`text`] on their way into tables and Markdown.
+pub mod compare;
+#[cfg(test)]
+mod compare_tests;
 #[cfg(test)]
 mod hostile_tests;
 mod json;
@@ -12,8 +15,9 @@ use serde::Serialize;
 use crate::run::{EpochSummary, Monitor};
 use crate::store::{EpochRow, Reader, RunRow, SplitMetrics, SweepRow};
 
-pub use json::{best_json, runs_json, to_json_string};
-pub use table::{best_table, runs_table, TableStyle};
+pub use compare::{Comparison, Effect};
+pub use json::{best_json, compare_json, effects_json, runs_json, to_json_string};
+pub use table::{best_table, compare_table, effects_table, runs_table, TableStyle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -22,6 +26,9 @@ pub enum ReportError {
     /// The sweep's name, shown with its control characters escaped (it comes from a file).
     #[error("no run of sweep \"{}\" has a finished epoch yet: wait for `sweep run` or check `sweep report` for failures", text::for_terminal(.0))]
     NoEpochs(String),
+    /// A report asked for something the sweep does not have (a key, a run id).
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// One run and its best epoch by the report's metric.

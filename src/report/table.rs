@@ -5,6 +5,7 @@
 use comfy_table::presets::{ASCII_MARKDOWN, UTF8_FULL_CONDENSED};
 use comfy_table::{CellAlignment, Table};
 
+use super::compare::{best_by_class, Comparison, Effect};
 use super::text::{for_markdown, for_terminal};
 use super::{class_rows, BestRun, SweepReport};
 use crate::run::RunStatus;
@@ -278,6 +279,198 @@ pub fn classwise(m: &SplitMetrics, split: &str, style: TableStyle, width: usize)
     right_align_from(&mut avg, 1);
     out += &format!("{avg}\n");
     out
+}
+
+/// `--compare`: the compared runs, then per split one row per class with F1 and recall (the
+/// seeds' "acc") of each run, the best F1 of each row marked, then the averages.
+pub fn compare_table(c: &Comparison, style: TableStyle) -> String {
+    let text = |s: &str| style.text(s);
+    let what = match &c.key {
+        Some(key) => format!("the best run of each {} by {}", text(key), c.metric.name()),
+        None => "named runs".to_string(),
+    };
+    let mut out = format!(
+        "Sweep {}: {what}
+",
+        text(&c.sweep.name)
+    );
+    let mut runs = new_table(style);
+    runs.set_header(vec![
+        c.key.as_deref().map_or("run".to_string(), text),
+        "run".into(),
+        "label".into(),
+        "best epoch".into(),
+        c.metric.name().into(),
+    ]);
+    for col in &c.columns {
+        let e = col.result.best_epoch();
+        runs.add_row(vec![
+            text(&col.value),
+            text(&col.result.run.id),
+            text(&col.result.run.label),
+            match e {
+                Some(e) if !e.phase.is_scratch() => format!("{} ({})", e.epoch, e.phase.name()),
+                Some(e) => e.epoch.to_string(),
+                None => "-".into(),
+            },
+            num(col.result.score(c.metric)),
+        ]);
+    }
+    out += &format!(
+        "{runs}
+"
+    );
+    if !c.missing.is_empty() {
+        let values: Vec<String> = c.missing.iter().map(|v| text(v)).collect();
+        out += &format!(
+            "not compared (no finished epoch yet): {}
+",
+            values.join(", ")
+        );
+    }
+    let val: Vec<&SplitMetrics> = c.columns.iter().map(|col| &col.val).collect();
+    out += &format!(
+        "{}{}",
+        gap(style),
+        side_by_side(c, &val, "validation", style)
+    );
+    if c.has_test() {
+        let test: Vec<&SplitMetrics> = c
+            .columns
+            .iter()
+            .filter_map(|col| col.test.as_ref())
+            .collect();
+        out += &format!("{}{}", gap(style), side_by_side(c, &test, "test", style));
+    }
+    out
+}
+
+/// One split of a comparison: classes down, (F1, acc) per compared run across.
+fn side_by_side(
+    c: &Comparison,
+    splits: &[&SplitMetrics],
+    split: &str,
+    style: TableStyle,
+) -> String {
+    let text = |s: &str| style.text(s);
+    let mark = |v: f64, best: bool| match (best, style) {
+        (false, _) => format!("{v:.4}"),
+        (true, TableStyle::Terminal) => format!("{v:.4}*"),
+        (true, TableStyle::Markdown) => format!("**{v:.4}**"),
+    };
+    let mut t = new_table(style);
+    let mut header = vec!["class".to_string(), "support".to_string()];
+    for col in &c.columns {
+        header.push(format!("{} f1", text(&col.value)));
+        header.push(format!("{} acc", text(&col.value)));
+    }
+    t.set_header(header);
+    let Some(first) = splits.first() else {
+        return String::new();
+    };
+    let best = best_by_class(splits);
+    for (k, name) in class_rows(first).iter().map(|r| r.name.clone()).enumerate() {
+        let supports: Vec<u64> = splits
+            .iter()
+            .map(|m| m.metrics.classes.get(k).map_or(0, |x| x.support))
+            .collect();
+        let support = if supports.windows(2).all(|w| w[0] == w[1]) {
+            supports[0].to_string()
+        } else {
+            let s: Vec<String> = supports.iter().map(u64::to_string).collect();
+            s.join("/")
+        };
+        let mut row = vec![text(&name), support];
+        for (i, m) in splits.iter().enumerate() {
+            let cls = m.metrics.classes.get(k);
+            row.push(cls.map_or("-".into(), |x| mark(x.f1, best[k].contains(&i))));
+            row.push(cls.map_or("-".into(), |x| format!("{:.4}", x.recall)));
+        }
+        t.add_row(row);
+    }
+    let total = |f: &dyn Fn(&SplitMetrics) -> (f64, f64), label: &str| {
+        let mut row = vec![label.to_string(), String::new()];
+        for m in splits {
+            let (a, b) = f(m);
+            row.push(format!("{a:.4}"));
+            row.push(format!("{b:.4}"));
+        }
+        row
+    };
+    t.add_row(total(
+        &|m| (m.metrics.macro_f1, m.metrics.macro_recall),
+        "macro avg",
+    ));
+    t.add_row(total(
+        &|m| (m.metrics.weighted_f1, m.metrics.weighted_recall),
+        "weighted avg",
+    ));
+    let mut acc = vec![
+        "accuracy".to_string(),
+        splits[0].metrics.support.to_string(),
+    ];
+    for m in splits {
+        acc.push(String::new());
+        acc.push(format!("{:.4}", m.metrics.accuracy));
+    }
+    t.add_row(acc);
+    right_align_from(&mut t, 1);
+    let marked = match style {
+        TableStyle::Terminal => "*",
+        TableStyle::Markdown => "bold",
+    };
+    format!(
+        "{split} ({marked}: the best F1 of the class; acc is the class's recall)
+{t}
+"
+    )
+}
+
+/// `--by KEY`: per value, the best, mean and worst of the metric over the other axes.
+pub fn effects_table(
+    report: &SweepReport,
+    key: &str,
+    effects: &[Effect],
+    style: TableStyle,
+) -> String {
+    let text = |s: &str| style.text(s);
+    let mut t = new_table(style);
+    t.set_header(vec![
+        text(key),
+        "runs".into(),
+        "best".into(),
+        "mean".into(),
+        "worst".into(),
+        "best run".into(),
+    ]);
+    for e in effects {
+        let runs = match e.scored == e.runs {
+            true => e.runs.to_string(),
+            false => format!("{} ({} scored)", e.runs, e.scored),
+        };
+        t.add_row(vec![
+            text(&e.value),
+            runs,
+            num(e.best),
+            num(e.mean),
+            num(e.worst),
+            e.best_run.as_ref().map_or("-".into(), |(id, label)| {
+                format!("{} ({})", text(id), text(label))
+            }),
+        ]);
+    }
+    right_align_from(&mut t, 1);
+    if let Some(c) = t.column_mut(5) {
+        c.set_cell_alignment(CellAlignment::Left);
+    }
+    format!(
+        "Sweep {}: {} of each {} over the other axes (each run at its best epoch)
+{t}
+",
+        text(&report.sweep.name),
+        report.metric.name(),
+        text(key)
+    )
 }
 
 /// Markdown needs a blank line between tables, or they run together.

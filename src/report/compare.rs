@@ -1,0 +1,277 @@
+//! Reports that make the choice: the best run of each value of a grid key side by side, class
+//! by class (`--compare KEY`, or `--compare run:ID,ID,...`), and what a hyperparameter does
+//! over the other axes (`--by KEY`). Built from a [`SweepReport`] and the store alone.
+use serde_json::Value;
+
+use super::{ReportError, RunResult, SweepReport};
+use crate::run::Monitor;
+use crate::store::{Reader, SplitMetrics, SweepRow};
+
+/// The value of grid key (or dotted config path) `key` in a stored run config, as sweep files
+/// and labels write it: `resnet18`, `0.001`, `frozen`. Keys a config leaves out at their
+/// default read as that default (`transfer` scratch, `precision` fp32).
+pub fn config_value(config: &Value, key: &str) -> Option<String> {
+    let shown = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) if n.is_f64() => n.as_f64().map(|f| format!("{f}")),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    match key {
+        "transfer" => Some(
+            config
+                .pointer("/transfer/mode")
+                .and_then(Value::as_str)
+                .unwrap_or("scratch")
+                .to_string(),
+        ),
+        "precision" => Some(
+            config
+                .get("precision")
+                .and_then(Value::as_str)
+                .unwrap_or("fp32")
+                .to_string(),
+        ),
+        "weight_decay" => config
+            .pointer("/optimizer_settings/weight_decay")
+            .and_then(shown),
+        _ => config
+            .pointer(&format!("/{}", key.replace('.', "/")))
+            .and_then(shown),
+    }
+}
+
+/// One compared run: the value it stands for, its result and its classwise metrics.
+#[derive(Clone, Debug)]
+pub struct Column {
+    /// The key's value (or the run id, for named runs).
+    pub value: String,
+    pub result: RunResult,
+    /// Validation metrics of its best epoch.
+    pub val: SplitMetrics,
+    /// The test folder's metrics of its kept weights, if the sweep has a test folder.
+    pub test: Option<SplitMetrics>,
+}
+
+/// The runs compared side by side.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    pub sweep: SweepRow,
+    pub metric: Monitor,
+    /// The key compared; `None` for named runs.
+    pub key: Option<String>,
+    pub columns: Vec<Column>,
+    /// Values of the key whose runs have no finished epoch (not compared).
+    pub missing: Vec<String>,
+}
+
+impl Comparison {
+    /// The best run (by the report's metric) of each value of `key`, values in the order the
+    /// sweep file expands them. Retired runs only stand in for a value no current run has.
+    pub fn by_key(
+        store: &dyn Reader,
+        report: SweepReport,
+        key: &str,
+    ) -> Result<Comparison, ReportError> {
+        let mut values: Vec<(usize, String)> = Vec::new();
+        for r in &report.runs {
+            let Some(v) = config_value(&r.run.config, key) else {
+                continue;
+            };
+            match values.iter_mut().find(|(_, x)| *x == v) {
+                Some(entry) => entry.0 = entry.0.min(r.run.index),
+                None => values.push((r.run.index, v)),
+            }
+        }
+        if values.is_empty() {
+            let keys = crate::sweep::GRID_KEYS.join(", ");
+            return Err(ReportError::Usage(format!(
+                "no run of sweep \"{}\" has a value for \"{}\"; compare a grid key ({keys}) or a config path such as data.normalize",
+                super::text::for_terminal(&report.sweep.name),
+                super::text::for_terminal(key)
+            )));
+        }
+        values.sort();
+        let mut columns = Vec::new();
+        let mut missing = Vec::new();
+        for (_, value) in values {
+            // Runs are best first: the first scored run of this value is its best.
+            let best = report.runs.iter().find(|r| {
+                r.score(report.metric).is_some()
+                    && config_value(&r.run.config, key).as_deref() == Some(value.as_str())
+            });
+            match best {
+                Some(r) => columns.push(column(store, value, r.clone())?),
+                None => missing.push(value),
+            }
+        }
+        if columns.is_empty() {
+            return Err(ReportError::NoEpochs(report.sweep.name));
+        }
+        Ok(Comparison {
+            sweep: report.sweep,
+            metric: report.metric,
+            key: Some(key.to_string()),
+            columns,
+            missing,
+        })
+    }
+
+    /// Named runs (ids or unique prefixes of at least 4 characters), in the order given.
+    pub fn of_runs(
+        store: &dyn Reader,
+        report: SweepReport,
+        ids: &[&str],
+    ) -> Result<Comparison, ReportError> {
+        let mut columns = Vec::new();
+        for id in ids {
+            let found: Vec<&RunResult> = report
+                .runs
+                .iter()
+                .filter(|r| id.len() >= 4 && r.run.id.starts_with(id))
+                .collect();
+            let r = match found.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(ReportError::Usage(format!(
+                        "no run of sweep \"{}\" has an id starting with \"{}\" (give 4 or more characters; `sweep status` lists the ids)",
+                        super::text::for_terminal(&report.sweep.name),
+                        super::text::for_terminal(id)
+                    )))
+                }
+                _ => {
+                    return Err(ReportError::Usage(format!(
+                        "\"{}\" starts {} run ids; give more characters",
+                        super::text::for_terminal(id),
+                        found.len()
+                    )))
+                }
+            };
+            if r.best_epoch().is_none() {
+                return Err(ReportError::Usage(format!(
+                    "run {} has no finished epoch to compare",
+                    r.run.id
+                )));
+            }
+            columns.push(column(store, r.run.id.clone(), r.clone())?);
+        }
+        Ok(Comparison {
+            sweep: report.sweep,
+            metric: report.metric,
+            key: None,
+            columns,
+            missing: Vec::new(),
+        })
+    }
+
+    /// Whether every compared run has test-folder metrics.
+    pub fn has_test(&self) -> bool {
+        self.columns.iter().all(|c| c.test.is_some())
+    }
+}
+
+fn column(store: &dyn Reader, value: String, result: RunResult) -> Result<Column, ReportError> {
+    let epoch = result
+        .best_epoch()
+        .map(|e| e.epoch)
+        .ok_or_else(|| ReportError::NoEpochs(result.run.label.clone()))?;
+    let val = store
+        .split_metrics(&result.run.id, "val", epoch)?
+        .ok_or_else(|| ReportError::NoEpochs(result.run.label.clone()))?;
+    let test = result.test.clone();
+    Ok(Column {
+        value,
+        result,
+        val,
+        test,
+    })
+}
+
+/// For each class (in the first column's class order) the indexes of the columns with the
+/// highest F1, ties included.
+pub fn best_by_class(splits: &[&SplitMetrics]) -> Vec<Vec<usize>> {
+    let classes = splits.first().map_or(0, |m| m.metrics.classes.len());
+    (0..classes)
+        .map(|k| {
+            let f1: Vec<f64> = splits
+                .iter()
+                .map(|m| m.metrics.classes.get(k).map_or(f64::NAN, |c| c.f1))
+                .collect();
+            let top = f1.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (0..f1.len()).filter(|&i| f1[i] == top).collect()
+        })
+        .collect()
+}
+
+/// What one value of a key does over the other axes: the metric of its runs (each at its
+/// best epoch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effect {
+    pub value: String,
+    /// Runs with this value (finished epochs or not).
+    pub runs: usize,
+    /// Those with a score.
+    pub scored: usize,
+    pub best: Option<f64>,
+    pub mean: Option<f64>,
+    pub worst: Option<f64>,
+    /// The id and label of the best run.
+    pub best_run: Option<(String, String)>,
+}
+
+/// The marginal effect of `key`: per value, in the order the sweep expands them, the best,
+/// mean and worst of the report's metric over the runs with that value. Retired runs are
+/// left out.
+pub fn effects(report: &SweepReport, key: &str) -> Result<Vec<Effect>, ReportError> {
+    let metric = report.metric;
+    let mut order: Vec<(usize, String)> = Vec::new();
+    for r in report.runs.iter().filter(|r| !r.run.retired) {
+        if let Some(v) = config_value(&r.run.config, key) {
+            match order.iter_mut().find(|(_, x)| *x == v) {
+                Some(entry) => entry.0 = entry.0.min(r.run.index),
+                None => order.push((r.run.index, v)),
+            }
+        }
+    }
+    if order.is_empty() {
+        let keys = crate::sweep::GRID_KEYS.join(", ");
+        return Err(ReportError::Usage(format!(
+            "no run of sweep \"{}\" has a value for \"{}\"; use a grid key ({keys}) or a config path such as data.normalize",
+            super::text::for_terminal(&report.sweep.name),
+            super::text::for_terminal(key)
+        )));
+    }
+    order.sort();
+    Ok(order
+        .into_iter()
+        .map(|(_, value)| {
+            let runs: Vec<&RunResult> = report
+                .runs
+                .iter()
+                .filter(|r| {
+                    !r.run.retired
+                        && config_value(&r.run.config, key).as_deref() == Some(value.as_str())
+                })
+                .collect();
+            // Best first, as the report ranks them.
+            let scores: Vec<(f64, &RunResult)> = runs
+                .iter()
+                .filter_map(|r| r.score(metric).map(|s| (s, *r)))
+                .collect();
+            let n = scores.len();
+            let mean = (n > 0).then(|| scores.iter().map(|(s, _)| s).sum::<f64>() / n as f64);
+            Effect {
+                value,
+                runs: runs.len(),
+                scored: n,
+                best: scores.first().map(|(s, _)| *s),
+                mean,
+                worst: scores.last().map(|(s, _)| *s),
+                best_run: scores
+                    .first()
+                    .map(|(_, r)| (r.run.id.clone(), r.run.label.clone())),
+            }
+        })
+        .collect())
+}
