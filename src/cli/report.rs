@@ -6,8 +6,9 @@ use clap::ValueEnum;
 
 use super::StoredSweep;
 use crate::report::{
-    best_json, best_table, compare_json, compare_table, effects_json, effects_table, runs_json,
-    runs_table, to_json_string, BestRun, Comparison, SweepReport, TableStyle,
+    best_json, best_table, compare_json, compare_table, effects_json, effects_table, run_json,
+    run_table, runs_json, runs_table, to_json_string, BestRun, Comparison, RunReport, SweepReport,
+    TableStyle,
 };
 use crate::run::Monitor;
 use crate::store;
@@ -56,8 +57,13 @@ pub struct Args {
     pub compare: Option<String>,
     /// What a grid key does: the best, mean and worst of the metric per value, over the
     /// other axes.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", conflicts_with = "run")]
     pub by: Option<String>,
+    /// One run in full: its config, epoch history (phase, lr, losses, accuracy, macro F1,
+    /// seconds), classwise table and confusion matrix (counts and row-normalised). Its id or
+    /// first 4+ characters.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["best", "compare"])]
+    pub run: Option<String>,
     /// The metric that ranks runs and picks each run's best epoch.
     #[arg(long, value_enum, default_value = "val_macro_f1")]
     pub metric: Metric,
@@ -80,7 +86,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         TableStyle::Terminal
     };
-    let out = if let Some(what) = &args.compare {
+    let out = if let Some(id) = &args.run {
+        let r = RunReport::load(store.as_ref(), report, id)?;
+        match args.format {
+            Format::Json => to_json_string(&run_json(&r)),
+            _ => run_table(&r, style, width(args.width)),
+        }
+    } else if let Some(what) = &args.compare {
         let c = match what.strip_prefix("run:") {
             Some(ids) => {
                 let ids: Vec<&str> = ids

@@ -126,28 +126,7 @@ impl Comparison {
     ) -> Result<Comparison, ReportError> {
         let mut columns = Vec::new();
         for id in ids {
-            let found: Vec<&RunResult> = report
-                .runs
-                .iter()
-                .filter(|r| id.len() >= 4 && r.run.id.starts_with(id))
-                .collect();
-            let r = match found.as_slice() {
-                [one] => *one,
-                [] => {
-                    return Err(ReportError::Usage(format!(
-                        "no run of sweep \"{}\" has an id starting with \"{}\" (give 4 or more characters; `sweep status` lists the ids)",
-                        super::text::for_terminal(&report.sweep.name),
-                        super::text::for_terminal(id)
-                    )))
-                }
-                _ => {
-                    return Err(ReportError::Usage(format!(
-                        "\"{}\" starts {} run ids; give more characters",
-                        super::text::for_terminal(id),
-                        found.len()
-                    )))
-                }
-            };
+            let r = super::find_run(&report, id)?;
             if r.best_epoch().is_none() {
                 return Err(ReportError::Usage(format!(
                     "run {} has no finished epoch to compare",

@@ -218,3 +218,45 @@ validation (bold: the best F1 of the class; acc is the class's recall)
     );
     assert_eq!(got, want, "got:\n{got}");
 }
+
+#[test]
+fn one_run_in_full_with_its_confusion_matrix() {
+    let (store, ids, _dir) = store();
+    let r = RunReport::load(&store, report(&store), &ids[0][..5]).unwrap();
+    assert_eq!(r.result.run.id, ids[0]);
+    let table = run_table(&r, TableStyle::Terminal, 100);
+    assert!(table.contains("best val_macro_f1"), "{table}");
+    assert!(table.contains("lr ") || table.contains("│ lr"), "{table}");
+    // Run A's confusion [[9, 1], [4, 6]]: counts, and rows divided by 10.
+    let rows: Vec<Vec<String>> = table
+        .lines()
+        .filter(|l| l.starts_with("│ cat "))
+        .map(|l| {
+            l.trim_matches('│')
+                .split('┆')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect();
+    let row = |cells: [&str; 3]| cells.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    assert!(rows.contains(&row(["cat", "9", "1"])), "{rows:?}");
+    assert!(rows.contains(&row(["cat", "0.900", "0.100"])), "{rows:?}");
+    let json = run_json(&r);
+    assert_eq!(
+        json["val"]["confusion"],
+        serde_json::json!([[9, 1], [4, 6]])
+    );
+    assert_eq!(
+        json["val"]["confusion_normalised"],
+        serde_json::json!([[0.9, 0.1], [0.4, 0.6]])
+    );
+    assert_eq!(json["epochs"][0]["phase"], "scratch");
+    // D has not started: its report says so, with no classwise table.
+    let d = RunReport::load(&store, report(&store), &ids[3]).unwrap();
+    assert!(d.val.is_none());
+    assert!(!run_table(&d, TableStyle::Markdown, 100).contains("CLASSWISE"));
+    let e = RunReport::load(&store, report(&store), "abc")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("4 or more characters"), "{e}");
+}

@@ -365,3 +365,17 @@ fn comparisons_keep_hostile_names_inert() {
         "{json}"
     );
 }
+
+/// `--run ID` keeps them inert as well: config, stop reason, checkpoint, skipped files,
+/// classwise and confusion tables.
+#[test]
+fn one_run_report_keeps_hostile_names_inert() {
+    let (store, _dir) = store();
+    let load = || SweepReport::load(&store, None, Monitor::ValMacroF1).unwrap();
+    let id = load().runs[0].run.id.clone();
+    let r = RunReport::load(&store, load(), &id).unwrap();
+    let md = run_table(&r, TableStyle::Markdown, 80);
+    assert_inert_markdown(&md);
+    assert!(md.contains(&for_markdown(SKIPPED_REASON)), "{md}");
+    assert_inert_terminal(&run_table(&r, TableStyle::Terminal, 80));
+}

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::compare::{best_by_class, Comparison, Effect};
 use super::text::is_hidden;
-use super::{class_rows, BestRun, SweepReport};
+use super::{class_rows, row_normalised, BestRun, RunReport, SweepReport};
 use crate::store::SplitMetrics;
 
 /// `value` as pretty JSON with every character [`is_hidden`] finds written as a `\uXXXX`
@@ -183,6 +183,60 @@ pub fn compare_json(c: &Comparison) -> Value {
         "columns": columns,
         "not_compared": c.missing,
         "best_by_class": { "val": val, "test": test },
+    })
+}
+
+/// `--run ID --format json`: the run, its epoch history, and the classwise results (with the
+/// confusion matrix in counts and row-normalised) of its best epoch and the test folder.
+pub fn run_json(r: &RunReport) -> Value {
+    let run = &r.result.run;
+    let epochs: Vec<Value> = r
+        .result
+        .epochs
+        .iter()
+        .map(|e| {
+            json!({
+                "epoch": e.epoch,
+                "phase": e.phase.name(),
+                "lr": e.lr,
+                "train_loss": e.train_loss,
+                "train_acc": e.train_acc,
+                "val_loss": e.val_loss,
+                "val_acc": e.val_acc,
+                "val_macro_f1": e.val_macro_f1,
+                "val_weighted_f1": e.val_weighted_f1,
+                "seconds": e.seconds,
+                "images_per_sec": e.images_per_sec,
+                "checkpoint_saved": e.checkpoint_saved,
+            })
+        })
+        .collect();
+    let split = |m: &SplitMetrics| {
+        let mut v = split_json(m);
+        if let Value::Object(o) = &mut v {
+            o.insert(
+                "confusion_normalised".into(),
+                json!(row_normalised(&m.confusion.matrix)),
+            );
+        }
+        v
+    };
+    json!({
+        "sweep": r.sweep.name,
+        "run_id": run.id,
+        "label": run.label,
+        "status": run.status,
+        "error": run.error,
+        "stop_reason": run.stop_reason,
+        "config": run.config,
+        "metric": r.metric.name(),
+        "best_epoch": r.result.best_epoch().map(|e| e.epoch),
+        "metric_value": r.result.score(r.metric),
+        "checkpoint": run.checkpoint,
+        "epochs": epochs,
+        "val": r.val.as_ref().map(split),
+        "test": r.result.test.as_ref().map(split),
+        "skipped_files": r.skipped,
     })
 }
 

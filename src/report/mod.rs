@@ -16,8 +16,8 @@ use crate::run::{EpochSummary, Monitor};
 use crate::store::{EpochRow, Reader, RunRow, SplitMetrics, SweepRow};
 
 pub use compare::{Comparison, Effect};
-pub use json::{best_json, compare_json, effects_json, runs_json, to_json_string};
-pub use table::{best_table, compare_table, effects_table, runs_table, TableStyle};
+pub use json::{best_json, compare_json, effects_json, run_json, runs_json, to_json_string};
+pub use table::{best_table, compare_table, effects_table, run_table, runs_table, TableStyle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -184,6 +184,84 @@ impl BestRun {
             skipped,
         })
     }
+}
+
+/// One run in full (`--run ID`): its result, the classwise metrics of its best epoch (and of
+/// the test folder) and its skipped files.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub sweep: SweepRow,
+    pub metric: Monitor,
+    pub result: RunResult,
+    /// Validation metrics of the best epoch; `None` before its first epoch.
+    pub val: Option<SplitMetrics>,
+    pub skipped: Vec<crate::run::Skipped>,
+}
+
+impl RunReport {
+    /// The run of `report` whose id is `id` or starts with it (4+ characters).
+    pub fn load(
+        store: &dyn Reader,
+        report: SweepReport,
+        id: &str,
+    ) -> Result<RunReport, ReportError> {
+        let result = find_run(&report, id)?.clone();
+        let val = match result.best_epoch() {
+            Some(e) => store.split_metrics(&result.run.id, "val", e.epoch)?,
+            None => None,
+        };
+        let skipped = store.skipped_files(&result.run.id)?;
+        Ok(RunReport {
+            sweep: report.sweep,
+            metric: report.metric,
+            result,
+            val,
+            skipped,
+        })
+    }
+}
+
+/// The run of `report` whose id is `id` or starts with it (at least 4 characters, as `sweep
+/// predict` takes them).
+pub fn find_run<'a>(report: &'a SweepReport, id: &str) -> Result<&'a RunResult, ReportError> {
+    let found: Vec<&RunResult> = report
+        .runs
+        .iter()
+        .filter(|r| id.len() >= 4 && r.run.id.starts_with(id))
+        .collect();
+    let name = text::for_terminal(&report.sweep.name);
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(ReportError::Usage(format!(
+            "no run of sweep \"{name}\" has an id starting with \"{}\" (give 4 or more characters; `sweep status` lists the ids)",
+            text::for_terminal(id)
+        ))),
+        _ => Err(ReportError::Usage(format!(
+            "\"{}\" starts {} run ids of sweep \"{name}\"; give more characters",
+            text::for_terminal(id),
+            found.len()
+        ))),
+    }
+}
+
+/// A confusion matrix divided row by row by its row's total (rows = true class): each row is
+/// where that class's images went, summing to 1 (a class without images stays 0).
+pub fn row_normalised(matrix: &[Vec<u64>]) -> Vec<Vec<f64>> {
+    matrix
+        .iter()
+        .map(|row| {
+            let total: u64 = row.iter().sum();
+            row.iter()
+                .map(|&n| {
+                    if total == 0 {
+                        0.0
+                    } else {
+                        n as f64 / total as f64
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A classwise result as the JSON and table renderers share it.

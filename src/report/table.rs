@@ -7,7 +7,7 @@ use comfy_table::{CellAlignment, Table};
 
 use super::compare::{best_by_class, Comparison, Effect};
 use super::text::{for_markdown, for_terminal};
-use super::{class_rows, BestRun, SweepReport};
+use super::{class_rows, row_normalised, BestRun, RunReport, SweepReport};
 use crate::run::RunStatus;
 use crate::store::SplitMetrics;
 
@@ -150,16 +150,15 @@ pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
             "\n{} unreadable file(s) were skipped:\n",
             best.skipped.len()
         );
-        out += &skipped_list(best, style);
+        out += &skipped_rows(&best.skipped, style);
     }
     out
 }
 
 /// The skipped files: indented lines in the terminal; a table in Markdown, where a line that
 /// starts with a path could otherwise become a heading or a list item.
-fn skipped_list(best: &BestRun, style: TableStyle) -> String {
-    let files = best
-        .skipped
+fn skipped_rows(skipped: &[crate::run::Skipped], style: TableStyle) -> String {
+    let files = skipped
         .iter()
         .map(|s| (style.text(&s.path.to_string_lossy()), style.text(&s.reason)));
     match style {
@@ -470,6 +469,120 @@ pub fn effects_table(
         text(&report.sweep.name),
         report.metric.name(),
         text(key)
+    )
+}
+
+/// `--run ID`: the run's config, its epoch history, then the classwise table and confusion
+/// matrix (counts and row-normalised) of its best epoch, and of the test folder.
+pub fn run_table(r: &RunReport, style: TableStyle, width: usize) -> String {
+    let text = |s: &str| style.text(s);
+    let run = &r.result.run;
+    let mut out = format!(
+        "Run {} ({}) of sweep {}: {}\n",
+        text(&run.id),
+        text(&run.label),
+        text(&r.sweep.name),
+        run.status
+    );
+    let mut cfg = new_table(style);
+    cfg.set_header(vec!["setting", "value"]);
+    for (k, v) in flatten(&run.config) {
+        cfg.add_row(vec![text(&k), text(&v)]);
+    }
+    for (k, v) in [
+        ("stop reason", run.stop_reason.as_deref()),
+        ("error", run.error.as_deref()),
+        ("checkpoint", run.checkpoint.as_deref()),
+    ] {
+        if let Some(v) = v {
+            cfg.add_row(vec![k.into(), text(v)]);
+        }
+    }
+    out += &format!("{cfg}\n{}", gap(style));
+    let mut epochs = new_table(style);
+    epochs.set_header(vec![
+        "epoch",
+        "phase",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "val_f1",
+        "seconds",
+        "",
+    ]);
+    let best = r.result.best_epoch().map(|e| e.epoch);
+    for e in &r.result.epochs {
+        let mut marks = Vec::new();
+        if Some(e.epoch) == best {
+            marks.push(format!("best {}", r.metric.name()));
+        }
+        if e.checkpoint_saved {
+            marks.push("saved".to_string());
+        }
+        epochs.add_row(vec![
+            e.epoch.to_string(),
+            e.phase.name().to_string(),
+            format!("{:.3e}", e.lr),
+            num(e.train_loss),
+            num(e.train_acc),
+            num(e.val_loss),
+            num(e.val_acc),
+            num(e.val_macro_f1),
+            format!("{:.2}", e.seconds),
+            marks.join(", "),
+        ]);
+    }
+    right_align_from(&mut epochs, 2);
+    if let Some(c) = epochs.column_mut(9) {
+        c.set_cell_alignment(CellAlignment::Left);
+    }
+    out += &format!("epochs\n{epochs}\n");
+    if let Some(val) = &r.val {
+        out += &classwise(val, "validation", style, width);
+        out += &confusion_tables(val, style);
+    }
+    if let Some(test) = &r.result.test {
+        out += &classwise(test, "test", style, width);
+        out += &confusion_tables(test, style);
+    }
+    if !r.skipped.is_empty() {
+        out += &format!("\n{} unreadable file(s) were skipped:\n", r.skipped.len());
+        out += &skipped_rows(&r.skipped, style);
+    }
+    out
+}
+
+/// The confusion matrix (rows = true class, columns = predicted), in counts and row-normalised.
+fn confusion_tables(m: &SplitMetrics, style: TableStyle) -> String {
+    let names: Vec<String> = class_rows(m).iter().map(|r| style.text(&r.name)).collect();
+    let table = |cells: &dyn Fn(usize, usize) -> String| {
+        let mut t = new_table(style);
+        let mut header = vec!["true \\ predicted".to_string()];
+        header.extend(names.iter().cloned());
+        t.set_header(header);
+        for (i, name) in names.iter().enumerate() {
+            let mut row = vec![name.clone()];
+            row.extend((0..names.len()).map(|j| cells(i, j)));
+            t.add_row(row);
+        }
+        right_align_from(&mut t, 1);
+        t
+    };
+    let counts = &m.confusion.matrix;
+    let share = row_normalised(counts);
+    let get = |i: usize, j: usize| counts.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0);
+    let counted = table(&|i, j| get(i, j).to_string());
+    let normalised = table(&|i, j| {
+        share
+            .get(i)
+            .and_then(|r| r.get(j))
+            .map_or("-".into(), |v| format!("{v:.3}"))
+    });
+    format!(
+        "\nconfusion matrix, counts (rows: true class)\n{counted}\n{}confusion matrix, each row divided by its class's images\n{normalised}\n",
+        gap(style)
     )
 }
 
