@@ -439,3 +439,36 @@ fn a_pytorch_state_dict_is_a_frozen_base() {
         "every tensor but fc.weight and fc.bias"
     );
 }
+
+/// `--out` writes the report whole, making its folder; `--where` narrows any report.
+#[test]
+fn reports_go_to_files_and_narrow_with_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    pretrain(root);
+    let out = sweep(
+        &[
+            "report",
+            "--sweep",
+            "pre",
+            "--format",
+            "csv",
+            "--out",
+            "reports/pre/runs.csv",
+        ],
+        root,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(out.stdout.is_empty());
+    assert!(text(&out).1.contains("wrote reports/pre/runs.csv"));
+    let csv = std::fs::read_to_string(root.join("reports/pre/runs.csv")).unwrap();
+    assert!(csv.starts_with("rank,index,run_id,label"), "{csv}");
+    assert_eq!(csv.lines().count(), 2);
+    let out = sweep(&["report", "--sweep", "pre", "--where", "lr=0.5"], root);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("its values: 0.001"),
+        "{}",
+        text(&out).1
+    );
+}

@@ -1,10 +1,12 @@
 //! `sweep report`: the runs of a stored sweep, `--best` with its classwise table, `--compare
 //! KEY` (the best run of each value, class by class) or `--by KEY` (what a hyperparameter does).
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
 
 use super::StoredSweep;
+use crate::report::csv;
 use crate::report::{
     best_json, best_table, compare_json, compare_table, effects_json, effects_table, run_json,
     run_table, runs_json, runs_table, to_json_string, BestRun, Comparison, RunReport, SweepReport,
@@ -18,6 +20,7 @@ pub enum Format {
     Table,
     Markdown,
     Json,
+    Csv,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -72,15 +75,35 @@ pub struct Args {
     /// Width the classwise table wraps at (default: $COLUMNS, else 100).
     #[arg(long)]
     pub width: Option<usize>,
+    /// Only the runs whose config has KEY=VALUE (a grid key, or a config path such as
+    /// data.normalize); repeat to narrow further.
+    #[arg(long = "where", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub filters: Vec<(String, String)>,
+    /// The runs table: only the first N runs.
+    #[arg(long, value_name = "N", conflicts_with_all = ["best", "compare", "by", "run"])]
+    pub top: Option<usize>,
+    /// Write the report to FILE (its folder is made) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!(
+            "expected KEY=VALUE, e.g. optimizer=sgd; got \"{s}\""
+        )),
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = store::open_read_only(&args.stored.db.db)?;
-    let report = SweepReport::load(
+    let mut report = SweepReport::load(
         store.as_ref(),
         args.stored.sweep.as_deref(),
         args.metric.into(),
     )?;
+    report.keep_where(&args.filters)?;
     let style = if args.format == Format::Markdown {
         TableStyle::Markdown
     } else {
@@ -90,6 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let r = RunReport::load(store.as_ref(), report, id)?;
         match args.format {
             Format::Json => to_json_string(&run_json(&r)),
+            Format::Csv => csv::run_csv(&r),
             _ => run_table(&r, style, width(args.width)),
         }
     } else if let Some(what) = &args.compare {
@@ -106,31 +130,69 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         match args.format {
             Format::Json => to_json_string(&compare_json(&c)),
+            Format::Csv => csv::compare_csv(&c),
             _ => compare_table(&c, style),
         }
     } else if let Some(key) = &args.by {
         let effects = crate::report::compare::effects(&report, key)?;
         match args.format {
             Format::Json => to_json_string(&effects_json(&report, key, &effects)),
+            Format::Csv => csv::effects_csv(&report, key, &effects),
             _ => effects_table(&report, key, &effects, style),
         }
     } else if args.best {
         let best = BestRun::load(store.as_ref(), report)?;
         match args.format {
             Format::Json => to_json_string(&best_json(&best)),
+            Format::Csv => csv::best_csv(&best),
             _ => best_table(&best, style, width(args.width)),
         }
     } else {
+        if let Some(n) = args.top {
+            report.runs.truncate(n);
+        }
         match args.format {
             Format::Json => to_json_string(&runs_json(&report)),
+            Format::Csv => csv::runs_csv(&report),
             _ => runs_table(&report, style),
         }
     };
-    println!("{}", out.trim_end());
+    let out = format!("{}\n", out.trim_end());
+    match &args.out {
+        Some(path) => {
+            write_atomically(path, &out)?;
+            eprintln!("wrote {}", path.display());
+        }
+        // CSV holds names exactly as they are; on a terminal their hidden characters (escape
+        // sequences, bidi overrides) are shown as escapes, as every other format does.
+        None if args.format == Format::Csv && std::io::stdout().is_terminal() => {
+            for line in out.lines() {
+                println!("{}", crate::report::text::for_terminal(line));
+            }
+        }
+        None => print!("{out}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 fn width(arg: Option<usize>) -> usize {
     arg.or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()))
         .unwrap_or(100)
+}
+
+/// Writes `text` to `path` through a temporary file beside it, so a reader never sees half a
+/// report and a failed write leaves the old one; the folder is made first.
+fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot make the folder {} for --out", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp-sweep-report");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("cannot write the report to {}", path.display()))
 }

@@ -260,3 +260,61 @@ fn one_run_in_full_with_its_confusion_matrix() {
         .to_string();
     assert!(e.contains("4 or more characters"), "{e}");
 }
+
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut r = ::csv::Reader::from_reader(text.as_bytes());
+    let mut rows = vec![r.headers().unwrap().iter().map(String::from).collect()];
+    rows.extend(
+        r.records()
+            .map(|x| x.unwrap().iter().map(String::from).collect::<Vec<_>>()),
+    );
+    rows
+}
+
+#[test]
+fn where_filters_and_csv_rows() {
+    let (store, ids, _dir) = store();
+    let mut r = report(&store);
+    r.keep_where(&[("lr".into(), "0.1".into())]).unwrap();
+    let kept: Vec<&str> = r.runs.iter().map(|r| r.run.id.as_str()).collect();
+    assert_eq!(
+        kept,
+        [ids[2].as_str(), ids[0].as_str()],
+        "C then A, best first"
+    );
+    let e = report(&store)
+        .keep_where(&[("lr".into(), "0.5".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("its values: 0.01, 0.1"), "{e}");
+    let e = report(&store)
+        .keep_where(&[("nope".into(), "1".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no run has that key"), "{e}");
+
+    // The runs: a header and one row per run, best first.
+    let rows = parse_csv(&super::csv::runs_csv(&r));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1][2], ids[2]);
+    assert!(close(rows[1][10].parse().unwrap(), 0.79167), "{rows:?}");
+    // The comparison in long format: 2 runs x 2 classes, the numbers of the table above.
+    let c = Comparison::by_key(&store, report(&store), "backbone").unwrap();
+    let rows = parse_csv(&super::csv::compare_csv(&c));
+    assert_eq!(rows[0][..5], ["split", "key", "value", "run_id", "class"]);
+    assert_eq!(rows.len(), 5);
+    assert_eq!(
+        rows[1][..5],
+        ["val", "backbone", "cnn", ids[0].as_str(), "cat"]
+    );
+    assert!(close(rows[1][7].parse().unwrap(), 0.7826), "{rows:?}");
+    assert_eq!(rows[4][2..5], ["resnet18", ids[2].as_str(), "dog"]);
+    assert!(close(rows[4][7].parse().unwrap(), 0.8333), "{rows:?}");
+    let effects = effects(&report(&store), "lr").unwrap();
+    let rows = parse_csv(&super::csv::effects_csv(&report(&store), "lr", &effects));
+    assert_eq!(rows[2][..5], ["lr", "0.01", "val_macro_f1", "2", "1"]);
+    let run = RunReport::load(&store, report(&store), &ids[0]).unwrap();
+    let rows = parse_csv(&super::csv::run_csv(&run));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1][..3], [ids[0].as_str(), "1", "scratch"]);
+}

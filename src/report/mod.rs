@@ -4,6 +4,7 @@
 pub mod compare;
 #[cfg(test)]
 mod compare_tests;
+pub mod csv;
 #[cfg(test)]
 mod hostile_tests;
 mod json;
@@ -147,6 +148,41 @@ impl SweepReport {
             metric,
             runs,
         })
+    }
+}
+
+impl SweepReport {
+    /// Keeps the runs whose config has every `key = value` of `filters` (`--where`). A key no
+    /// run has, or a value no run takes, is an error that lists what there is.
+    pub fn keep_where(&mut self, filters: &[(String, String)]) -> Result<(), ReportError> {
+        for (key, value) in filters {
+            let mut values: Vec<String> = self
+                .runs
+                .iter()
+                .filter_map(|r| compare::config_value(&r.run.config, key))
+                .collect();
+            values.sort();
+            values.dedup();
+            if values.is_empty() {
+                return Err(ReportError::Usage(format!(
+                    "--where {}: no run has that key; use a grid key ({}) or a config path such as data.normalize",
+                    text::for_terminal(key),
+                    crate::sweep::GRID_KEYS.join(", ")
+                )));
+            }
+            if !values.contains(value) {
+                let shown: Vec<String> = values.iter().map(|v| text::for_terminal(v)).collect();
+                return Err(ReportError::Usage(format!(
+                    "--where {}={}: no run has that value; its values: {}",
+                    text::for_terminal(key),
+                    text::for_terminal(value),
+                    shown.join(", ")
+                )));
+            }
+            self.runs
+                .retain(|r| compare::config_value(&r.run.config, key).as_deref() == Some(value));
+        }
+        Ok(())
     }
 }
 
