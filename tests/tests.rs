@@ -5,6 +5,7 @@ mod cli;
 mod end_to_end;
 mod equivalence;
 mod hostile;
+mod html;
 mod predict;
 mod scheduling;
 mod sweep_files;

@@ -21,6 +21,10 @@ pub enum Format {
     Markdown,
     Json,
     Csv,
+    /// One self-contained page: the runs, the best run (classwise table, confusion matrix),
+    /// the comparison (--compare, else by backbone when there are several), --by, and
+    /// learning curves.
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -85,6 +89,139 @@ pub struct Args {
     /// Write the report to FILE (its folder is made) instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub out: Option<std::path::PathBuf>,
+    /// Also draw the pictures as SVG files in reports/<sweep>/: the learning curves (loss,
+    /// accuracy) of the 5 best runs, or of --run, and the confusion matrices of the best run,
+    /// or of --run.
+    #[arg(long)]
+    pub plots: bool,
+}
+
+/// `--plots`: the SVG files, written under `reports/<sweep>/`; returns their paths.
+fn plots(
+    store: &dyn store::Reader,
+    report: &SweepReport,
+    run: Option<&str>,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use crate::report::plot;
+    let (runs, best) = match run {
+        Some(id) => {
+            let r = RunReport::load(store, report.clone(), id)?;
+            let val = r.val.clone();
+            (vec![r.result.clone()], val.map(|v| (r.result, v)))
+        }
+        None => {
+            let runs: Vec<_> = report
+                .runs
+                .iter()
+                .filter(|r| r.best_epoch().is_some())
+                .take(CURVES)
+                .cloned()
+                .collect();
+            let best = BestRun::load(store, report.clone())
+                .ok()
+                .map(|b| (b.result, b.val));
+            (runs, best)
+        }
+    };
+    let dir = std::path::Path::new("reports").join(report.sweep.name.as_str());
+    let mut files = Vec::new();
+    let refs: Vec<&crate::report::RunResult> = runs.iter().collect();
+    if !refs.is_empty() {
+        for (name, svg) in plot::learning_curves(&refs).map_err(anyhow::Error::msg)? {
+            files.push((dir.join(format!("{name}.svg")), svg));
+        }
+    }
+    if let Some((result, val)) = best {
+        let id = &result.run.id;
+        let svg = plot::confusion_svg(&val, &format!("{id} validation, epoch {}", val.epoch))
+            .map_err(anyhow::Error::msg)?;
+        files.push((dir.join(format!("confusion-{id}-val.svg")), svg));
+        if let Some(test) = &result.test {
+            let svg =
+                plot::confusion_svg(test, &format!("{id} test")).map_err(anyhow::Error::msg)?;
+            files.push((dir.join(format!("confusion-{id}-test.svg")), svg));
+        }
+    }
+    for (path, svg) in &files {
+        write_atomically(path, svg)?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+/// How many of the best runs the learning curves overlay.
+const CURVES: usize = 5;
+
+/// `--format html`: the page, with the sections the other flags ask for.
+fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyhow::Result<String> {
+    use crate::report::html::{html_report, Sections};
+    let comparison = match (&args.compare, args.run.is_some()) {
+        (Some(what), _) => Some(match what.strip_prefix("run:") {
+            Some(ids) => {
+                let ids: Vec<&str> = ids
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                Comparison::of_runs(store, report.clone(), &ids)?
+            }
+            None => Comparison::by_key(store, report.clone(), what)?,
+        }),
+        // Several backbones: the users' question, answered by default.
+        (None, false) => {
+            let mut backbones: Vec<String> = report
+                .runs
+                .iter()
+                .filter_map(|r| crate::report::compare::config_value(&r.run.config, "backbone"))
+                .collect();
+            backbones.sort();
+            backbones.dedup();
+            (backbones.len() > 1)
+                .then(|| Comparison::by_key(store, report.clone(), "backbone"))
+                .transpose()?
+        }
+        (None, true) => None,
+    };
+    let effects = match &args.by {
+        Some(key) => Some(crate::report::compare::effects(&report, key)?),
+        None => None,
+    };
+    let (best, curves): (Option<BestRun>, Vec<crate::report::RunResult>) = match &args.run {
+        Some(id) => {
+            let r = RunReport::load(store, report.clone(), id)?;
+            let curves = vec![r.result.clone()];
+            let best = r.val.map(|val| BestRun {
+                sweep: r.sweep,
+                metric: r.metric,
+                result: r.result,
+                val,
+                skipped: r.skipped,
+            });
+            report
+                .runs
+                .retain(|x| curves.iter().any(|c| c.run.id == x.run.id));
+            (best, curves)
+        }
+        None => {
+            let curves = report
+                .runs
+                .iter()
+                .filter(|r| r.best_epoch().is_some())
+                .take(CURVES)
+                .cloned()
+                .collect();
+            (BestRun::load(store, report.clone()).ok(), curves)
+        }
+    };
+    let sections = Sections {
+        best: best.as_ref(),
+        comparison: comparison.as_ref(),
+        effects: effects
+            .as_deref()
+            .zip(args.by.as_deref())
+            .map(|(e, k)| (k, e)),
+        curves: curves.iter().collect(),
+    };
+    html_report(&report, &sections).map_err(anyhow::Error::msg)
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -104,12 +241,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.metric.into(),
     )?;
     report.keep_where(&args.filters)?;
+    if args.plots {
+        for path in plots(store.as_ref(), &report, args.run.as_deref())? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
     let style = if args.format == Format::Markdown {
         TableStyle::Markdown
     } else {
         TableStyle::Terminal
     };
-    let out = if let Some(id) = &args.run {
+    let out = if args.format == Format::Html {
+        html(store.as_ref(), report, &args)?
+    } else if let Some(id) = &args.run {
         let r = RunReport::load(store.as_ref(), report, id)?;
         match args.format {
             Format::Json => to_json_string(&run_json(&r)),

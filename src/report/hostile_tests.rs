@@ -379,3 +379,50 @@ fn one_run_report_keeps_hostile_names_inert() {
     assert!(md.contains(&for_markdown(SKIPPED_REASON)), "{md}");
     assert_inert_terminal(&run_table(&r, TableStyle::Terminal, 80));
 }
+
+/// The HTML report holds every hostile name as text: no tag, script, entity or control
+/// character gets through, and nothing is fetched from the network.
+#[test]
+fn html_report_escapes_every_name() {
+    let (store, _dir) = store();
+    let load = || SweepReport::load(&store, None, Monitor::ValMacroF1).unwrap();
+    let report = load();
+    let best = BestRun::load(&store, load()).unwrap();
+    let c = Comparison::by_key(&store, load(), "lr").unwrap();
+    let effects = super::compare::effects(&report, "lr").unwrap();
+    let curves: Vec<&RunResult> = report.runs.iter().take(1).collect();
+    let sections = super::html::Sections {
+        best: Some(&best),
+        comparison: Some(&c),
+        effects: Some(("lr", &effects)),
+        curves,
+    };
+    let page = super::html::html_report(&report, &sections).unwrap();
+    assert!(!page.contains("<script"), "a name became a tag");
+    assert!(!page.contains("<img") && !page.contains("<b>") && !page.contains("<i>"));
+    // The only address is SVG's namespace, which is a name, never fetched.
+    let addresses = page.matches("http").count();
+    assert_eq!(
+        addresses,
+        page.matches("http://www.w3.org/2000/svg").count()
+    );
+    assert!(
+        !page.contains(" src=\"") && !page.contains(" href=\""),
+        "nothing is loaded"
+    );
+    assert!(
+        !page.chars().any(|c| c != '\n' && is_hidden(c)),
+        "hidden character"
+    );
+    for name in CLASSES {
+        let shown = super::html::escape(name);
+        assert!(page.contains(&shown), "{name:?} as {shown:?}");
+    }
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains(&super::html::escape(SKIPPED_REASON)));
+    assert!(page.contains(&super::html::escape(ERROR.lines().next().unwrap())));
+    assert!(
+        page.matches("<svg").count() >= 3,
+        "confusion matrix and two curves"
+    );
+}

@@ -7,7 +7,9 @@ mod compare_tests;
 pub mod csv;
 #[cfg(test)]
 mod hostile_tests;
+pub mod html;
 mod json;
+pub mod plot;
 mod table;
 pub mod text;
 
