@@ -105,7 +105,7 @@ fn plots(
     use crate::report::plot;
     let (runs, best) = match run {
         Some(id) => {
-            let r = RunReport::load(store, report.clone(), id)?;
+            let r = RunReport::load(store, report, id)?;
             let val = r.val.clone();
             (vec![r.result.clone()], val.map(|v| (r.result, v)))
         }
@@ -117,9 +117,7 @@ fn plots(
                 .take(CURVES)
                 .cloned()
                 .collect();
-            let best = BestRun::load(store, report.clone())
-                .ok()
-                .map(|b| (b.result, b.val));
+            let best = BestRun::load(store, report).ok().map(|b| (b.result, b.val));
             (runs, best)
         }
     };
@@ -162,9 +160,9 @@ fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyh
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .collect();
-                Comparison::of_runs(store, report.clone(), &ids)?
+                Comparison::of_runs(store, &report, &ids)?
             }
-            None => Comparison::by_key(store, report.clone(), what)?,
+            None => Comparison::by_key(store, &report, what)?,
         }),
         // Several backbones: the users' question, answered by default.
         (None, false) => {
@@ -176,7 +174,7 @@ fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyh
             backbones.sort();
             backbones.dedup();
             (backbones.len() > 1)
-                .then(|| Comparison::by_key(store, report.clone(), "backbone"))
+                .then(|| Comparison::by_key(store, &report, "backbone"))
                 .transpose()?
         }
         (None, true) => None,
@@ -187,7 +185,7 @@ fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyh
     };
     let (best, curves): (Option<BestRun>, Vec<crate::report::RunResult>) = match &args.run {
         Some(id) => {
-            let r = RunReport::load(store, report.clone(), id)?;
+            let r = RunReport::load(store, &report, id)?;
             let curves = vec![r.result.clone()];
             let best = r.val.map(|val| BestRun {
                 sweep: r.sweep,
@@ -209,7 +207,7 @@ fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyh
                 .take(CURVES)
                 .cloned()
                 .collect();
-            (BestRun::load(store, report.clone()).ok(), curves)
+            (BestRun::load(store, &report).ok(), curves)
         }
     };
     let sections = Sections {
@@ -254,7 +252,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let out = if args.format == Format::Html {
         html(store.as_ref(), report, &args)?
     } else if let Some(id) = &args.run {
-        let r = RunReport::load(store.as_ref(), report, id)?;
+        let r = RunReport::load(store.as_ref(), &report, id)?;
         match args.format {
             Format::Json => to_json_string(&run_json(&r)),
             Format::Csv => csv::run_csv(&r),
@@ -268,9 +266,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .collect();
-                Comparison::of_runs(store.as_ref(), report, &ids)?
+                Comparison::of_runs(store.as_ref(), &report, &ids)?
             }
-            None => Comparison::by_key(store.as_ref(), report, what)?,
+            None => Comparison::by_key(store.as_ref(), &report, what)?,
         };
         match args.format {
             Format::Json => to_json_string(&compare_json(&c)),
@@ -285,7 +283,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ => effects_table(&report, key, &effects, style),
         }
     } else if args.best {
-        let best = BestRun::load(store.as_ref(), report)?;
+        let best = BestRun::load(store.as_ref(), &report)?;
         match args.format {
             Format::Json => to_json_string(&best_json(&best)),
             Format::Csv => csv::best_csv(&best),

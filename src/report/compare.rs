@@ -71,7 +71,7 @@ impl Comparison {
     /// sweep file expands them. Retired runs only stand in for a value no current run has.
     pub fn by_key(
         store: &dyn Reader,
-        report: SweepReport,
+        report: &SweepReport,
         key: &str,
     ) -> Result<Comparison, ReportError> {
         let mut values: Vec<(usize, String)> = Vec::new();
@@ -107,10 +107,10 @@ impl Comparison {
             }
         }
         if columns.is_empty() {
-            return Err(ReportError::NoEpochs(report.sweep.name));
+            return Err(ReportError::NoEpochs(report.sweep.name.clone()));
         }
         Ok(Comparison {
-            sweep: report.sweep,
+            sweep: report.sweep.clone(),
             metric: report.metric,
             key: Some(key.to_string()),
             columns,
@@ -121,12 +121,12 @@ impl Comparison {
     /// Named runs (ids or unique prefixes of at least 4 characters), in the order given.
     pub fn of_runs(
         store: &dyn Reader,
-        report: SweepReport,
+        report: &SweepReport,
         ids: &[&str],
     ) -> Result<Comparison, ReportError> {
         let mut columns = Vec::new();
         for id in ids {
-            let r = super::find_run(&report, id)?;
+            let r = super::find_run(report, id)?;
             if r.best_epoch().is_none() {
                 return Err(ReportError::Usage(format!(
                     "run {} has no finished epoch to compare",
@@ -136,7 +136,7 @@ impl Comparison {
             columns.push(column(store, r.run.id.clone(), r.clone())?);
         }
         Ok(Comparison {
-            sweep: report.sweep,
+            sweep: report.sweep.clone(),
             metric: report.metric,
             key: None,
             columns,

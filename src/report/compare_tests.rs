@@ -108,7 +108,7 @@ fn config_values_read_as_sweep_files_write_them() {
 #[test]
 fn compare_puts_the_best_run_of_each_value_side_by_side() {
     let (store, ids, _dir) = store();
-    let c = Comparison::by_key(&store, report(&store), "backbone").unwrap();
+    let c = Comparison::by_key(&store, &report(&store), "backbone").unwrap();
     let values: Vec<&str> = c.columns.iter().map(|c| c.value.as_str()).collect();
     assert_eq!(values, ["cnn", "resnet18"], "in the order the grid expands");
     assert_eq!(c.columns[0].result.run.id, ids[0], "A is cnn's best");
@@ -143,7 +143,7 @@ fn compare_puts_the_best_run_of_each_value_side_by_side() {
     assert!(json["best_by_class"]["test"].is_null(), "no test folder");
 
     // Named runs, by prefix, in the order given.
-    let c = Comparison::of_runs(&store, report(&store), &[&ids[2][..6], &ids[1]]).unwrap();
+    let c = Comparison::of_runs(&store, &report(&store), &[&ids[2][..6], &ids[1]]).unwrap();
     let got: Vec<&str> = c.columns.iter().map(|c| c.result.run.id.as_str()).collect();
     assert_eq!(got, [ids[2].as_str(), ids[1].as_str()]);
     for (bad, says) in [
@@ -151,12 +151,12 @@ fn compare_puts_the_best_run_of_each_value_side_by_side() {
         ("zzzz", "has an id starting with"),
         ("ab", "has an id starting with"),
     ] {
-        let e = Comparison::of_runs(&store, report(&store), &[bad])
+        let e = Comparison::of_runs(&store, &report(&store), &[bad])
             .unwrap_err()
             .to_string();
         assert!(e.contains(says), "{bad}: {e}");
     }
-    let e = Comparison::by_key(&store, report(&store), "lrr")
+    let e = Comparison::by_key(&store, &report(&store), "lrr")
         .unwrap_err()
         .to_string();
     assert!(e.contains("backbone, width, transfer"), "{e}");
@@ -195,7 +195,7 @@ fn by_shows_best_mean_and_worst_per_value() {
 #[test]
 fn compare_markdown_snapshot() {
     let (store, ids, _dir) = store();
-    let c = Comparison::by_key(&store, report(&store), "backbone").unwrap();
+    let c = Comparison::by_key(&store, &report(&store), "backbone").unwrap();
     let got = compare_table(&c, TableStyle::Markdown);
     let (a, c_) = (&ids[0], &ids[2]);
     let want = format!(
@@ -222,7 +222,7 @@ validation (bold: the best F1 of the class; acc is the class's recall)
 #[test]
 fn one_run_in_full_with_its_confusion_matrix() {
     let (store, ids, _dir) = store();
-    let r = RunReport::load(&store, report(&store), &ids[0][..5]).unwrap();
+    let r = RunReport::load(&store, &report(&store), &ids[0][..5]).unwrap();
     assert_eq!(r.result.run.id, ids[0]);
     let table = run_table(&r, TableStyle::Terminal, 100);
     assert!(table.contains("best val_macro_f1"), "{table}");
@@ -252,10 +252,10 @@ fn one_run_in_full_with_its_confusion_matrix() {
     );
     assert_eq!(json["epochs"][0]["phase"], "scratch");
     // D has not started: its report says so, with no classwise table.
-    let d = RunReport::load(&store, report(&store), &ids[3]).unwrap();
+    let d = RunReport::load(&store, &report(&store), &ids[3]).unwrap();
     assert!(d.val.is_none());
     assert!(!run_table(&d, TableStyle::Markdown, 100).contains("CLASSWISE"));
-    let e = RunReport::load(&store, report(&store), "abc")
+    let e = RunReport::load(&store, &report(&store), "abc")
         .unwrap_err()
         .to_string();
     assert!(e.contains("4 or more characters"), "{e}");
@@ -299,7 +299,7 @@ fn where_filters_and_csv_rows() {
     assert_eq!(rows[1][2], ids[2]);
     assert!(close(rows[1][10].parse().unwrap(), 0.79167), "{rows:?}");
     // The comparison in long format: 2 runs x 2 classes, the numbers of the table above.
-    let c = Comparison::by_key(&store, report(&store), "backbone").unwrap();
+    let c = Comparison::by_key(&store, &report(&store), "backbone").unwrap();
     let rows = parse_csv(&super::csv::compare_csv(&c));
     assert_eq!(rows[0][..5], ["split", "key", "value", "run_id", "class"]);
     assert_eq!(rows.len(), 5);
@@ -313,7 +313,7 @@ fn where_filters_and_csv_rows() {
     let effects = effects(&report(&store), "lr").unwrap();
     let rows = parse_csv(&super::csv::effects_csv(&report(&store), "lr", &effects));
     assert_eq!(rows[2][..5], ["lr", "0.01", "val_macro_f1", "2", "1"]);
-    let run = RunReport::load(&store, report(&store), &ids[0]).unwrap();
+    let run = RunReport::load(&store, &report(&store), &ids[0]).unwrap();
     let rows = parse_csv(&super::csv::run_csv(&run));
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1][..3], [ids[0].as_str(), "1", "scratch"]);

@@ -119,14 +119,20 @@ impl SweepReport {
     ) -> Result<SweepReport, ReportError> {
         let sweep = store.sweep(sweep)?;
         let mut runs = Vec::new();
+        let mut all_epochs = store.sweep_epochs(sweep.id)?;
+        let mut tests = store.sweep_evaluations(sweep.id, "test")?;
         for run in store.runs(sweep.id)? {
-            let epochs = store.epochs(&run.id)?;
+            let epochs = all_epochs.remove(&run.id).unwrap_or_default();
             let summaries: Vec<EpochSummary> = epochs.iter().map(summary).collect();
             let best = metric.best_index(&summaries, 0.0);
-            let test = match store.evaluation(&run.id, "test")? {
-                Some((epoch, _)) => store.split_metrics(&run.id, "test", epoch)?,
-                None => None,
-            };
+            let test = tests.remove(&run.id).map(|e| SplitMetrics {
+                split: "test".into(),
+                epoch: e.epoch,
+                class_names: run.classes.clone(),
+                metrics: crate::run::Metrics::from_confusion(&e.confusion),
+                confusion: e.confusion,
+                loss: e.loss,
+            });
             runs.push(RunResult {
                 run,
                 epochs,
@@ -199,12 +205,13 @@ pub struct BestRun {
 }
 
 impl BestRun {
-    pub fn load(store: &dyn Reader, report: SweepReport) -> Result<BestRun, ReportError> {
+    pub fn load(store: &dyn Reader, report: &SweepReport) -> Result<BestRun, ReportError> {
         let name = report.sweep.name.clone();
         let result = report
             .runs
-            .into_iter()
+            .iter()
             .find(|r| r.score(report.metric).is_some())
+            .cloned()
             .ok_or(ReportError::NoEpochs(name.clone()))?;
         let epoch = result
             .best_epoch()
@@ -215,7 +222,7 @@ impl BestRun {
             .ok_or(ReportError::NoEpochs(name))?;
         let skipped = store.skipped_files(&result.run.id)?;
         Ok(BestRun {
-            sweep: report.sweep,
+            sweep: report.sweep.clone(),
             metric: report.metric,
             result,
             val,
@@ -240,17 +247,17 @@ impl RunReport {
     /// The run of `report` whose id is `id` or starts with it (4+ characters).
     pub fn load(
         store: &dyn Reader,
-        report: SweepReport,
+        report: &SweepReport,
         id: &str,
     ) -> Result<RunReport, ReportError> {
-        let result = find_run(&report, id)?.clone();
+        let result = find_run(report, id)?.clone();
         let val = match result.best_epoch() {
             Some(e) => store.split_metrics(&result.run.id, "val", e.epoch)?,
             None => None,
         };
         let skipped = store.skipped_files(&result.run.id)?;
         Ok(RunReport {
-            sweep: report.sweep,
+            sweep: report.sweep.clone(),
             metric: report.metric,
             result,
             val,

@@ -66,6 +66,19 @@ pub trait Reader {
     fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>>;
     /// A run's stored epochs in order.
     fn epochs(&self, run_id: &str) -> Result<Vec<EpochRow>>;
+    /// The stored epochs of every run of a sweep, by run id, each run's in order: what a
+    /// report reads, in one query instead of one per run.
+    fn sweep_epochs(
+        &self,
+        sweep_id: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<EpochRow>>>;
+    /// The latest evaluation on `split` ("test") of every run of a sweep that has one, by
+    /// run id, with its confusion matrix (the classwise metrics follow from it).
+    fn sweep_evaluations(
+        &self,
+        sweep_id: i64,
+        split: &str,
+    ) -> Result<std::collections::HashMap<String, Evaluated>>;
     /// The summaries of `epoch` of every run of sweep `sweep` that stored it, in the order
     /// they were stored (what a search strategy judges a rung on).
     fn epoch_arrivals(&self, sweep: &str, epoch: usize) -> Result<Vec<(String, EpochSummary)>>;
@@ -182,6 +195,14 @@ pub struct EpochRow {
     pub seconds: f64,
     pub images_per_sec: f64,
     pub checkpoint_saved: bool,
+}
+
+/// A held-out split's evaluation of a run, as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluated {
+    pub epoch: usize,
+    pub loss: Option<f64>,
+    pub confusion: Confusion,
 }
 
 /// The classwise result of one split at one epoch.

@@ -1,13 +1,52 @@
 //! Reading from SQLite: the rows reports are made of. Nothing here writes.
+use std::collections::HashMap;
+
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::SqliteStore;
 use crate::run::Skipped;
 use crate::run::{ClassMetrics, Confusion, EpochSummary, Metrics};
-use crate::store::{EpochRow, Reader, Result, RunRow, SplitMetrics, StoreError, SweepRow};
+use crate::store::{
+    EpochRow, Evaluated, Reader, Result, RunRow, SplitMetrics, StoreError, SweepRow,
+};
 
 fn opt_usize(r: &Row, i: usize) -> rusqlite::Result<Option<usize>> {
     Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as usize))
+}
+
+impl SqliteStore {
+    /// The columns [`epoch_row`] reads, in its order. A database older than schema 7 (opened
+    /// read-only, so not migrated) has no phases.
+    fn epoch_columns(&self) -> String {
+        let phase = if self.schema >= 7 { "phase" } else { "NULL" };
+        format!(
+            "epoch, lr, train_loss, train_acc, val_loss, val_acc, val_macro_f1, val_weighted_f1,
+             seconds, images_per_sec, checkpoint_saved, {phase}"
+        )
+    }
+}
+
+/// One row of [`SqliteStore::epoch_columns`].
+fn epoch_row(r: &rusqlite::Row) -> rusqlite::Result<EpochRow> {
+    Ok(EpochRow {
+        epoch: r.get::<_, i64>(0)? as usize,
+        lr: r.get(1)?,
+        train_loss: r.get(2)?,
+        train_acc: r.get(3)?,
+        val_loss: r.get(4)?,
+        val_acc: r.get(5)?,
+        val_macro_f1: r.get(6)?,
+        val_weighted_f1: r.get(7)?,
+        seconds: r.get(8)?,
+        images_per_sec: r.get(9)?,
+        checkpoint_saved: r.get(10)?,
+        phase: r
+            .get_ref(11)?
+            .as_str_or_null()
+            .map_err(rusqlite::Error::from)?
+            .and_then(crate::run::Phase::parse)
+            .unwrap_or_default(),
+    })
 }
 
 impl Reader for SqliteStore {
@@ -108,33 +147,79 @@ impl Reader for SqliteStore {
     }
 
     fn epochs(&self, run_id: &str) -> Result<Vec<EpochRow>> {
-        // A database older than schema 7 (opened read-only, so not migrated) has no phases.
-        let phase = if self.schema >= 7 { "phase" } else { "NULL" };
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT epoch, lr, train_loss, train_acc, val_loss, val_acc, val_macro_f1, val_weighted_f1,
-                    seconds, images_per_sec, checkpoint_saved, {phase}
-             FROM epochs WHERE run_id = ?1 ORDER BY epoch"
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM epochs WHERE run_id = ?1 ORDER BY epoch",
+            self.epoch_columns()
         ))?;
-        let rows = stmt.query_map([run_id], |r| {
-            Ok(EpochRow {
-                epoch: r.get::<_, i64>(0)? as usize,
-                lr: r.get(1)?,
-                train_loss: r.get(2)?,
-                train_acc: r.get(3)?,
-                val_loss: r.get(4)?,
-                val_acc: r.get(5)?,
-                val_macro_f1: r.get(6)?,
-                val_weighted_f1: r.get(7)?,
-                seconds: r.get(8)?,
-                images_per_sec: r.get(9)?,
-                checkpoint_saved: r.get(10)?,
-                phase: r
-                    .get::<_, Option<String>>(11)?
-                    .and_then(|p| crate::run::Phase::parse(&p))
-                    .unwrap_or_default(),
-            })
-        })?;
+        let rows = stmt.query_map([run_id], epoch_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn sweep_epochs(&self, sweep_id: i64) -> Result<HashMap<String, Vec<EpochRow>>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            // One pass over the table in storage order (NOT INDEXED: going through the
+            // primary key's index costs a second lookup per row); sorted per run below.
+            "SELECT {}, run_id FROM epochs NOT INDEXED
+             WHERE run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
+            self.epoch_columns()
+        ))?;
+        let mut out: HashMap<String, Vec<EpochRow>> = HashMap::new();
+        // Rows come in storage order, so a run's epochs mostly follow each other: they are
+        // gathered until the run changes, then filed under it (one hash per run, not per row).
+        let mut current: (String, Vec<EpochRow>) = (String::new(), Vec::new());
+        let mut rows = stmt.query([sweep_id])?;
+        while let Some(r) = rows.next()? {
+            let row = epoch_row(r)?;
+            let run = r.get_ref(12)?.as_str().map_err(rusqlite::Error::from)?;
+            if run != current.0 {
+                let (done, epochs) = std::mem::replace(&mut current, (run.to_string(), Vec::new()));
+                if !epochs.is_empty() {
+                    out.entry(done).or_default().extend(epochs);
+                }
+                if let Some(earlier) = out.remove(run) {
+                    current.1 = earlier;
+                }
+            }
+            current.1.push(row);
+        }
+        if !current.1.is_empty() {
+            out.entry(current.0).or_default().extend(current.1);
+        }
+        for epochs in out.values_mut() {
+            epochs.sort_by_key(|e| e.epoch);
+        }
+        Ok(out)
+    }
+
+    fn sweep_evaluations(&self, sweep_id: i64, split: &str) -> Result<HashMap<String, Evaluated>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.run_id, e.epoch, e.loss, c.matrix FROM evaluations e
+             JOIN confusion c ON c.run_id = e.run_id AND c.split = e.split AND c.epoch = e.epoch
+             WHERE e.split = ?2 AND e.run_id IN (SELECT id FROM runs WHERE sweep_id = ?1)",
+        )?;
+        let mut out: HashMap<String, Evaluated> = HashMap::new();
+        let mut rows = stmt.query(params![sweep_id, split])?;
+        while let Some(r) = rows.next()? {
+            let run: String = r.get(0)?;
+            let epoch = r.get::<_, i64>(1)? as usize;
+            if out.get(&run).is_some_and(|e| e.epoch >= epoch) {
+                continue; // the latest evaluation counts
+            }
+            let matrix: String = r.get(3)?;
+            let confusion = Confusion {
+                matrix: serde_json::from_str(&matrix)?,
+            };
+            let loss = r.get(2)?;
+            out.insert(
+                run,
+                Evaluated {
+                    epoch,
+                    loss,
+                    confusion,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// The summaries of `epoch` of every run of sweep `sweep` that stored it, in the order
@@ -183,11 +268,12 @@ impl Reader for SqliteStore {
     fn evaluation(&self, run_id: &str, split: &str) -> Result<Option<(usize, Option<f64>)>> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT epoch, loss FROM evaluations WHERE run_id = ?1 AND split = ?2 ORDER BY epoch DESC LIMIT 1",
-                params![run_id, split],
-                |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)),
-            )
+            )?
+            .query_row(params![run_id, split], |r| {
+                Ok((r.get::<_, i64>(0)? as usize, r.get(1)?))
+            })
             .optional()?)
     }
 
@@ -201,11 +287,10 @@ impl Reader for SqliteStore {
     ) -> Result<Option<SplitMetrics>> {
         let matrix: Option<String> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT matrix FROM confusion WHERE run_id = ?1 AND split = ?2 AND epoch = ?3",
-                params![run_id, split, epoch as i64],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![run_id, split, epoch as i64], |r| r.get(0))
             .optional()?;
         let Some(matrix) = matrix else {
             return Ok(None);
@@ -214,7 +299,7 @@ impl Reader for SqliteStore {
             matrix: serde_json::from_str(&matrix)?,
         };
         let mut metrics = Metrics::from_confusion(&confusion);
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT class_index, class_name, precision, recall, f1, support FROM class_metrics
              WHERE run_id = ?1 AND split = ?2 AND epoch = ?3 ORDER BY class_index",
         )?;
