@@ -110,15 +110,8 @@ fn plots(
             (vec![r.result.clone()], val.map(|v| (r.result, v)))
         }
         None => {
-            let runs: Vec<_> = report
-                .runs
-                .iter()
-                .filter(|r| r.best_epoch().is_some())
-                .take(CURVES)
-                .cloned()
-                .collect();
             let best = BestRun::load(store, report).ok().map(|b| (b.result, b.val));
-            (runs, best)
+            (curve_runs(report), best)
         }
     };
     let dir = std::path::Path::new("reports").join(report.sweep.name.as_str());
@@ -148,6 +141,17 @@ fn plots(
 
 /// How many of the best runs the learning curves overlay.
 const CURVES: usize = 5;
+
+/// The runs whose learning curves are drawn: the best ones that stored an epoch.
+fn curve_runs(report: &SweepReport) -> Vec<crate::report::RunResult> {
+    report
+        .runs
+        .iter()
+        .filter(|r| r.best_epoch().is_some())
+        .take(CURVES)
+        .cloned()
+        .collect()
+}
 
 /// `--format html`: the page, with the sections the other flags ask for.
 fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyhow::Result<String> {
@@ -199,16 +203,7 @@ fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyh
                 .retain(|x| curves.iter().any(|c| c.run.id == x.run.id));
             (best, curves)
         }
-        None => {
-            let curves = report
-                .runs
-                .iter()
-                .filter(|r| r.best_epoch().is_some())
-                .take(CURVES)
-                .cloned()
-                .collect();
-            (BestRun::load(store, &report).ok(), curves)
-        }
+        None => (BestRun::load(store, &report).ok(), curve_runs(&report)),
     };
     let sections = Sections {
         best: best.as_ref(),

@@ -95,13 +95,7 @@ fn runs_section(report: &SweepReport) -> String {
                 escape(&r.run.label),
                 status,
                 r.epochs.len().to_string(),
-                match e {
-                    Some(e) if !e.phase.is_scratch() => {
-                        format!("{} ({})", e.epoch, e.phase.name())
-                    }
-                    Some(e) => e.epoch.to_string(),
-                    None => "-".into(),
-                },
+                r.best_epoch_text(),
                 num(e.and_then(|e| e.val_acc)),
                 num(e.and_then(|e| e.val_macro_f1)),
                 num(e.and_then(|e| e.val_loss)),

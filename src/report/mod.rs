@@ -49,6 +49,16 @@ impl RunResult {
         self.best.map(|i| &self.epochs[i])
     }
 
+    /// The best epoch as tables show it: `7`, or `7 (finetune)` when transfer learning
+    /// trained it; `-` before the first epoch.
+    pub fn best_epoch_text(&self) -> String {
+        match self.best_epoch() {
+            Some(e) if !e.phase.is_scratch() => format!("{} ({})", e.epoch, e.phase.name()),
+            Some(e) => e.epoch.to_string(),
+            None => "-".into(),
+        }
+    }
+
     /// The phases the run trained in (transfer learning), each with its first and last
     /// epoch; empty for a run that only trained from scratch.
     pub fn phases(&self) -> Vec<(crate::run::Phase, usize, usize)> {

@@ -74,11 +74,7 @@ pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
             text(&r.run.label),
             status,
             r.epochs.len().to_string(),
-            match e {
-                Some(e) if !e.phase.is_scratch() => format!("{} ({})", e.epoch, e.phase.name()),
-                Some(e) => e.epoch.to_string(),
-                None => "-".into(),
-            },
+            r.best_epoch_text(),
             num(e.and_then(|e| e.val_acc)),
             num(e.and_then(|e| e.val_macro_f1)),
             num(e.and_then(|e| e.val_loss)),
@@ -302,16 +298,11 @@ pub fn compare_table(c: &Comparison, style: TableStyle) -> String {
         c.metric.name().into(),
     ]);
     for col in &c.columns {
-        let e = col.result.best_epoch();
         runs.add_row(vec![
             text(&col.value),
             text(&col.result.run.id),
             text(&col.result.run.label),
-            match e {
-                Some(e) if !e.phase.is_scratch() => format!("{} ({})", e.epoch, e.phase.name()),
-                Some(e) => e.epoch.to_string(),
-                None => "-".into(),
-            },
+            col.result.best_epoch_text(),
             num(col.result.score(c.metric)),
         ]);
     }
