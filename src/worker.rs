@@ -316,7 +316,7 @@ fn run(
     };
     let mut learner = CandleLearner::new(&job.run.config, job.batch_size, data.clone(), &device)?;
     if let Some(path) = &job.pretrained {
-        learner.load_pretrained(path)?;
+        learner.start_from(path);
     }
     let start = RunStart {
         device: job.slot.to_string(),

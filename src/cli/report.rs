@@ -157,17 +157,7 @@ fn curve_runs(report: &SweepReport) -> Vec<crate::report::RunResult> {
 fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyhow::Result<String> {
     use crate::report::html::{html_report, Sections};
     let comparison = match (&args.compare, args.run.is_some()) {
-        (Some(what), _) => Some(match what.strip_prefix("run:") {
-            Some(ids) => {
-                let ids: Vec<&str> = ids
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                Comparison::of_runs(store, &report, &ids)?
-            }
-            None => Comparison::by_key(store, &report, what)?,
-        }),
+        (Some(what), _) => Some(comparison(store, &report, what)?),
         // Several backbones: the users' question, answered by default.
         (None, false) => {
             let mut backbones: Vec<String> = report
@@ -217,6 +207,25 @@ fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyh
     html_report(&report, &sections).map_err(anyhow::Error::msg)
 }
 
+/// `--compare WHAT`: named runs (`run:ID,ID,...`) or the best run of each value of a key.
+fn comparison(
+    store: &dyn store::Reader,
+    report: &SweepReport,
+    what: &str,
+) -> anyhow::Result<Comparison> {
+    Ok(match what.strip_prefix("run:") {
+        Some(ids) => {
+            let ids: Vec<&str> = ids
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            Comparison::of_runs(store, report, &ids)?
+        }
+        None => Comparison::by_key(store, report, what)?,
+    })
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
@@ -254,17 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ => run_table(&r, style, width(args.width)),
         }
     } else if let Some(what) = &args.compare {
-        let c = match what.strip_prefix("run:") {
-            Some(ids) => {
-                let ids: Vec<&str> = ids
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                Comparison::of_runs(store.as_ref(), &report, &ids)?
-            }
-            None => Comparison::by_key(store.as_ref(), &report, what)?,
-        };
+        let c = comparison(store.as_ref(), &report, what)?;
         match args.format {
             Format::Json => to_json_string(&compare_json(&c)),
             Format::Csv => csv::compare_csv(&c),

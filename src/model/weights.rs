@@ -100,22 +100,18 @@ pub fn check_shapes(
     skip: &std::collections::BTreeSet<String>,
     hint: &str,
 ) -> Result<()> {
-    let dev = Device::Cpu;
-    let stand_in = |dims: &[usize]| -> Result<Tensor> {
-        Tensor::zeros((), candle_core::DType::F32, &dev)?.broadcast_as(dims)
-    };
-    let want: HashMap<String, Tensor> = expected
+    let want: HashMap<&str, &[usize]> = expected
         .iter()
         .filter(|(n, _)| !skip.contains(n))
-        .map(|(n, s)| Ok((n.clone(), stand_in(s)?)))
-        .collect::<Result<_>>()?;
-    let have: HashMap<String, Tensor> = header
+        .map(|(n, s)| (n.as_str(), s.as_slice()))
+        .collect();
+    let have: HashMap<&str, &[usize]> = header
         .shapes
         .iter()
         .filter(|(n, _)| !skip.contains(*n))
-        .map(|(n, s)| Ok((n.clone(), stand_in(s)?)))
-        .collect::<Result<_>>()?;
-    match_names(path, &want, have, hint).map(|_| ())
+        .map(|(n, s)| (n.as_str(), s.as_slice()))
+        .collect();
+    check_fit(path, &want, &have, hint)
 }
 
 /// The tensors of a weight file, by name, on `device`.
@@ -153,34 +149,56 @@ pub fn match_names(
     mut loaded: HashMap<String, Tensor>,
     hint: &str,
 ) -> Result<Vec<(String, Tensor)>> {
-    let mut missing: Vec<&str> = Vec::new();
-    let mut shapes: Vec<String> = Vec::new();
-    let mut out = Vec::new();
-    let mut names: Vec<&String> = expected.keys().collect();
-    names.sort();
-    for name in names {
-        let want = &expected[name];
-        match loaded.remove(name) {
-            None => missing.push(name),
-            Some(t) if t.dims() != want.dims() => shapes.push(format!(
-                "{name} is {:?} in the file, the model has {:?}",
-                t.dims(),
-                want.dims()
-            )),
-            Some(t) => {
-                let t = if t.dtype() == want.dtype() {
-                    t
-                } else {
-                    t.to_dtype(want.dtype())?
-                };
-                out.push((name.clone(), t));
-            }
+    fn shapes(m: &HashMap<String, Tensor>) -> HashMap<&str, &[usize]> {
+        m.iter().map(|(n, t)| (n.as_str(), t.dims())).collect()
+    }
+    check_fit(path, &shapes(expected), &shapes(&loaded), hint)?;
+    let mut out = Vec::with_capacity(expected.len());
+    for (name, var) in expected {
+        // Present with the right shape: `check_fit` said so.
+        if let Some(t) = loaded.remove(name) {
+            let t = if t.dtype() == var.dtype() {
+                t
+            } else {
+                t.to_dtype(var.dtype())?
+            };
+            out.push((name.clone(), t));
         }
     }
-    let mut unexpected: Vec<&String> = loaded.keys().filter(|n| !ignorable(n)).collect();
+    Ok(out)
+}
+
+/// Checks a file's tensors (`loaded`) against a model's (`expected`), both name -> shape:
+/// one error listing every missing, unexpected (PyTorch's batch counters aside) and
+/// mis-shaped tensor, by name, ending with what to check (`hint`).
+fn check_fit(
+    path: &Path,
+    expected: &HashMap<&str, &[usize]>,
+    loaded: &HashMap<&str, &[usize]>,
+    hint: &str,
+) -> Result<()> {
+    let mut missing: Vec<String> = Vec::new();
+    let mut shapes: Vec<String> = Vec::new();
+    let mut names: Vec<&str> = expected.keys().copied().collect();
+    names.sort();
+    for name in names {
+        let want = expected[name];
+        match loaded.get(name) {
+            None => missing.push(name.to_string()),
+            Some(got) if *got != want => shapes.push(format!(
+                "{name} is {got:?} in the file, the model has {want:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut unexpected: Vec<String> = loaded
+        .keys()
+        .filter(|n| !expected.contains_key(*n) && !ignorable(n))
+        .map(|n| n.to_string())
+        .collect();
     unexpected.sort();
     if missing.is_empty() && unexpected.is_empty() && shapes.is_empty() {
-        return Ok(out);
+        return Ok(());
     }
     let list = |v: Vec<String>| {
         let n = v.len();
@@ -191,26 +209,14 @@ pub fn match_names(
         shown.join(", ")
     };
     let mut parts = Vec::new();
-    if !missing.is_empty() {
-        parts.push(format!(
-            "{} missing: {}",
-            missing.len(),
-            list(missing.iter().map(|s| s.to_string()).collect())
-        ));
-    }
-    if !unexpected.is_empty() {
-        parts.push(format!(
-            "{} unexpected: {}",
-            unexpected.len(),
-            list(unexpected.iter().map(|s| s.to_string()).collect())
-        ));
-    }
-    if !shapes.is_empty() {
-        parts.push(format!(
-            "{} of another shape: {}",
-            shapes.len(),
-            list(shapes)
-        ));
+    for (what, names) in [
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("of another shape", shapes),
+    ] {
+        if !names.is_empty() {
+            parts.push(format!("{} {what}: {}", names.len(), list(names)));
+        }
     }
     candle_core::bail!(
         "{} does not fit this model ({}); {hint}",

@@ -42,7 +42,8 @@ pub fn config_value(config: &Value, key: &str) -> Option<String> {
     }
 }
 
-/// One compared run: the value it stands for, its result and its classwise metrics.
+/// One compared run: the value it stands for, its result (with the test folder's metrics,
+/// if any) and the validation metrics of its best epoch.
 #[derive(Clone, Debug)]
 pub struct Column {
     /// The key's value (or the run id, for named runs).
@@ -50,8 +51,13 @@ pub struct Column {
     pub result: RunResult,
     /// Validation metrics of its best epoch.
     pub val: SplitMetrics,
+}
+
+impl Column {
     /// The test folder's metrics of its kept weights, if the sweep has a test folder.
-    pub test: Option<SplitMetrics>,
+    pub fn test(&self) -> Option<&SplitMetrics> {
+        self.result.test.as_ref()
+    }
 }
 
 /// The runs compared side by side.
@@ -74,28 +80,10 @@ impl Comparison {
         report: &SweepReport,
         key: &str,
     ) -> Result<Comparison, ReportError> {
-        let mut values: Vec<(usize, String)> = Vec::new();
-        for r in &report.runs {
-            let Some(v) = config_value(&r.run.config, key) else {
-                continue;
-            };
-            match values.iter_mut().find(|(_, x)| *x == v) {
-                Some(entry) => entry.0 = entry.0.min(r.run.index),
-                None => values.push((r.run.index, v)),
-            }
-        }
-        if values.is_empty() {
-            let keys = crate::sweep::GRID_KEYS.join(", ");
-            return Err(ReportError::Usage(format!(
-                "no run of sweep \"{}\" has a value for \"{}\"; compare a grid key ({keys}) or a config path such as data.normalize",
-                super::text::for_terminal(&report.sweep.name),
-                super::text::for_terminal(key)
-            )));
-        }
-        values.sort();
+        let values = key_values(report, report.runs.iter(), key)?;
         let mut columns = Vec::new();
         let mut missing = Vec::new();
-        for (_, value) in values {
+        for value in values {
             // Runs are best first: the first scored run of this value is its best.
             let best = report.runs.iter().find(|r| {
                 r.score(report.metric).is_some()
@@ -146,7 +134,7 @@ impl Comparison {
 
     /// Whether every compared run has test-folder metrics.
     pub fn has_test(&self) -> bool {
-        self.columns.iter().all(|c| c.test.is_some())
+        self.columns.iter().all(|c| c.test().is_some())
     }
 }
 
@@ -158,13 +146,44 @@ fn column(store: &dyn Reader, value: String, result: RunResult) -> Result<Column
     let val = store
         .split_metrics(&result.run.id, "val", epoch)?
         .ok_or_else(|| ReportError::NoEpochs(result.run.label.clone()))?;
-    let test = result.test.clone();
-    Ok(Column {
-        value,
-        result,
-        val,
-        test,
-    })
+    Ok(Column { value, result, val })
+}
+
+/// The values `key` takes in `runs`, in the order the sweep file expands them (by the lowest
+/// run index that has each); an error naming the keys there are when no run has the key.
+fn key_values<'a>(
+    report: &SweepReport,
+    runs: impl Iterator<Item = &'a RunResult>,
+    key: &str,
+) -> Result<Vec<String>, ReportError> {
+    let mut values: Vec<(usize, String)> = Vec::new();
+    for r in runs {
+        let Some(v) = config_value(&r.run.config, key) else {
+            continue;
+        };
+        match values.iter_mut().find(|(_, x)| *x == v) {
+            Some(entry) => entry.0 = entry.0.min(r.run.index),
+            None => values.push((r.run.index, v)),
+        }
+    }
+    if values.is_empty() {
+        return Err(ReportError::Usage(format!(
+            "no run of sweep \"{}\" has a value for \"{}\"; {}",
+            super::text::for_terminal(&report.sweep.name),
+            super::text::for_terminal(key),
+            known_keys()
+        )));
+    }
+    values.sort();
+    Ok(values.into_iter().map(|(_, v)| v).collect())
+}
+
+/// What a report's KEY may be, for the errors that name an unknown one.
+pub(super) fn known_keys() -> String {
+    format!(
+        "use a grid key ({}) or a config path such as data.normalize",
+        crate::sweep::GRID_KEYS.join(", ")
+    )
 }
 
 /// For each class (in the first column's class order) the indexes of the columns with the
@@ -204,27 +223,10 @@ pub struct Effect {
 /// left out.
 pub fn effects(report: &SweepReport, key: &str) -> Result<Vec<Effect>, ReportError> {
     let metric = report.metric;
-    let mut order: Vec<(usize, String)> = Vec::new();
-    for r in report.runs.iter().filter(|r| !r.run.retired) {
-        if let Some(v) = config_value(&r.run.config, key) {
-            match order.iter_mut().find(|(_, x)| *x == v) {
-                Some(entry) => entry.0 = entry.0.min(r.run.index),
-                None => order.push((r.run.index, v)),
-            }
-        }
-    }
-    if order.is_empty() {
-        let keys = crate::sweep::GRID_KEYS.join(", ");
-        return Err(ReportError::Usage(format!(
-            "no run of sweep \"{}\" has a value for \"{}\"; use a grid key ({keys}) or a config path such as data.normalize",
-            super::text::for_terminal(&report.sweep.name),
-            super::text::for_terminal(key)
-        )));
-    }
-    order.sort();
-    Ok(order
+    let current = report.runs.iter().filter(|r| !r.run.retired);
+    Ok(key_values(report, current, key)?
         .into_iter()
-        .map(|(_, value)| {
+        .map(|value| {
             let runs: Vec<&RunResult> = report
                 .runs
                 .iter()

@@ -78,6 +78,14 @@ pub fn runs_csv(report: &SweepReport) -> String {
     write(&header, rows)
 }
 
+/// The columns [`class_lines`] writes after its prefix.
+const CLASS_COLUMNS: [&str; 5] = ["class", "precision", "recall", "f1", "support"];
+
+/// `prefix` column names followed by [`CLASS_COLUMNS`].
+fn class_header<'a>(prefix: &[&'a str]) -> Vec<&'a str> {
+    prefix.iter().copied().chain(CLASS_COLUMNS).collect()
+}
+
 /// Classwise rows of one split, `prefix` cells first.
 fn class_lines(prefix: &[String], m: &SplitMetrics) -> Vec<Vec<String>> {
     class_rows(m)
@@ -103,18 +111,7 @@ pub fn best_csv(best: &BestRun) -> String {
     if let Some(test) = &best.result.test {
         rows.extend(class_lines(&[id, "test".into()], test));
     }
-    write(
-        &[
-            "run_id",
-            "split",
-            "class",
-            "precision",
-            "recall",
-            "f1",
-            "support",
-        ],
-        rows,
-    )
+    write(&class_header(&["run_id", "split"]), rows)
 }
 
 /// `--compare`: long format, one row per (split, compared run, class).
@@ -131,24 +128,11 @@ pub fn compare_csv(c: &Comparison) -> String {
             ]
         };
         rows.extend(class_lines(&prefix("val"), &col.val));
-        if let Some(test) = &col.test {
+        if let Some(test) = col.test() {
             rows.extend(class_lines(&prefix("test"), test));
         }
     }
-    write(
-        &[
-            "split",
-            "key",
-            "value",
-            "run_id",
-            "class",
-            "precision",
-            "recall",
-            "f1",
-            "support",
-        ],
-        rows,
-    )
+    write(&class_header(&["split", "key", "value", "run_id"]), rows)
 }
 
 /// `--by KEY`: one row per value.

@@ -4,6 +4,7 @@
 //! Every string from outside (sweep, labels, class names, config values, errors) is escaped
 //! for HTML after its hidden characters are made visible.
 use super::compare::{best_by_class, Comparison, Effect};
+use super::table::flatten;
 use super::text::for_terminal;
 use super::{class_rows, plot, BestRun, RunResult, SweepReport};
 use crate::store::SplitMetrics;
@@ -191,29 +192,6 @@ fn best_section(best: &BestRun) -> Result<String, String> {
     Ok(out)
 }
 
-/// The config as `dotted.key = value` pairs.
-fn flatten(config: &serde_json::Value) -> Vec<(String, String)> {
-    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (k, v) in map {
-                    let key = match prefix.is_empty() {
-                        true => k.clone(),
-                        false => format!("{prefix}.{k}"),
-                    };
-                    walk(&key, v, out);
-                }
-            }
-            serde_json::Value::Null => {}
-            serde_json::Value::String(s) => out.push((prefix.into(), s.clone())),
-            other => out.push((prefix.into(), other.to_string())),
-        }
-    }
-    let mut out = Vec::new();
-    walk("", config, &mut out);
-    out
-}
-
 fn side_by_side(c: &Comparison, splits: &[&SplitMetrics], split: &str) -> String {
     let Some(first) = splits.first() else {
         return String::new();
@@ -288,11 +266,7 @@ fn comparison_section(c: &Comparison) -> String {
     let val: Vec<&SplitMetrics> = c.columns.iter().map(|col| &col.val).collect();
     out += &side_by_side(c, &val, "validation");
     if c.has_test() {
-        let test: Vec<&SplitMetrics> = c
-            .columns
-            .iter()
-            .filter_map(|col| col.test.as_ref())
-            .collect();
+        let test: Vec<&SplitMetrics> = c.columns.iter().filter_map(|col| col.test()).collect();
         out += &side_by_side(c, &test, "test");
     }
     out

@@ -148,7 +148,7 @@ pub fn compare_json(c: &Comparison) -> Value {
                 "phase": e.map(|e| e.phase.name()),
                 "metric_value": col.result.score(c.metric),
                 "val": split_json(&col.val),
-                "test": col.test.as_ref().map(split_json),
+                "test": col.test().map(split_json),
             })
         })
         .collect();
@@ -168,12 +168,7 @@ pub fn compare_json(c: &Comparison) -> Value {
     };
     let val = best(c.columns.iter().map(|col| &col.val).collect());
     let test = match c.has_test() {
-        true => best(
-            c.columns
-                .iter()
-                .filter_map(|col| col.test.as_ref())
-                .collect(),
-        ),
+        true => best(c.columns.iter().filter_map(|col| col.test()).collect()),
         false => Value::Null,
     };
     json!({

@@ -183,9 +183,9 @@ impl SweepReport {
             values.dedup();
             if values.is_empty() {
                 return Err(ReportError::Usage(format!(
-                    "--where {}: no run has that key; use a grid key ({}) or a config path such as data.normalize",
+                    "--where {}: no run has that key; {}",
                     text::for_terminal(key),
-                    crate::sweep::GRID_KEYS.join(", ")
+                    compare::known_keys()
                 )));
             }
             if !values.contains(value) {

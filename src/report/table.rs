@@ -170,7 +170,7 @@ fn skipped_rows(skipped: &[crate::run::Skipped], style: TableStyle) -> String {
 
 /// The config as `dotted.key = value` rows: nested settings flattened, unset (null) values
 /// and the settings of an unused augmentation left out.
-fn flatten(config: &serde_json::Value) -> Vec<(String, String)> {
+pub(super) fn flatten(config: &serde_json::Value) -> Vec<(String, String)> {
     use serde_json::Value;
     fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
         match v {
@@ -325,11 +325,7 @@ pub fn compare_table(c: &Comparison, style: TableStyle) -> String {
         side_by_side(c, &val, "validation", style)
     );
     if c.has_test() {
-        let test: Vec<&SplitMetrics> = c
-            .columns
-            .iter()
-            .filter_map(|col| col.test.as_ref())
-            .collect();
+        let test: Vec<&SplitMetrics> = c.columns.iter().filter_map(|col| col.test()).collect();
         out += &format!("{}{}", gap(style), side_by_side(c, &test, "test", style));
     }
     out

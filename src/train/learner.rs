@@ -47,6 +47,11 @@ pub trait Learner {
     fn load_weights(&mut self, path: &Path) -> Result<(), TrainError>;
     fn save_optimizer(&self, path: &Path) -> Result<(), TrainError>;
     fn load_optimizer(&mut self, path: &Path) -> Result<(), TrainError>;
+    /// Sets the weights a run starts from when no saved state continues it (pretrained
+    /// weights, for transfer learning); nothing to do for a learner that starts as built.
+    fn start_fresh(&mut self) -> Result<(), TrainError> {
+        Ok(())
+    }
     /// Trains `phase` from now on, at learning rate `lr`: what is frozen changes and the
     /// optimizer starts afresh over what trains (as Keras' recompile between the two steps of
     /// its transfer-learning recipe). Nothing changes but the rate when `phase` is current.
@@ -69,6 +74,8 @@ pub struct CandleLearner {
     model: Model,
     optimizer: Optimizer,
     phase: Phase,
+    /// The weights file a fresh start loads (transfer learning).
+    pretrained: Option<std::path::PathBuf>,
 }
 
 impl CandleLearner {
@@ -105,7 +112,14 @@ impl CandleLearner {
             model,
             optimizer,
             phase: Phase::Scratch,
+            pretrained: None,
         })
+    }
+
+    /// A fresh start loads `path` ([`CandleLearner::load_pretrained`]); a resumed run takes
+    /// its saved weights instead, so the file is read only when it is needed.
+    pub fn start_from(&mut self, path: &Path) {
+        self.pretrained = Some(path.to_path_buf());
     }
 
     /// Starts from pretrained weights (every variable but the head, see
@@ -251,6 +265,13 @@ impl Learner for CandleLearner {
 
     fn load_optimizer(&mut self, path: &Path) -> Result<(), TrainError> {
         Ok(self.optimizer.load_state(path)?)
+    }
+
+    fn start_fresh(&mut self) -> Result<(), TrainError> {
+        match self.pretrained.clone() {
+            Some(path) => self.load_pretrained(&path),
+            None => Ok(()),
+        }
     }
 
     fn enter_phase(&mut self, phase: Phase, lr: f64) -> Result<(), TrainError> {

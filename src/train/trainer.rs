@@ -210,7 +210,10 @@ pub fn train(
             records = state.records.clone();
             stop_reason = state.stop_reason.clone();
         }
-        None => learner.enter_phase(cfg.phase(1), cfg.phase_lr(cfg.phase(1)))?,
+        None => {
+            learner.start_fresh()?;
+            learner.enter_phase(cfg.phase(1), cfg.phase_lr(cfg.phase(1)))?;
+        }
     }
     let train_images = start.train_images;
     out.send(Event::Started {

@@ -329,7 +329,8 @@ mod resume {
 
     fn learner(s: &Setup) -> CandleLearner {
         let mut l = CandleLearner::new(&s.run.config, 8, s.data.clone(), &Device::Cpu).unwrap();
-        l.load_pretrained(&s.pretrained).unwrap();
+        // As the worker does: a fresh start reads the file, a resumed one its saved state.
+        l.start_from(&s.pretrained);
         l
     }
 

@@ -164,26 +164,16 @@ impl Reader for SqliteStore {
             self.epoch_columns()
         ))?;
         let mut out: HashMap<String, Vec<EpochRow>> = HashMap::new();
-        // Rows come in storage order, so a run's epochs mostly follow each other: they are
-        // gathered until the run changes, then filed under it (one hash per run, not per row).
-        let mut current: (String, Vec<EpochRow>) = (String::new(), Vec::new());
         let mut rows = stmt.query([sweep_id])?;
         while let Some(r) = rows.next()? {
             let row = epoch_row(r)?;
             let run = r.get_ref(12)?.as_str().map_err(rusqlite::Error::from)?;
-            if run != current.0 {
-                let (done, epochs) = std::mem::replace(&mut current, (run.to_string(), Vec::new()));
-                if !epochs.is_empty() {
-                    out.entry(done).or_default().extend(epochs);
-                }
-                if let Some(earlier) = out.remove(run) {
-                    current.1 = earlier;
+            match out.get_mut(run) {
+                Some(epochs) => epochs.push(row),
+                None => {
+                    out.insert(run.to_string(), vec![row]);
                 }
             }
-            current.1.push(row);
-        }
-        if !current.1.is_empty() {
-            out.entry(current.0).or_default().extend(current.1);
         }
         for epochs in out.values_mut() {
             epochs.sort_by_key(|e| e.epoch);
