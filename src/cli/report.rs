@@ -89,14 +89,14 @@ pub struct Args {
     /// Write the report to FILE (its folder is made) instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub out: Option<std::path::PathBuf>,
-    /// Also draw the pictures as SVG files in reports/<sweep>/: the learning curves (loss,
-    /// accuracy) of the 5 best runs, or of --run, and the confusion matrices of the best run,
-    /// or of --run.
+    /// Also draw the pictures as SVG and PNG files in reports/<sweep>/: the learning curves
+    /// (loss, accuracy) of the 5 best runs, or of --run, and the confusion matrices of the
+    /// best run, or of --run.
     #[arg(long)]
     pub plots: bool,
 }
 
-/// `--plots`: the SVG files, written under `reports/<sweep>/`; returns their paths.
+/// `--plots`: each picture as SVG and PNG under `reports/<sweep>/`; returns their paths.
 fn plots(
     store: &dyn store::Reader,
     report: &SweepReport,
@@ -115,28 +115,41 @@ fn plots(
         }
     };
     let dir = std::path::Path::new("reports").join(report.sweep.name.as_str());
-    let mut files = Vec::new();
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    let mut write = |name: String, chart: &dyn Fn() -> Result<(String, Vec<u8>), String>| {
+        let (svg, png) = chart().map_err(anyhow::Error::msg)?;
+        for (path, bytes) in [
+            (dir.join(format!("{name}.svg")), svg.into_bytes()),
+            (dir.join(format!("{name}.png")), png),
+        ] {
+            write_atomically(&path, &bytes)?;
+            files.push(path);
+        }
+        anyhow::Ok(())
+    };
+    fn both(p: &impl plot::Picture) -> Result<(String, Vec<u8>), String> {
+        Ok((plot::svg(p)?, plot::png(p)?))
+    }
     let refs: Vec<&crate::report::RunResult> = runs.iter().collect();
     if !refs.is_empty() {
-        for (name, svg) in plot::learning_curves(&refs).map_err(anyhow::Error::msg)? {
-            files.push((dir.join(format!("{name}.svg")), svg));
+        for (name, chart) in plot::learning_curves(&refs) {
+            write(name.to_string(), &|| both(&chart))?;
         }
     }
     if let Some((result, val)) = best {
         let id = &result.run.id;
-        let svg = plot::confusion_svg(&val, &format!("{id} validation, epoch {}", val.epoch))
-            .map_err(anyhow::Error::msg)?;
-        files.push((dir.join(format!("confusion-{id}-val.svg")), svg));
+        let title = format!("{id} validation, epoch {}", val.epoch);
+        write(format!("confusion-{id}-val"), &|| {
+            both(&plot::confusion(&val, &title))
+        })?;
         if let Some(test) = &result.test {
-            let svg =
-                plot::confusion_svg(test, &format!("{id} test")).map_err(anyhow::Error::msg)?;
-            files.push((dir.join(format!("confusion-{id}-test.svg")), svg));
+            let title = format!("{id} test");
+            write(format!("confusion-{id}-test"), &|| {
+                both(&plot::confusion(test, &title))
+            })?;
         }
     }
-    for (path, svg) in &files {
-        write_atomically(path, svg)?;
-    }
-    Ok(files.into_iter().map(|(p, _)| p).collect())
+    Ok(files)
 }
 
 /// How many of the best runs the learning curves overlay.
@@ -316,9 +329,9 @@ fn width(arg: Option<usize>) -> usize {
         .unwrap_or(100)
 }
 
-/// Writes `text` to `path` through a temporary file beside it, so a reader never sees half a
+/// Writes `text` (or a picture's bytes) to `path` through a temporary file beside it, so a reader never sees half a
 /// report and a failed write leaves the old one; the folder is made first.
-fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+fn write_atomically(path: &std::path::Path, text: impl AsRef<[u8]>) -> anyhow::Result<()> {
     use anyhow::Context;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)

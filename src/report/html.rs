@@ -171,13 +171,19 @@ fn best_section(best: &BestRun) -> Result<String, String> {
     out += &classwise(&best.val, "validation");
     out += &format!(
         "<figure>{}</figure>\n",
-        plot::confusion_svg(&best.val, "validation confusion matrix (rows: true class)")?
+        plot::svg(&plot::confusion(
+            &best.val,
+            "validation confusion matrix (rows: true class)"
+        ))?
     );
     if let Some(test) = &best.result.test {
         out += &classwise(test, "test");
         out += &format!(
             "<figure>{}</figure>\n",
-            plot::confusion_svg(test, "test confusion matrix (rows: true class)")?
+            plot::svg(&plot::confusion(
+                test,
+                "test confusion matrix (rows: true class)"
+            ))?
         );
     }
     if !best.skipped.is_empty() {
@@ -317,8 +323,8 @@ pub fn html_report(report: &SweepReport, s: &Sections) -> Result<String, String>
     }
     if !s.curves.is_empty() {
         body += "<h2>Learning curves (solid: validation, dashed: training)</h2>\n";
-        for (_, svg) in plot::learning_curves(&s.curves)? {
-            body += &format!("<figure>{svg}</figure>\n");
+        for (_, chart) in plot::learning_curves(&s.curves) {
+            body += &format!("<figure>{}</figure>\n", plot::svg(&chart)?);
         }
     }
     Ok(format!(

@@ -1,7 +1,8 @@
-//! Pictures for the reports, as SVG text (plotters' SVG backend, so no font file is needed and
-//! the HTML report embeds them inline): learning curves of several runs overlaid, and a
-//! confusion matrix as a heatmap. Every label from outside is shown with its hidden characters
+//! Pictures for the reports, as SVG text (the HTML report embeds them inline) or PNG (for
+//! slides), both drawn by plotters from one drawing code: learning curves of several runs
+//! overlaid, and a confusion matrix as a heatmap. Every label from outside is shown with its hidden characters
 //! escaped ([`super::text::for_terminal`]); plotters escapes XML's own.
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::text::for_terminal;
@@ -18,43 +19,124 @@ fn err(e: impl std::fmt::Display) -> String {
     format!("drawing a chart: {e}")
 }
 
-/// A chart of `y_label` against the epoch, one line per curve (dashed ones are the second
-/// half of `curves` when `dashed_from` says where it starts).
-pub fn line_chart(
-    title: &str,
-    y_label: &str,
-    curves: &[Curve],
-    dashed_from: Option<usize>,
-) -> Result<String, String> {
-    let points = curves.iter().flat_map(|c| c.points.iter());
-    let finite: Vec<(f64, f64)> = points.filter(|p| p.1.is_finite()).copied().collect();
-    let x_max = finite.iter().map(|p| p.0).fold(1.0, f64::max);
-    let (mut lo, mut hi) = y_range(finite.iter().map(|p| p.1).collect());
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    let pad = ((hi - lo) * 0.05).max(1e-6);
+/// A picture the reports draw, as SVG text ([`svg`]) or as PNG bytes ([`png`]) from the same
+/// drawing code. `k` scales every length (the PNG is drawn at twice the SVG's size so it stays
+/// sharp on a slide).
+pub trait Picture {
+    /// Width and height at scale 1, in pixels.
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, k: u32)
+        -> Result<(), String>;
+}
+
+/// How much larger than the SVG the PNG is drawn.
+pub const PNG_SCALE: u32 = 2;
+
+/// The picture as SVG: text stays text, drawn by the viewer's sans-serif font.
+pub fn svg(p: &impl Picture) -> Result<String, String> {
+    fonts()?;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (640, 360)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, p.size()).into_drawing_area();
+        p.draw(&root, 1)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// The picture as a PNG file's bytes, its text drawn with the bundled DejaVu Sans (no font
+/// is looked up on the machine).
+pub fn png(p: &impl Picture) -> Result<Vec<u8>, String> {
+    fonts()?;
+    let (w, h) = p.size();
+    let (w, h) = (w * PNG_SCALE, h * PNG_SCALE);
+    let mut pixels = vec![0u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        p.draw(&root, PNG_SCALE)?;
+        root.present().map_err(err)?;
+    }
+    let mut out = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut out),
+        &pixels,
+        w,
+        h,
+        image::ExtendedColorType::Rgb8,
+    )
+    .map_err(err)?;
+    Ok(out)
+}
+
+/// Registers the bundled font once: plotters measures text with it for both backends (legend
+/// boxes, label areas) and draws the PNG's text with it.
+fn fonts() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
+    });
+    ok.then_some(())
+        .ok_or_else(|| "drawing a chart: the bundled font did not load".to_string())
+}
+
+/// Lines against the epoch, one per curve (dashed ones are the second half of `curves` when
+/// `dashed_from` says where it starts).
+pub struct LineChart {
+    pub title: String,
+    pub y_label: String,
+    pub curves: Vec<Curve>,
+    pub dashed_from: Option<usize>,
+    /// Where the legend goes: the corner the curves usually leave empty (upper right for a
+    /// loss, which falls; lower right for an accuracy, which rises).
+    pub legend: SeriesLabelPosition,
+}
+
+impl Picture for LineChart {
+    fn size(&self) -> (u32, u32) {
+        (640, 360)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        k: u32,
+    ) -> Result<(), String> {
+        let curves = &self.curves;
+        let points = curves.iter().flat_map(|c| c.points.iter());
+        let finite: Vec<(f64, f64)> = points.filter(|p| p.1.is_finite()).copied().collect();
+        let x_max = finite.iter().map(|p| p.0).fold(1.0, f64::max);
+        let (mut lo, mut hi) = y_range(finite.iter().map(|p| p.1).collect());
+        if !lo.is_finite() {
+            (lo, hi) = (0.0, 1.0);
+        }
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        let font = |size: u32| ("sans-serif", size * k);
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(for_terminal(title), ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
+        let mut chart = ChartBuilder::on(root)
+            .caption(for_terminal(&self.title), font(18))
+            .margin(12 * k)
+            .x_label_area_size(36 * k)
+            .y_label_area_size(56 * k)
             .build_cartesian_2d(1f64..x_max.max(2.0), (lo - pad)..(hi + pad))
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc(y_label)
+            .x_labels((x_max as usize).clamp(2, 10))
+            .x_label_formatter(&|x| match x.fract() == 0.0 {
+                true => format!("{x:.0}"),
+                false => String::new(),
+            })
+            .y_desc(self.y_label.as_str())
+            .label_style(font(12))
+            .axis_desc_style(font(14))
             .draw()
             .map_err(err)?;
-        let split = dashed_from.unwrap_or(curves.len());
+        let split = self.dashed_from.unwrap_or(curves.len());
         for (i, c) in curves.iter().enumerate() {
             let color = Palette99::pick(i % split.max(1)).to_rgba();
-            let style = ShapeStyle::from(color).stroke_width(2);
+            let style = ShapeStyle::from(color).stroke_width(2 * k);
             let points: Vec<(f64, f64)> = c
                 .points
                 .iter()
@@ -62,24 +144,27 @@ pub fn line_chart(
                 .copied()
                 .collect();
             let series = if i >= split {
-                chart.draw_series(DashedLineSeries::new(points, 6, 4, style))
+                chart.draw_series(DashedLineSeries::new(points, 6 * k, 4 * k, style))
             } else {
                 chart.draw_series(LineSeries::new(points, style))
             };
+            let x_len = 16 * k as i32;
             series
                 .map_err(err)?
                 .label(for_terminal(&c.label))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + x_len, y)], style));
         }
         chart
             .configure_series_labels()
+            .position(self.legend.clone())
+            .legend_area_size(24 * k)
+            .label_font(font(12))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
             .map_err(err)?;
-        root.present().map_err(err)?;
+        Ok(())
     }
-    Ok(svg)
 }
 
 /// The y range of a chart: from the lowest value to the highest, unless a few values tower
@@ -98,9 +183,9 @@ fn y_range(mut ys: Vec<f64>) -> (f64, f64) {
     }
 }
 
-/// Loss and accuracy per epoch of `runs` (solid: validation, dashed: training), as two SVG
-/// charts: `[("loss", svg), ("accuracy", svg)]`.
-pub fn learning_curves(runs: &[&RunResult]) -> Result<Vec<(&'static str, String)>, String> {
+/// Loss and accuracy per epoch of `runs` (solid: validation, dashed: training), as two
+/// charts: `[("loss", chart), ("accuracy", chart)]`.
+pub fn learning_curves(runs: &[&RunResult]) -> Vec<(&'static str, LineChart)> {
     let curves = |val: fn(&crate::store::EpochRow) -> Option<f64>,
                   train: fn(&crate::store::EpochRow) -> Option<f64>| {
         let mut out: Vec<Curve> = Vec::new();
@@ -118,51 +203,97 @@ pub fn learning_curves(runs: &[&RunResult]) -> Result<Vec<(&'static str, String)
         }
         out
     };
-    let loss = curves(|e| e.val_loss, |e| e.train_loss);
-    let acc = curves(|e| e.val_acc, |e| e.train_acc);
-    Ok(vec![
+    let chart = |title: &str, y_label: &str, curves, legend| LineChart {
+        title: title.into(),
+        y_label: y_label.into(),
+        curves,
+        dashed_from: Some(runs.len()),
+        legend,
+    };
+    vec![
         (
             "loss",
-            line_chart("loss per epoch", "loss", &loss, Some(runs.len()))?,
+            chart(
+                "loss per epoch",
+                "loss",
+                curves(|e| e.val_loss, |e| e.train_loss),
+                SeriesLabelPosition::UpperRight,
+            ),
         ),
         (
             "accuracy",
-            line_chart("accuracy per epoch", "accuracy", &acc, Some(runs.len()))?,
+            chart(
+                "accuracy per epoch",
+                "accuracy",
+                curves(|e| e.val_acc, |e| e.train_acc),
+                SeriesLabelPosition::LowerRight,
+            ),
         ),
-    ])
+    ]
 }
 
-/// The confusion matrix of `m` as a heatmap: rows are the true classes, columns the
-/// predicted ones, each cell shaded by its share of the row and labelled with its count.
-pub fn confusion_svg(m: &SplitMetrics, title: &str) -> Result<String, String> {
-    let names: Vec<String> = class_rows(m)
-        .iter()
-        .map(|r| for_terminal(&r.name))
-        .collect();
-    let n = names.len().max(1);
-    let counts = &m.confusion.matrix;
-    let shares = super::row_normalised(counts);
-    let cell = (480 / n as u32).clamp(14, 60);
-    let label_w = 12 + 7 * names.iter().map(|s| s.chars().count()).max().unwrap_or(4) as u32;
-    let size = (
-        label_w + cell * n as u32 + 20,
-        60 + cell * n as u32 + label_w,
-    );
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+/// A confusion matrix as a heatmap: rows are the true classes, columns the predicted ones,
+/// each cell shaded by its share of the row and labelled with its count.
+pub struct ConfusionChart {
+    pub title: String,
+    /// Class names, hidden characters already escaped.
+    names: Vec<String>,
+    counts: Vec<Vec<u64>>,
+}
+
+/// The confusion matrix of `m` as a heatmap titled `title`.
+pub fn confusion(m: &SplitMetrics, title: &str) -> ConfusionChart {
+    ConfusionChart {
+        title: title.into(),
+        names: class_rows(m)
+            .iter()
+            .map(|r| for_terminal(&r.name))
+            .collect(),
+        counts: m.confusion.matrix.clone(),
+    }
+}
+
+impl ConfusionChart {
+    fn cell(&self) -> u32 {
+        (480 / self.names.len().max(1) as u32).clamp(14, 60)
+    }
+
+    fn label_width(&self) -> u32 {
+        let longest = self.names.iter().map(|s| s.chars().count()).max();
+        12 + 7 * longest.unwrap_or(4) as u32
+    }
+}
+
+impl Picture for ConfusionChart {
+    fn size(&self) -> (u32, u32) {
+        let (n, cell, label_w) = (
+            self.names.len().max(1) as u32,
+            self.cell(),
+            self.label_width(),
+        );
+        (label_w + cell * n + 20, 60 + cell * n + label_w)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        k: u32,
+    ) -> Result<(), String> {
+        let n = self.names.len().max(1) as i32;
+        let shares = super::row_normalised(&self.counts);
+        let ki = k as i32;
+        let font = ("sans-serif", 12 * k).into_font();
         root.fill(&WHITE).map_err(err)?;
-        let font = ("sans-serif", 12).into_font();
         root.draw(&Text::new(
-            for_terminal(title),
-            (8, 8),
-            ("sans-serif", 16).into_font(),
+            for_terminal(&self.title),
+            (8 * ki, 8 * ki),
+            ("sans-serif", 16 * k).into_font(),
         ))
         .map_err(err)?;
-        let top = 40i32;
-        let left = label_w as i32;
-        let c = cell as i32;
-        for (i, row) in counts.iter().enumerate() {
+        let top = 40 * ki;
+        let left = self.label_width() as i32 * ki;
+        let c = self.cell() as i32 * ki;
+        for (i, row) in self.counts.iter().enumerate() {
             for (j, &count) in row.iter().enumerate() {
                 let share = shares[i][j];
                 let shade = (255.0 * (1.0 - share)) as u8;
@@ -172,31 +303,30 @@ pub fn confusion_svg(m: &SplitMetrics, title: &str) -> Result<String, String> {
                     .map_err(err)?;
                 root.draw(&Rectangle::new(
                     [(x, y), (x + c, y + c)],
-                    RGBColor(200, 200, 200).stroke_width(1),
+                    RGBColor(200, 200, 200).stroke_width(k),
                 ))
                 .map_err(err)?;
                 let ink = if share > 0.5 { WHITE } else { BLACK };
                 root.draw(&Text::new(
                     count.to_string(),
-                    (x + 3, y + c / 2 - 6),
+                    (x + 3 * ki, y + c / 2 - 6 * ki),
                     font.clone().color(&ink),
                 ))
                 .map_err(err)?;
             }
         }
-        for (k, name) in names.iter().enumerate() {
-            let y = top + k as i32 * c + c / 2 - 6;
-            root.draw(&Text::new(name.clone(), (4, y), font.clone()))
+        for (i, name) in self.names.iter().enumerate() {
+            let y = top + i as i32 * c + c / 2 - 6 * ki;
+            root.draw(&Text::new(name.clone(), (4 * ki, y), font.clone()))
                 .map_err(err)?;
-            let x = left + k as i32 * c + c / 2 - 4;
-            let below = top + n as i32 * c + 6;
+            let x = left + i as i32 * c + c / 2 - 4 * ki;
+            let below = top + n * c + 6 * ki;
             let rotated = font.clone().transform(FontTransform::Rotate90);
             root.draw(&Text::new(name.clone(), (x, below), rotated))
                 .map_err(err)?;
         }
-        root.present().map_err(err)?;
+        Ok(())
     }
-    Ok(svg)
 }
 
 #[cfg(test)]
@@ -216,14 +346,21 @@ mod tests {
                 points: vec![(1.0, 1.2), (2.0, 0.8)],
             },
         ];
-        let svg = line_chart("loss", "loss", &curves, Some(1)).unwrap();
+        let chart = |curves, dashed_from| LineChart {
+            title: "loss".into(),
+            y_label: "loss".into(),
+            curves,
+            dashed_from,
+            legend: SeriesLabelPosition::UpperRight,
+        };
+        let svg = svg(&chart(curves.into(), Some(1))).unwrap();
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("run &lt;a&gt; &amp; \\u{1b}[31m"), "{svg}");
         assert!(!svg.contains('\u{1b}'));
         assert!(svg.matches("<polyline").count() >= 2, "{svg}");
         assert!(svg.contains(">\nepoch\n<"), "{svg}");
         // No point at all still draws an (empty) chart.
-        assert!(line_chart("x", "y", &[], None).unwrap().contains("<svg"));
+        assert!(super::svg(&chart(vec![], None)).unwrap().contains("<svg"));
     }
 
     #[test]
@@ -251,7 +388,7 @@ mod tests {
             confusion,
             loss: None,
         };
-        let svg = confusion_svg(&m, "validation").unwrap();
+        let svg = svg(&super::confusion(&m, "validation")).unwrap();
         for text in ["7", "3", "10", "0", "cat", "d&lt;o&gt;g"] {
             let shown = format!(">\n{text}\n</text>");
             assert!(svg.contains(&shown), "{text} in {svg}");
@@ -261,5 +398,71 @@ mod tests {
             1 + 2 * 4,
             "background + fill and border per cell"
         );
+    }
+
+    /// The PNG is the same picture: decoded, it has the SVG's size times the scale, and the
+    /// heatmap's cells have the shades their shares give (a row all on the diagonal: pure
+    /// blue there, white beside it), with dark text pixels in the title's corner.
+    #[test]
+    fn a_png_heatmap_has_the_shades_of_its_cells() {
+        let mut confusion = Confusion::new(2);
+        for (t, p, n) in [(0, 0, 5), (0, 1, 5), (1, 1, 10)] {
+            for _ in 0..n {
+                confusion.add(t, p);
+            }
+        }
+        let m = SplitMetrics {
+            split: "val".into(),
+            epoch: 1,
+            class_names: vec!["cat".into(), "dog".into()],
+            metrics: Metrics::from_confusion(&confusion),
+            confusion,
+            loss: None,
+        };
+        let chart = super::confusion(&m, "validation");
+        let bytes = png(&chart).unwrap();
+        let img = image::load_from_memory(&bytes).unwrap().to_rgb8();
+        let (w, h) = chart.size();
+        assert_eq!(img.dimensions(), (w * PNG_SCALE, h * PNG_SCALE));
+        let k = PNG_SCALE;
+        let (left, top, c) = (chart.label_width() * k, 40 * k, chart.cell() * k);
+        // Sample each cell near its lower-right corner, away from its count.
+        let at = |i: u32, j: u32| img.get_pixel(left + j * c + c - 4, top + i * c + c - 4).0;
+        assert_eq!(at(1, 1), [0, 0, 255], "dog: all on the diagonal");
+        assert_eq!(at(1, 0), [255, 255, 255], "no dog was called a cat");
+        let half = at(0, 0);
+        assert!(half[0].abs_diff(127) <= 1 && half[2] == 255, "{half:?}");
+        let title_ink = (8 * k..60 * k)
+            .flat_map(|x| (8 * k..24 * k).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0[0] < 100)
+            .count();
+        assert!(
+            title_ink > 50,
+            "the title is drawn: {title_ink} dark pixels"
+        );
+    }
+
+    #[test]
+    fn a_png_line_chart_draws_its_lines() {
+        let chart = LineChart {
+            title: "loss".into(),
+            y_label: "loss".into(),
+            curves: vec![Curve {
+                label: "run".into(),
+                points: vec![(1.0, 1.0), (2.0, 0.5), (3.0, 0.2)],
+            }],
+            dashed_from: None,
+            legend: SeriesLabelPosition::UpperRight,
+        };
+        let img = image::load_from_memory(&png(&chart).unwrap())
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(img.dimensions(), (640 * PNG_SCALE, 360 * PNG_SCALE));
+        let first = Palette99::pick(0).to_rgba();
+        let line = img
+            .pixels()
+            .filter(|p| p.0 == [first.0, first.1, first.2])
+            .count();
+        assert!(line > 500, "the curve's colour covers {line} pixels");
     }
 }
