@@ -178,7 +178,12 @@ fn main() {
     );
     let load = || {
         let db = store::open_read_only(&path).expect("open the store");
-        let report = SweepReport::load(db.as_ref(), None, Monitor::ValMacroF1).expect("load");
+        let report = SweepReport::load(
+            db.as_ref(),
+            sweep::report::Sweeps::Latest,
+            Monitor::ValMacroF1,
+        )
+        .expect("load");
         (db, report)
     };
     time("runs table", &|| {

@@ -7,6 +7,7 @@ mod equivalence;
 mod hostile;
 mod html;
 mod predict;
+mod report_snapshots;
 mod scheduling;
 mod sweep_files;
 mod transfer;

@@ -57,7 +57,8 @@ pub struct DbArg {
 pub struct StoredSweep {
     #[command(flatten)]
     pub db: DbArg,
-    /// Which sweep (by name); default: the one run most recently.
+    /// Which sweep (by name; `sweep report` also takes `all`: every sweep in the database);
+    /// default: the one run most recently.
     #[arg(long)]
     pub sweep: Option<String>,
 }

@@ -9,8 +9,8 @@ use super::StoredSweep;
 use crate::report::csv;
 use crate::report::{
     best_json, best_table, compare_json, compare_table, effects_json, effects_table, run_json,
-    run_table, runs_json, runs_table, to_json_string, BestRun, Comparison, RunReport, SweepReport,
-    TableStyle,
+    run_table, runs_json, runs_table, to_json_string, BestRun, Comparison, Ranking, RunReport,
+    Split, SweepReport, Sweeps, TableStyle,
 };
 use crate::run::Monitor;
 use crate::store;
@@ -51,6 +51,21 @@ impl From<Metric> for Monitor {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Val,
+    Test,
+}
+
+impl From<SplitArg> for Split {
+    fn from(s: SplitArg) -> Split {
+        match s {
+            SplitArg::Val => Split::Val,
+            SplitArg::Test => Split::Test,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -59,8 +74,9 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["compare", "by"])]
     pub best: bool,
     /// Compare the best run of each value of a grid key (backbone, lr, transfer, ...) class by
-    /// class, or named runs: `run:ID,ID,...` (ids or their first 4+ characters).
-    #[arg(long, value_name = "KEY", conflicts_with = "by")]
+    /// class, or named runs: `run:ID,ID,...` (ids or their first 4+ characters). With --by
+    /// only in --format html, which holds both.
+    #[arg(long, value_name = "KEY")]
     pub compare: Option<String>,
     /// What a grid key does: the best, mean and worst of the metric per value, over the
     /// other axes.
@@ -74,6 +90,11 @@ pub struct Args {
     /// The metric that ranks runs and picks each run's best epoch.
     #[arg(long, value_enum, default_value = "val_macro_f1")]
     pub metric: Metric,
+    /// Rank and show one split: `val`, or `test` (runs ranked by the test folder's value of
+    /// --metric for their kept weights, and only test tables shown). Each run's best epoch is
+    /// still chosen on validation. Default: rank on validation, show both.
+    #[arg(long, value_enum)]
+    pub split: Option<SplitArg>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Width the classwise table wraps at (default: $COLUMNS, else 100).
@@ -249,12 +270,18 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.compare.is_some() && args.by.is_some() && args.format != Format::Html {
+        anyhow::bail!(
+            "--compare and --by are one report each; give one, or add --format html for a page with both"
+        );
+    }
     let store = store::open_read_only(&args.stored.db.db)?;
-    let mut report = SweepReport::load(
-        store.as_ref(),
-        args.stored.sweep.as_deref(),
-        args.metric.into(),
-    )?;
+    let ranking = Ranking::new(args.metric.into(), args.split.map(Split::from))?;
+    let sweeps = Sweeps::from_arg(args.stored.sweep.as_deref());
+    if sweeps == Sweeps::All && store.sweeps()?.iter().any(|s| s.name == "all") {
+        eprintln!("note: --sweep all reports every sweep, the one named \"all\" among them");
+    }
+    let mut report = SweepReport::load(store.as_ref(), sweeps, ranking)?;
     report.keep_where(&args.filters)?;
     if args.plots {
         for path in plots(store.as_ref(), &report, args.run.as_deref())? {

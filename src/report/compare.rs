@@ -3,8 +3,7 @@
 //! over the other axes (`--by KEY`). Built from a [`SweepReport`] and the store alone.
 use serde_json::Value;
 
-use super::{ReportError, RunResult, SweepReport};
-use crate::run::Monitor;
+use super::{Ranking, ReportError, RunResult, Split, SweepReport};
 use crate::store::{Reader, SplitMetrics, SweepRow};
 
 /// The value of grid key (or dotted config path) `key` in a stored run config, as sweep files
@@ -64,7 +63,7 @@ impl Column {
 #[derive(Clone, Debug)]
 pub struct Comparison {
     pub sweep: SweepRow,
-    pub metric: Monitor,
+    pub metric: Ranking,
     /// The key compared; `None` for named runs.
     pub key: Option<String>,
     pub columns: Vec<Column>,
@@ -135,6 +134,20 @@ impl Comparison {
     /// Whether every compared run has test-folder metrics.
     pub fn has_test(&self) -> bool {
         self.columns.iter().all(|c| c.test().is_some())
+    }
+
+    /// The splits shown side by side (`--split`), each with one metrics per column: validation,
+    /// then the test folder when every compared run has it.
+    pub fn splits(&self) -> Vec<(Split, Vec<&SplitMetrics>)> {
+        let mut out = Vec::new();
+        if self.metric.shows(Split::Val) {
+            out.push((Split::Val, self.columns.iter().map(|c| &c.val).collect()));
+        }
+        if self.metric.shows(Split::Test) && self.has_test() {
+            let test = self.columns.iter().filter_map(|c| c.test()).collect();
+            out.push((Split::Test, test));
+        }
+        out
     }
 }
 

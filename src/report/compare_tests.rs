@@ -80,7 +80,7 @@ fn store() -> (SqliteStore, Vec<String>, tempfile::TempDir) {
 }
 
 fn report(store: &SqliteStore) -> SweepReport {
-    SweepReport::load(store, None, Monitor::ValMacroF1).unwrap()
+    SweepReport::load(store, Sweeps::Latest, Monitor::ValMacroF1).unwrap()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -296,8 +296,9 @@ fn where_filters_and_csv_rows() {
     // The runs: a header and one row per run, best first.
     let rows = parse_csv(&super::csv::runs_csv(&r));
     assert_eq!(rows.len(), 3);
-    assert_eq!(rows[1][2], ids[2]);
-    assert!(close(rows[1][10].parse().unwrap(), 0.79167), "{rows:?}");
+    assert_eq!(rows[1][1], "cmp", "the sweep");
+    assert_eq!(rows[1][3], ids[2]);
+    assert!(close(rows[1][11].parse().unwrap(), 0.79167), "{rows:?}");
     // The comparison in long format: 2 runs x 2 classes, the numbers of the table above.
     let c = Comparison::by_key(&store, &report(&store), "backbone").unwrap();
     let rows = parse_csv(&super::csv::compare_csv(&c));

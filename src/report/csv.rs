@@ -36,6 +36,7 @@ fn write(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String
 pub fn runs_csv(report: &SweepReport) -> String {
     let header = [
         "rank",
+        "sweep",
         "index",
         "run_id",
         "label",
@@ -51,12 +52,14 @@ pub fn runs_csv(report: &SweepReport) -> String {
         "val_macro_f1",
         "test_acc",
         "test_macro_f1",
+        "test_loss",
         "seconds",
     ];
     let rows = report.runs.iter().enumerate().map(|(rank, r)| {
         let e = r.best_epoch();
         vec![
             (rank + 1).to_string(),
+            text(&r.sweep),
             r.run.index.to_string(),
             r.run.id.clone(),
             text(&r.run.label),
@@ -72,6 +75,7 @@ pub fn runs_csv(report: &SweepReport) -> String {
             num(e.and_then(|e| e.val_macro_f1)),
             num(r.test.as_ref().map(|t| t.metrics.accuracy)),
             num(r.test.as_ref().map(|t| t.metrics.macro_f1)),
+            num(r.test.as_ref().and_then(|t| t.loss)),
             r.epochs.iter().map(|e| e.seconds).sum::<f64>().to_string(),
         ]
     });
@@ -107,9 +111,9 @@ fn class_lines(prefix: &[String], m: &SplitMetrics) -> Vec<Vec<String>> {
 /// `--best`: the classwise table of the best epoch (and the test folder), one row per class.
 pub fn best_csv(best: &BestRun) -> String {
     let id = best.result.run.id.clone();
-    let mut rows = class_lines(&[id.clone(), "val".into()], &best.val);
-    if let Some(test) = &best.result.test {
-        rows.extend(class_lines(&[id, "test".into()], test));
+    let mut rows = Vec::new();
+    for (split, m) in best.splits() {
+        rows.extend(class_lines(&[id.clone(), split.name().into()], m));
     }
     write(&class_header(&["run_id", "split"]), rows)
 }
@@ -118,18 +122,15 @@ pub fn best_csv(best: &BestRun) -> String {
 pub fn compare_csv(c: &Comparison) -> String {
     let key = c.key.clone().unwrap_or_else(|| "run".into());
     let mut rows = Vec::new();
-    for col in &c.columns {
-        let prefix = |split: &str| {
-            vec![
-                split.to_string(),
+    for (split, metrics) in c.splits() {
+        for (col, m) in c.columns.iter().zip(metrics) {
+            let prefix = [
+                split.name().to_string(),
                 key.clone(),
                 text(&col.value),
                 col.result.run.id.clone(),
-            ]
-        };
-        rows.extend(class_lines(&prefix("val"), &col.val));
-        if let Some(test) = col.test() {
-            rows.extend(class_lines(&prefix("test"), test));
+            ];
+            rows.extend(class_lines(&prefix, m));
         }
     }
     write(&class_header(&["split", "key", "value", "run_id"]), rows)

@@ -111,7 +111,7 @@ fn store() -> (SqliteStore, tempfile::TempDir) {
 
 fn reports() -> (SweepReport, BestRun) {
     let (store, _dir) = store();
-    let load = || SweepReport::load(&store, None, Monitor::ValMacroF1).unwrap();
+    let load = || SweepReport::load(&store, Sweeps::Latest, Monitor::ValMacroF1).unwrap();
     let best = BestRun::load(&store, &load()).unwrap();
     (load(), best)
 }
@@ -327,7 +327,7 @@ fn errors_name_the_sweep_without_control_characters() {
     store
         .register(SWEEP, &sweep.file, &sweep.runs(), true)
         .unwrap();
-    let report = SweepReport::load(&store, None, Monitor::ValMacroF1).unwrap();
+    let report = SweepReport::load(&store, Sweeps::Latest, Monitor::ValMacroF1).unwrap();
     let err = BestRun::load(&store, &report).unwrap_err().to_string();
     assert_inert_terminal(&err);
     assert!(err.contains(&for_terminal(SWEEP)), "{err}");
@@ -337,7 +337,7 @@ fn errors_name_the_sweep_without_control_characters() {
 #[test]
 fn comparisons_keep_hostile_names_inert() {
     let (store, _dir) = store();
-    let load = || SweepReport::load(&store, None, Monitor::ValMacroF1).unwrap();
+    let load = || SweepReport::load(&store, Sweeps::Latest, Monitor::ValMacroF1).unwrap();
     let c = Comparison::by_key(&store, &load(), "lr").unwrap();
     assert_eq!(c.columns.len(), 1, "the failed run's lr has no epoch");
     assert_eq!(c.missing, ["0.01"]);
@@ -371,7 +371,7 @@ fn comparisons_keep_hostile_names_inert() {
 #[test]
 fn one_run_report_keeps_hostile_names_inert() {
     let (store, _dir) = store();
-    let load = || SweepReport::load(&store, None, Monitor::ValMacroF1).unwrap();
+    let load = || SweepReport::load(&store, Sweeps::Latest, Monitor::ValMacroF1).unwrap();
     let id = load().runs[0].run.id.clone();
     let r = RunReport::load(&store, &load(), &id).unwrap();
     let md = run_table(&r, TableStyle::Markdown, 80);
@@ -385,7 +385,7 @@ fn one_run_report_keeps_hostile_names_inert() {
 #[test]
 fn html_report_escapes_every_name() {
     let (store, _dir) = store();
-    let load = || SweepReport::load(&store, None, Monitor::ValMacroF1).unwrap();
+    let load = || SweepReport::load(&store, Sweeps::Latest, Monitor::ValMacroF1).unwrap();
     let report = load();
     let best = BestRun::load(&store, &load()).unwrap();
     let c = Comparison::by_key(&store, &load(), "lr").unwrap();

@@ -73,35 +73,33 @@ fn table(header: &[String], rows: &[Vec<String>]) -> String {
 }
 
 fn runs_section(report: &SweepReport) -> String {
-    let header: Vec<String> = [
-        "rank", "#", "run", "label", "status", "epochs", "best", "val_acc", "val_f1", "val_loss",
-        "test_acc",
-    ]
-    .map(String::from)
-    .to_vec();
+    let scores = report.score_columns();
+    let sweep_column = report.several.then_some("sweep");
+    let mut header: Vec<String> = vec!["rank".into()];
+    header.extend(sweep_column.map(String::from));
+    header.extend(["#", "run", "label", "status", "epochs", "best"].map(String::from));
+    header.extend(scores.iter().map(|s| s.0.to_string()));
     let rows: Vec<Vec<String>> = report
         .runs
         .iter()
         .enumerate()
         .map(|(rank, r)| {
-            let e = r.best_epoch();
             let mut status = escape(r.run.status.as_str());
             if let Some(err) = &r.run.error {
                 status += &format!(": {}", escape(err.lines().next().unwrap_or("")));
             }
-            vec![
-                (rank + 1).to_string(),
+            let mut row = vec![(rank + 1).to_string()];
+            row.extend(sweep_column.map(|_| escape(&r.sweep)));
+            row.extend([
                 r.run.index.to_string(),
                 escape(&r.run.id),
                 escape(&r.run.label),
                 status,
                 r.epochs.len().to_string(),
                 r.best_epoch_text(),
-                num(e.and_then(|e| e.val_acc)),
-                num(e.and_then(|e| e.val_macro_f1)),
-                num(e.and_then(|e| e.val_loss)),
-                num(r.test.as_ref().map(|t| t.metrics.accuracy)),
-            ]
+            ]);
+            row.extend(scores.iter().map(|(_, value)| num(value(r))));
+            row
         })
         .collect();
     format!(
@@ -168,22 +166,12 @@ fn best_section(best: &BestRun) -> Result<String, String> {
         .map(|(k, v)| vec![escape(&k), escape(&v)])
         .collect();
     out += &table(&["setting".into(), "value".into()], &config);
-    out += &classwise(&best.val, "validation");
-    out += &format!(
-        "<figure>{}</figure>\n",
-        plot::svg(&plot::confusion(
-            &best.val,
-            "validation confusion matrix (rows: true class)"
-        ))?
-    );
-    if let Some(test) = &best.result.test {
-        out += &classwise(test, "test");
+    for (split, m) in best.splits() {
+        out += &classwise(m, split.title());
+        let title = format!("{} confusion matrix (rows: true class)", split.title());
         out += &format!(
             "<figure>{}</figure>\n",
-            plot::svg(&plot::confusion(
-                test,
-                "test confusion matrix (rows: true class)"
-            ))?
+            plot::svg(&plot::confusion(m, &title))?
         );
     }
     if !best.skipped.is_empty() {
@@ -269,11 +257,8 @@ fn comparison_section(c: &Comparison) -> String {
         ],
         &rows,
     );
-    let val: Vec<&SplitMetrics> = c.columns.iter().map(|col| &col.val).collect();
-    out += &side_by_side(c, &val, "validation");
-    if c.has_test() {
-        let test: Vec<&SplitMetrics> = c.columns.iter().filter_map(|col| col.test()).collect();
-        out += &side_by_side(c, &test, "test");
+    for (split, metrics) in c.splits() {
+        out += &side_by_side(c, &metrics, split.title());
     }
     out
 }
@@ -305,8 +290,12 @@ fn effects_section(report: &SweepReport, key: &str, effects: &[Effect]) -> Strin
 /// The whole page.
 pub fn html_report(report: &SweepReport, s: &Sections) -> Result<String, String> {
     let name = escape(&report.sweep.name);
+    let at = match report.metric.split() {
+        super::Split::Val => "at each run's best epoch",
+        super::Split::Test => "of each run's kept weights on the test folder",
+    };
     let mut body = format!(
-        "<h1>Sweep {name}</h1>\n<p class=\"note\">{} runs, ranked by {} at each run's best epoch. \
+        "<h1>Sweep {name}</h1>\n<p class=\"note\">{} runs, ranked by {} {at}. \
          Made by sweep from its database.</p>\n",
         report.runs.len(),
         report.metric.name()

@@ -107,6 +107,7 @@ pub fn runs_json(report: &SweepReport) -> Value {
             let e = r.best_epoch();
             json!({
                 "rank": rank + 1,
+                "sweep": r.sweep,
                 "run_id": r.run.id,
                 "index": r.run.index,
                 "label": r.run.label,
@@ -124,6 +125,7 @@ pub fn runs_json(report: &SweepReport) -> Value {
                 "val_macro_f1": e.and_then(|e| e.val_macro_f1),
                 "test_acc": r.test.as_ref().map(|t| t.metrics.accuracy),
                 "test_macro_f1": r.test.as_ref().map(|t| t.metrics.macro_f1),
+                "test_loss": r.test.as_ref().and_then(|t| t.loss),
                 "seconds": r.epochs.iter().fold(0.0, |s, e| s + e.seconds),
             })
         })

@@ -34,9 +34,95 @@ pub enum ReportError {
     Usage(String),
 }
 
+/// The two splits a report shows: the validation folder (every epoch) and the test folder
+/// (the kept weights, once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Val,
+    Test,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+
+    /// The split as section titles name it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Split::Val => "validation",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// How a report ranks runs and which splits it shows (`--metric`, `--split`). Each run's best
+/// epoch is always chosen by `monitor` on validation (the test folder is evaluated once, on
+/// the kept weights); `--split test` then ranks runs by the test folder's value of the same
+/// metric and shows only the test folder's tables, `--split val` only validation's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ranking {
+    pub monitor: Monitor,
+    /// `None`: rank on validation, show both splits.
+    pub split: Option<Split>,
+}
+
+impl From<Monitor> for Ranking {
+    fn from(monitor: Monitor) -> Ranking {
+        Ranking {
+            monitor,
+            split: None,
+        }
+    }
+}
+
+impl Ranking {
+    /// `monitor` read on `split`; the test folder has no training metrics.
+    pub fn new(monitor: Monitor, split: Option<Split>) -> Result<Ranking, ReportError> {
+        let ranking = Ranking { monitor, split };
+        if split == Some(Split::Test) && matches!(monitor, Monitor::TrainLoss | Monitor::TrainAcc) {
+            return Err(ReportError::Usage(format!(
+                "--split test ranks by the test folder's value of the metric, and --metric {} has none there: use val_macro_f1, val_acc, val_weighted_f1 or val_loss",
+                monitor.name()
+            )));
+        }
+        Ok(ranking)
+    }
+
+    /// The split runs are ranked on.
+    pub fn split(self) -> Split {
+        self.split.unwrap_or(Split::Val)
+    }
+
+    /// The metric as the reports name it: `val_macro_f1`, or `test_macro_f1` with `--split test`.
+    pub fn name(self) -> &'static str {
+        match (self.split(), self.monitor) {
+            (Split::Test, Monitor::ValMacroF1) => "test_macro_f1",
+            (Split::Test, Monitor::ValAcc) => "test_acc",
+            (Split::Test, Monitor::ValWeightedF1) => "test_weighted_f1",
+            (Split::Test, Monitor::ValLoss) => "test_loss",
+            (_, m) => m.name(),
+        }
+    }
+
+    pub fn lower_is_better(self) -> bool {
+        self.monitor.lower_is_better()
+    }
+
+    /// Whether the reports show `split`'s tables.
+    pub fn shows(self, split: Split) -> bool {
+        self.split.is_none_or(|s| s == split)
+    }
+}
+
 /// One run and its best epoch by the report's metric.
 #[derive(Clone, Debug)]
 pub struct RunResult {
+    /// The name of the sweep it belongs to.
+    pub sweep: String,
     pub run: RunRow,
     pub epochs: Vec<EpochRow>,
     /// Index into `epochs` of the best epoch by the metric.
@@ -90,10 +176,25 @@ impl RunResult {
         })
     }
 
-    pub fn score(&self, metric: Monitor) -> Option<f64> {
-        self.best_epoch()
-            .map(|e| metric.value(&summary(e)))
-            .filter(|v| !v.is_nan())
+    /// The ranking's metric at the best epoch (on validation), or on the test folder's
+    /// evaluation of the kept weights with `--split test`; `None` where there is none.
+    pub fn score(&self, metric: impl Into<Ranking>) -> Option<f64> {
+        let metric = metric.into();
+        let best = self.best_epoch()?;
+        let value = match metric.split() {
+            Split::Val => Some(metric.monitor.value(&summary(best))),
+            Split::Test => {
+                let t = self.test.as_ref()?;
+                match metric.monitor {
+                    Monitor::ValMacroF1 => Some(t.metrics.macro_f1),
+                    Monitor::ValAcc => Some(t.metrics.accuracy),
+                    Monitor::ValWeightedF1 => Some(t.metrics.weighted_f1),
+                    Monitor::ValLoss => t.loss,
+                    Monitor::TrainLoss | Monitor::TrainAcc => None,
+                }
+            }
+        };
+        value.filter(|v| !v.is_nan())
     }
 }
 
@@ -113,43 +214,82 @@ pub fn summary(e: &EpochRow) -> EpochSummary {
     }
 }
 
-/// All runs of a sweep, best first by `metric`; runs without a usable epoch come last.
+/// Which sweeps a report covers (`--sweep`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweeps<'a> {
+    /// The one run most recently.
+    Latest,
+    Named(&'a str),
+    /// Every sweep in the store (`--sweep all`): runs from several sweeps ranked together.
+    All,
+}
+
+impl<'a> Sweeps<'a> {
+    /// `--sweep NAME|all`.
+    pub fn from_arg(arg: Option<&'a str>) -> Sweeps<'a> {
+        match arg {
+            None => Sweeps::Latest,
+            Some("all") => Sweeps::All,
+            Some(name) => Sweeps::Named(name),
+        }
+    }
+}
+
+/// The name a report over every sweep goes by (headers, `reports/all/`).
+pub const ALL_SWEEPS: &str = "all";
+
+/// All runs of a sweep (or of every sweep), best first by `metric`; runs without a usable
+/// epoch come last.
 #[derive(Clone, Debug)]
 pub struct SweepReport {
+    /// The sweep; for `--sweep all`, one named [`ALL_SWEEPS`] standing for them all.
     pub sweep: SweepRow,
-    pub metric: Monitor,
+    /// Whether the runs come from several sweeps (`--sweep all`): tables then name each run's.
+    pub several: bool,
+    pub metric: Ranking,
     pub runs: Vec<RunResult>,
 }
 
 impl SweepReport {
     pub fn load(
         store: &dyn Reader,
-        sweep: Option<&str>,
-        metric: Monitor,
+        sweeps: Sweeps,
+        metric: impl Into<Ranking>,
     ) -> Result<SweepReport, ReportError> {
-        let sweep = store.sweep(sweep)?;
-        let mut runs = Vec::new();
-        let mut all_epochs = store.sweep_epochs(sweep.id)?;
-        let mut tests = store.sweep_evaluations(sweep.id, "test")?;
-        for run in store.runs(sweep.id)? {
-            let epochs = all_epochs.remove(&run.id).unwrap_or_default();
-            let summaries: Vec<EpochSummary> = epochs.iter().map(summary).collect();
-            let best = metric.best_index(&summaries, 0.0);
-            let test = tests.remove(&run.id).map(|e| SplitMetrics {
-                split: "test".into(),
-                epoch: e.epoch,
-                class_names: run.classes.clone(),
-                metrics: crate::run::Metrics::from_confusion(&e.confusion),
-                confusion: e.confusion,
-                loss: e.loss,
-            });
-            runs.push(RunResult {
-                run,
-                epochs,
-                best,
-                test,
-            });
-        }
+        let metric = metric.into();
+        let (sweep, several, mut runs) = match sweeps {
+            Sweeps::All => {
+                let all = store.sweeps()?;
+                let mut runs = Vec::new();
+                for s in &all {
+                    runs.extend(Self::runs_of(store, s, metric)?);
+                }
+                let sweep = SweepRow {
+                    id: -1,
+                    name: ALL_SWEEPS.into(),
+                    file: all
+                        .iter()
+                        .map(|s| s.file.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    updated_at: all
+                        .iter()
+                        .map(|s| s.updated_at.clone())
+                        .max()
+                        .unwrap_or_default(),
+                };
+                (sweep, all.len() > 1, runs)
+            }
+            Sweeps::Latest | Sweeps::Named(_) => {
+                let name = match sweeps {
+                    Sweeps::Named(n) => Some(n),
+                    _ => None,
+                };
+                let sweep = store.sweep(name)?;
+                let runs = Self::runs_of(store, &sweep, metric)?;
+                (sweep, false, runs)
+            }
+        };
         // Runs removed from the sweep file go last: the best run is one the file still makes.
         runs.sort_by(|a, b| {
             let (sa, sb) = (a.score(metric), b.score(metric));
@@ -161,11 +301,53 @@ impl SweepReport {
                 (None, None) => a.run.index.cmp(&b.run.index),
             })
         });
+        if metric.split == Some(Split::Test)
+            && runs.iter().any(|r| r.best_epoch().is_some())
+            && runs.iter().all(|r| r.test.is_none())
+        {
+            return Err(ReportError::Usage(format!(
+                "--split test: no run of sweep \"{}\" has a test result (the sweep file needs data.test, and a run stores it when it finishes); leave --split out to rank on validation",
+                text::for_terminal(&sweep.name)
+            )));
+        }
         Ok(SweepReport {
             sweep,
+            several,
             metric,
             runs,
         })
+    }
+
+    /// The runs of one sweep with their epochs and test results, in the store's order.
+    fn runs_of(
+        store: &dyn Reader,
+        sweep: &SweepRow,
+        metric: Ranking,
+    ) -> Result<Vec<RunResult>, ReportError> {
+        let mut runs = Vec::new();
+        let mut all_epochs = store.sweep_epochs(sweep.id)?;
+        let mut tests = store.sweep_evaluations(sweep.id, "test")?;
+        for run in store.runs(sweep.id)? {
+            let epochs = all_epochs.remove(&run.id).unwrap_or_default();
+            let summaries: Vec<EpochSummary> = epochs.iter().map(summary).collect();
+            let best = metric.monitor.best_index(&summaries, 0.0);
+            let test = tests.remove(&run.id).map(|e| SplitMetrics {
+                split: "test".into(),
+                epoch: e.epoch,
+                class_names: run.classes.clone(),
+                metrics: crate::run::Metrics::from_confusion(&e.confusion),
+                confusion: e.confusion,
+                loss: e.loss,
+            });
+            runs.push(RunResult {
+                sweep: sweep.name.clone(),
+                run,
+                epochs,
+                best,
+                test,
+            });
+        }
+        Ok(runs)
     }
 }
 
@@ -204,11 +386,37 @@ impl SweepReport {
     }
 }
 
+/// A metric column of the runs table: its header and its value for a run.
+pub type ScoreColumn = (&'static str, fn(&RunResult) -> Option<f64>);
+
+impl SweepReport {
+    /// The metric columns of the runs tables (terminal, Markdown, HTML) for `--split`: the best
+    /// epoch's validation accuracy, macro F1 and loss, and the test folder's accuracy; with
+    /// `--split test` the test folder's accuracy, macro F1 and loss.
+    pub fn score_columns(&self) -> Vec<ScoreColumn> {
+        let val: [ScoreColumn; 3] = [
+            ("val_acc", |r| r.best_epoch().and_then(|e| e.val_acc)),
+            ("val_f1", |r| r.best_epoch().and_then(|e| e.val_macro_f1)),
+            ("val_loss", |r| r.best_epoch().and_then(|e| e.val_loss)),
+        ];
+        let test: [ScoreColumn; 3] = [
+            ("test_acc", |r| r.test.as_ref().map(|t| t.metrics.accuracy)),
+            ("test_f1", |r| r.test.as_ref().map(|t| t.metrics.macro_f1)),
+            ("test_loss", |r| r.test.as_ref().and_then(|t| t.loss)),
+        ];
+        match self.metric.split {
+            None => val.into_iter().chain([test[0]]).collect(),
+            Some(Split::Val) => val.to_vec(),
+            Some(Split::Test) => test.to_vec(),
+        }
+    }
+}
+
 /// The best run with the classwise results of its best epoch.
 #[derive(Clone, Debug)]
 pub struct BestRun {
     pub sweep: SweepRow,
-    pub metric: Monitor,
+    pub metric: Ranking,
     pub result: RunResult,
     pub val: SplitMetrics,
     pub skipped: Vec<crate::run::Skipped>,
@@ -232,7 +440,7 @@ impl BestRun {
             .ok_or(ReportError::NoEpochs(name))?;
         let skipped = store.skipped_files(&result.run.id)?;
         Ok(BestRun {
-            sweep: report.sweep.clone(),
+            sweep: own_sweep(store, report, &result)?,
             metric: report.metric,
             result,
             val,
@@ -246,7 +454,7 @@ impl BestRun {
 #[derive(Clone, Debug)]
 pub struct RunReport {
     pub sweep: SweepRow,
-    pub metric: Monitor,
+    pub metric: Ranking,
     pub result: RunResult,
     /// Validation metrics of the best epoch; `None` before its first epoch.
     pub val: Option<SplitMetrics>,
@@ -267,12 +475,62 @@ impl RunReport {
         };
         let skipped = store.skipped_files(&result.run.id)?;
         Ok(RunReport {
-            sweep: report.sweep.clone(),
+            sweep: own_sweep(store, report, &result)?,
             metric: report.metric,
             result,
             val,
             skipped,
         })
+    }
+}
+
+impl BestRun {
+    /// The classwise results shown (`--split`): validation's, then the test folder's.
+    pub fn splits(&self) -> Vec<(Split, &SplitMetrics)> {
+        let mut out = Vec::new();
+        if self.metric.shows(Split::Val) {
+            out.push((Split::Val, &self.val));
+        }
+        if let Some(test) = self
+            .result
+            .test
+            .as_ref()
+            .filter(|_| self.metric.shows(Split::Test))
+        {
+            out.push((Split::Test, test));
+        }
+        out
+    }
+}
+
+impl RunReport {
+    /// The classwise results shown (`--split`): validation's, then the test folder's.
+    pub fn splits(&self) -> Vec<(Split, &SplitMetrics)> {
+        let mut out = Vec::new();
+        if let Some(val) = self.val.as_ref().filter(|_| self.metric.shows(Split::Val)) {
+            out.push((Split::Val, val));
+        }
+        if let Some(test) = self
+            .result
+            .test
+            .as_ref()
+            .filter(|_| self.metric.shows(Split::Test))
+        {
+            out.push((Split::Test, test));
+        }
+        out
+    }
+}
+
+/// The sweep a run belongs to: the report's, or with `--sweep all` the run's own.
+fn own_sweep(
+    store: &dyn Reader,
+    report: &SweepReport,
+    result: &RunResult,
+) -> Result<SweepRow, ReportError> {
+    match report.several {
+        true => Ok(store.sweep(Some(&result.sweep))?),
+        false => Ok(report.sweep.clone()),
     }
 }
 

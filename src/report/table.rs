@@ -48,16 +48,20 @@ fn right_align_from(t: &mut Table, first: usize) {
     }
 }
 
-/// One row per run, best first by the report's metric.
+/// One row per run, best first by the report's metric (with `--sweep all`, each run's sweep).
 pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
     let mut t = new_table(style);
-    t.set_header(vec![
-        "rank", "#", "run", "label", "status", "epochs", "best", "val_acc", "val_f1", "val_loss",
-        "test_acc", "seconds",
-    ]);
+    let scores = report.score_columns();
+    let sweep_column = report.several.then_some("sweep");
+    let mut header: Vec<&str> = vec!["rank"];
+    header.extend(sweep_column);
+    header.extend(["#", "run", "label", "status", "epochs", "best"]);
+    header.extend(scores.iter().map(|s| s.0));
+    header.push("seconds");
+    let numbers_from = header.iter().position(|h| *h == "epochs").unwrap_or(0);
+    t.set_header(header);
     let text = |s: &str| style.text(s);
     for (rank, r) in report.runs.iter().enumerate() {
-        let e = r.best_epoch();
         let mut status = match &r.run.error {
             Some(err) if r.run.status == RunStatus::Failed => {
                 format!("failed: {}", text(&first_line(err, 60)))
@@ -67,24 +71,30 @@ pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
         if r.run.retired {
             status += " (not in the sweep file)";
         }
-        t.add_row(vec![
-            (rank + 1).to_string(),
+        let mut row = vec![(rank + 1).to_string()];
+        row.extend(sweep_column.map(|_| text(&r.sweep)));
+        row.extend([
             r.run.index.to_string(),
             text(&r.run.id),
             text(&r.run.label),
             status,
             r.epochs.len().to_string(),
             r.best_epoch_text(),
-            num(e.and_then(|e| e.val_acc)),
-            num(e.and_then(|e| e.val_macro_f1)),
-            num(e.and_then(|e| e.val_loss)),
-            num(r.test.as_ref().map(|t| t.metrics.accuracy)),
-            format!("{:.1}", r.epochs.iter().fold(0.0, |s, e| s + e.seconds)),
         ]);
+        row.extend(scores.iter().map(|(_, value)| num(value(r))));
+        row.push(format!(
+            "{:.1}",
+            r.epochs.iter().fold(0.0, |s, e| s + e.seconds)
+        ));
+        t.add_row(row);
     }
-    right_align_from(&mut t, 5);
+    right_align_from(&mut t, numbers_from);
+    let f1 = match report.metric.split {
+        Some(super::Split::Test) => "test_f1 is the test folder's macro F1 for the kept weights",
+        _ => "val_f1 is macro F1 of the best epoch",
+    };
     format!(
-        "sweep {} - {} runs, best first by {} (val_f1 is macro F1 of the best epoch)\n{t}\n",
+        "sweep {} - {} runs, best first by {} ({f1})\n{t}\n",
         text(&report.sweep.name),
         report.runs.len(),
         report.metric.name()
@@ -137,9 +147,8 @@ pub fn best_table(best: &BestRun, style: TableStyle, width: usize) -> String {
         ]);
     }
     out += &format!("{cfg}\n");
-    out += &classwise(&best.val, "validation", style, width);
-    if let Some(test) = &best.result.test {
-        out += &classwise(test, "test", style, width);
+    for (split, m) in best.splits() {
+        out += &classwise(m, split.title(), style, width);
     }
     if !best.skipped.is_empty() {
         out += &format!(
@@ -318,15 +327,12 @@ pub fn compare_table(c: &Comparison, style: TableStyle) -> String {
             values.join(", ")
         );
     }
-    let val: Vec<&SplitMetrics> = c.columns.iter().map(|col| &col.val).collect();
-    out += &format!(
-        "{}{}",
-        gap(style),
-        side_by_side(c, &val, "validation", style)
-    );
-    if c.has_test() {
-        let test: Vec<&SplitMetrics> = c.columns.iter().filter_map(|col| col.test()).collect();
-        out += &format!("{}{}", gap(style), side_by_side(c, &test, "test", style));
+    for (split, metrics) in c.splits() {
+        out += &format!(
+            "{}{}",
+            gap(style),
+            side_by_side(c, &metrics, split.title(), style)
+        );
     }
     out
 }
@@ -449,8 +455,12 @@ pub fn effects_table(
     if let Some(c) = t.column_mut(5) {
         c.set_cell_alignment(CellAlignment::Left);
     }
+    let each = match report.metric.split() {
+        super::Split::Val => "each run at its best epoch",
+        super::Split::Test => "each run's kept weights on the test folder",
+    };
     format!(
-        "Sweep {}: {} of each {} over the other axes (each run at its best epoch)
+        "Sweep {}: {} of each {} over the other axes ({each})
 {t}
 ",
         text(&report.sweep.name),
@@ -503,7 +513,7 @@ pub fn run_table(r: &RunReport, style: TableStyle, width: usize) -> String {
     for e in &r.result.epochs {
         let mut marks = Vec::new();
         if Some(e.epoch) == best {
-            marks.push(format!("best {}", r.metric.name()));
+            marks.push(format!("best {}", r.metric.monitor.name()));
         }
         if e.checkpoint_saved {
             marks.push("saved".to_string());
@@ -526,13 +536,9 @@ pub fn run_table(r: &RunReport, style: TableStyle, width: usize) -> String {
         c.set_cell_alignment(CellAlignment::Left);
     }
     out += &format!("epochs\n{epochs}\n");
-    if let Some(val) = &r.val {
-        out += &classwise(val, "validation", style, width);
-        out += &confusion_tables(val, style);
-    }
-    if let Some(test) = &r.result.test {
-        out += &classwise(test, "test", style, width);
-        out += &confusion_tables(test, style);
+    for (split, m) in r.splits() {
+        out += &classwise(m, split.title(), style, width);
+        out += &confusion_tables(m, style);
     }
     if !r.skipped.is_empty() {
         out += &format!("\n{} unreadable file(s) were skipped:\n", r.skipped.len());
