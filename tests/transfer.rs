@@ -462,7 +462,7 @@ fn reports_go_to_files_and_narrow_with_where() {
     assert!(out.stdout.is_empty());
     assert!(text(&out).1.contains("wrote reports/pre/runs.csv"));
     let csv = std::fs::read_to_string(root.join("reports/pre/runs.csv")).unwrap();
-    assert!(csv.starts_with("rank,index,run_id,label"), "{csv}");
+    assert!(csv.starts_with("rank,sweep,index,run_id,label"), "{csv}");
     assert_eq!(csv.lines().count(), 2);
     let out = sweep(&["report", "--sweep", "pre", "--where", "lr=0.5"], root);
     assert_eq!(out.status.code(), Some(1));
