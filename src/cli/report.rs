@@ -104,8 +104,9 @@ pub struct Args {
     /// data.normalize); repeat to narrow further.
     #[arg(long = "where", value_name = "KEY=VALUE", value_parser = key_value)]
     pub filters: Vec<(String, String)>,
-    /// The runs table: only the first N runs.
-    #[arg(long, value_name = "N", conflicts_with_all = ["best", "compare", "by", "run"])]
+    /// Only the N best: runs in the runs table (and the HTML page's), compared values or
+    /// runs with --compare (the N best of them, kept in their order).
+    #[arg(long, value_name = "N", conflicts_with_all = ["best", "by", "run"])]
     pub top: Option<usize>,
     /// Write the report to FILE (its folder is made) instead of printing it.
     #[arg(long, value_name = "FILE")]
@@ -191,7 +192,7 @@ fn curve_runs(report: &SweepReport) -> Vec<crate::report::RunResult> {
 fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyhow::Result<String> {
     use crate::report::html::{html_report, Sections};
     let comparison = match (&args.compare, args.run.is_some()) {
-        (Some(what), _) => Some(comparison(store, &report, what)?),
+        (Some(what), _) => Some(comparison(store, &report, what, args.top)?),
         // Several backbones: the users' question, answered by default.
         (None, false) => {
             let mut backbones: Vec<String> = report
@@ -229,6 +230,9 @@ fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyh
         }
         None => (BestRun::load(store, &report).ok(), curve_runs(&report)),
     };
+    if let Some(n) = args.top {
+        report.runs.truncate(n);
+    }
     let sections = Sections {
         best: best.as_ref(),
         comparison: comparison.as_ref(),
@@ -241,8 +245,22 @@ fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyh
     html_report(&report, &sections).map_err(anyhow::Error::msg)
 }
 
-/// `--compare WHAT`: named runs (`run:ID,ID,...`) or the best run of each value of a key.
+/// `--compare WHAT`: named runs (`run:ID,ID,...`) or the best run of each value of a key;
+/// with `--top N` only the N best columns.
 fn comparison(
+    store: &dyn store::Reader,
+    report: &SweepReport,
+    what: &str,
+    top: Option<usize>,
+) -> anyhow::Result<Comparison> {
+    let mut c = comparison_of(store, report, what)?;
+    if let Some(n) = top {
+        c.keep_best(n);
+    }
+    Ok(c)
+}
+
+fn comparison_of(
     store: &dyn store::Reader,
     report: &SweepReport,
     what: &str,
@@ -303,7 +321,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ => run_table(&r, style, width(args.width)),
         }
     } else if let Some(what) = &args.compare {
-        let c = comparison(store.as_ref(), &report, what)?;
+        let c = comparison(store.as_ref(), &report, what, args.top)?;
         match args.format {
             Format::Json => to_json_string(&compare_json(&c)),
             Format::Csv => csv::compare_csv(&c),

@@ -131,6 +131,21 @@ impl Comparison {
         })
     }
 
+    /// Keeps the `n` best columns by the metric (`--top N`), in their order.
+    pub fn keep_best(&mut self, n: usize) {
+        let metric = self.metric;
+        let mut order: Vec<usize> = (0..self.columns.len()).collect();
+        // Stable: among equal scores the earlier column stays; unscored columns go last.
+        let score = |i: usize| self.columns[i].result.score(metric);
+        order.sort_by(|&a, &b| metric.order(score(a), score(b)));
+        order.truncate(n);
+        let mut i = 0;
+        self.columns.retain(|_| {
+            i += 1;
+            order.contains(&(i - 1))
+        });
+    }
+
     /// Whether every compared run has test-folder metrics.
     pub fn has_test(&self) -> bool {
         self.columns.iter().all(|c| c.test().is_some())

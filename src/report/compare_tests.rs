@@ -319,3 +319,27 @@ fn where_filters_and_csv_rows() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1][..3], [ids[0].as_str(), "1", "scratch"]);
 }
+
+#[test]
+fn top_keeps_the_best_compared_columns_in_their_order() {
+    let (store, ids, _dir) = store();
+    let mut c = Comparison::by_key(&store, &report(&store), "backbone").unwrap();
+    c.keep_best(1);
+    let kept: Vec<&str> = c.columns.iter().map(|c| c.result.run.id.as_str()).collect();
+    assert_eq!(
+        kept,
+        [ids[2].as_str()],
+        "resnet18's C (0.7917) beats cnn's A (0.7442)"
+    );
+    let named = [ids[1].as_str(), ids[2].as_str(), ids[0].as_str()];
+    let mut c = Comparison::of_runs(&store, &report(&store), &named).unwrap();
+    c.keep_best(2);
+    let kept: Vec<&str> = c.columns.iter().map(|c| c.result.run.id.as_str()).collect();
+    assert_eq!(
+        kept,
+        [ids[2].as_str(), ids[0].as_str()],
+        "B (0.5) dropped, order kept"
+    );
+    c.keep_best(5);
+    assert_eq!(c.columns.len(), 2);
+}

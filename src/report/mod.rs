@@ -112,6 +112,18 @@ impl Ranking {
         self.monitor.lower_is_better()
     }
 
+    /// Better scores first; runs without one last.
+    pub fn order(self, a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (a, b) {
+            (Some(x), Some(y)) if self.lower_is_better() => x.total_cmp(&y),
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        }
+    }
+
     /// Whether the reports show `split`'s tables.
     pub fn shows(self, split: Split) -> bool {
         self.split.is_none_or(|s| s == split)
@@ -292,14 +304,11 @@ impl SweepReport {
         };
         // Runs removed from the sweep file go last: the best run is one the file still makes.
         runs.sort_by(|a, b| {
-            let (sa, sb) = (a.score(metric), b.score(metric));
-            a.run.retired.cmp(&b.run.retired).then(match (sa, sb) {
-                (Some(x), Some(y)) if metric.lower_is_better() => x.total_cmp(&y),
-                (Some(x), Some(y)) => y.total_cmp(&x),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => a.run.index.cmp(&b.run.index),
-            })
+            a.run
+                .retired
+                .cmp(&b.run.retired)
+                .then(metric.order(a.score(metric), b.score(metric)))
+                .then(a.run.index.cmp(&b.run.index))
         });
         if metric.split == Some(Split::Test)
             && runs.iter().any(|r| r.best_epoch().is_some())
