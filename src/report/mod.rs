@@ -303,12 +303,12 @@ impl SweepReport {
             }
         };
         // Runs removed from the sweep file go last: the best run is one the file still makes.
+        // Stable: equal scores stay in load order (sweep by sweep, in grid order).
         runs.sort_by(|a, b| {
             a.run
                 .retired
                 .cmp(&b.run.retired)
                 .then(metric.order(a.score(metric), b.score(metric)))
-                .then(a.run.index.cmp(&b.run.index))
         });
         if metric.split == Some(Split::Test)
             && runs.iter().any(|r| r.best_epoch().is_some())
