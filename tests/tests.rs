@@ -8,6 +8,7 @@ mod hostile;
 mod html;
 mod predict;
 mod report_snapshots;
+mod schedules;
 mod scheduling;
 mod sweep_files;
 mod transfer;

@@ -8,7 +8,7 @@ use crate::store::{Reader, SplitMetrics, SweepRow};
 
 /// The value of grid key (or dotted config path) `key` in a stored run config, as sweep files
 /// and labels write it: `resnet18`, `0.001`, `frozen`. Keys a config leaves out at their
-/// default read as that default (`transfer` scratch, `precision` fp32).
+/// default read as that default (`transfer` scratch, `precision` fp32, `schedule` constant).
 pub fn config_value(config: &Value, key: &str) -> Option<String> {
     let shown = |v: &Value| match v {
         Value::String(s) => Some(s.clone()),
@@ -23,6 +23,13 @@ pub fn config_value(config: &Value, key: &str) -> Option<String> {
                 .pointer("/transfer/mode")
                 .and_then(Value::as_str)
                 .unwrap_or("scratch")
+                .to_string(),
+        ),
+        "schedule" => Some(
+            config
+                .pointer("/schedule/name")
+                .and_then(Value::as_str)
+                .unwrap_or("constant")
                 .to_string(),
         ),
         "precision" => Some(

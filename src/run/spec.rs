@@ -42,6 +42,10 @@ pub struct RunConfig {
     /// out of the run id's hash then, so runs from before this key keep their ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
+    /// The learning-rate schedule of each phase (issue 12); `None` is constant, left out of
+    /// the run id's hash so runs from before this key keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::Schedule>,
     /// Tests only: train with the fake trainer and this script (`sweep run --fake-trainer`).
     /// Left out when absent, so real runs keep their ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +58,55 @@ impl RunConfig {
         self.transfer
             .as_ref()
             .map_or(Phase::Scratch, |t| t.phase(epoch))
+    }
+
+    /// The first epoch of the phase epoch `epoch` trains in, and how many epochs that phase
+    /// has (a schedule runs over one phase).
+    pub fn phase_span(&self, epoch: usize) -> (usize, usize) {
+        let phase = self.phase(epoch);
+        let first = (1..=epoch)
+            .rev()
+            .take_while(|&e| self.phase(e) == phase)
+            .last()
+            .unwrap_or(epoch);
+        let last = (epoch..=self.epochs.max(epoch))
+            .take_while(|&e| self.phase(e) == phase)
+            .last()
+            .unwrap_or(epoch);
+        (first, last - first + 1)
+    }
+
+    /// The learning rate of batch `batch` (from 0, of `per_epoch`) of epoch `epoch`, after
+    /// `history` (the epochs before it): the phase's starting rate, cut by reduce-on-plateau
+    /// for what this phase's epochs so far earned, shaped by the schedule over the phase.
+    pub fn lr_at(
+        &self,
+        epoch: usize,
+        batch: usize,
+        per_epoch: usize,
+        history: &[super::EpochSummary],
+    ) -> f64 {
+        let phase = self.phase(epoch);
+        let start = self.phase_lr(phase);
+        let in_phase = match history.last() {
+            Some(last) if last.phase == phase => super::strategy::current_phase(history),
+            _ => &[],
+        };
+        let level = self
+            .train
+            .reduce_lr_on_plateau
+            .as_ref()
+            .map_or(start, |r| r.level(start, in_phase));
+        let Some(schedule) = &self.schedule else {
+            return level;
+        };
+        let (first, epochs) = self.phase_span(epoch);
+        let at = super::schedule::Step {
+            step: (epoch - first) * per_epoch + batch,
+            per_epoch,
+            total: epochs * per_epoch,
+        };
+        schedule.lr(self.lr, at) * level / self.lr
     }
 
     /// The learning rate `phase` starts at.

@@ -149,27 +149,26 @@ pub struct ReduceLrOnPlateau {
 }
 
 impl ReduceLrOnPlateau {
-    /// The learning rate for the epoch after the last one in `history`.
-    pub fn next_lr(&self, history: &[EpochSummary]) -> Option<f64> {
-        let last = history.len().checked_sub(1)?;
-        let lr = history[last].lr;
-        // The epoch that triggered the latest cut: the one before the lr changed.
-        let last_cut = (1..history.len())
-            .rev()
-            .find(|&i| history[i].lr != history[i - 1].lr)
-            .map(|i| i - 1);
-        let best = self.monitor.best_index(history, self.min_delta);
-        let since = match (best, last_cut) {
-            (Some(b), Some(c)) => last - b.max(c),
-            (Some(b), None) => last - b,
-            (None, Some(c)) => last - c,
-            (None, None) => last + 1,
-        };
-        if since >= self.patience && lr > self.min_lr {
-            Some((lr * self.factor).max(self.min_lr))
-        } else {
-            Some(lr)
+    /// The rate after the cuts `history` (epochs of one phase) has earned, from `start`: the
+    /// rule replayed epoch by epoch, so it depends on the monitored values alone (a schedule
+    /// may move the rate every batch; the stored rates do not say where the cuts were).
+    pub fn level(&self, start: f64, history: &[EpochSummary]) -> f64 {
+        let mut lr = start;
+        let mut last_cut: Option<usize> = None;
+        for last in 0..history.len() {
+            let best = self.monitor.best_index(&history[..=last], self.min_delta);
+            let since = match (best, last_cut) {
+                (Some(b), Some(c)) => last - b.max(c),
+                (Some(b), None) => last - b,
+                (None, Some(c)) => last - c,
+                (None, None) => last + 1,
+            };
+            if since >= self.patience && lr > self.min_lr {
+                lr = (lr * self.factor).max(self.min_lr);
+                last_cut = Some(last);
+            }
         }
+        lr
     }
 }
 
@@ -298,19 +297,21 @@ mod tests {
             min_delta: 0.0,
         };
         // Best at epoch 1; epochs 2 and 3 do not improve -> cut after epoch 3.
-        assert_eq!(r.next_lr(&history(&[0.5, 0.6], &[0.1, 0.1])), Some(0.1));
-        assert_eq!(
-            r.next_lr(&history(&[0.5, 0.6, 0.6], &[0.1, 0.1, 0.1])),
-            Some(0.05)
-        );
+        assert_eq!(r.level(0.1, &history(&[0.5, 0.6], &[0.1, 0.1])), 0.1);
+        assert_eq!(r.level(0.1, &history(&[0.5, 0.6, 0.6], &[0.1; 3])), 0.05);
         // Epoch 4 ran at 0.05 without improvement: wait is 1 since the cut.
-        let h = history(&[0.5, 0.6, 0.6, 0.7], &[0.1, 0.1, 0.1, 0.05]);
-        assert_eq!(r.next_lr(&h), Some(0.05));
-        let h = history(&[0.5, 0.6, 0.6, 0.7, 0.7], &[0.1, 0.1, 0.1, 0.05, 0.05]);
-        assert_eq!(r.next_lr(&h), Some(0.025));
+        assert_eq!(
+            r.level(0.1, &history(&[0.5, 0.6, 0.6, 0.7], &[0.1; 4])),
+            0.05
+        );
+        let h = history(&[0.5, 0.6, 0.6, 0.7, 0.7], &[0.1; 5]);
+        assert_eq!(r.level(0.1, &h), 0.025);
         // An improvement resets the wait.
-        let h = history(&[0.5, 0.6, 0.6, 0.4, 0.45], &[0.1, 0.1, 0.1, 0.05, 0.05]);
-        assert_eq!(r.next_lr(&h), Some(0.05));
+        let h = history(&[0.5, 0.6, 0.6, 0.4, 0.45], &[0.1; 5]);
+        assert_eq!(r.level(0.1, &h), 0.05);
+        // The stored rates do not matter (a schedule moves them every epoch).
+        let h = history(&[0.5, 0.6, 0.6, 0.7, 0.7], &[0.3, 0.02, 0.07, 0.5, 0.01]);
+        assert_eq!(r.level(0.1, &h), 0.025);
     }
 
     #[test]
@@ -322,11 +323,8 @@ mod tests {
             min_lr: 0.004,
             min_delta: 0.0,
         };
-        assert_eq!(r.next_lr(&history(&[0.5, 0.6], &[0.01, 0.01])), Some(0.004));
-        assert_eq!(
-            r.next_lr(&history(&[0.5, 0.6, 0.7], &[0.01, 0.01, 0.004])),
-            Some(0.004)
-        );
+        assert_eq!(r.level(0.01, &history(&[0.5, 0.6], &[0.01; 2])), 0.004);
+        assert_eq!(r.level(0.01, &history(&[0.5, 0.6, 0.7], &[0.01; 3])), 0.004);
     }
 
     #[test]

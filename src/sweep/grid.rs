@@ -9,13 +9,14 @@ use crate::search::{random, Domain};
 
 /// Keys that may be fixed (in `[train]`, or `seed` at the top level) or gridded (in `[grid]`),
 /// in expansion order.
-pub const GRID_KEYS: [&str; 12] = [
+pub const GRID_KEYS: [&str; 13] = [
     "backbone",
     "width",
     "transfer",
     "precision",
     "optimizer",
     "lr",
+    "schedule",
     "batch_size",
     "weight_decay",
     "label_smoothing",
@@ -31,7 +32,7 @@ pub const MAX_RUNS: usize = 100_000;
 /// Short label parts: gridded keys are shown as `key=value` except the self-explaining ones.
 fn label_part(key: &str, value: &str) -> String {
     match key {
-        "backbone" | "optimizer" | "transfer" => value.to_string(),
+        "backbone" | "optimizer" | "transfer" | "schedule" => value.to_string(),
         "batch_size" => format!("bs={value}"),
         "augment" => format!("aug={value}"),
         _ => format!("{key}={value}"),
@@ -158,6 +159,9 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
         },
         fake: sweep.fake.clone(),
         transfer,
+        schedule: (h.schedule != "constant")
+            .then(|| sweep.schedules.get(&h.schedule).cloned())
+            .flatten(),
     }
 }
 

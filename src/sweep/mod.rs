@@ -4,6 +4,7 @@
 //! once, each naming its TOML key and how to fix it.
 mod grid;
 mod parse;
+mod schedule;
 mod search;
 mod transfer;
 mod values;
@@ -84,6 +85,8 @@ pub struct Sweep {
     pub fake: Option<crate::run::FakeSpec>,
     pub optimizers: std::collections::BTreeMap<String, OptimizerConfig>,
     pub augments: std::collections::BTreeMap<String, Augment>,
+    /// Every learning-rate schedule with the file's settings (`[schedule.NAME]`).
+    pub schedules: std::collections::BTreeMap<String, crate::run::Schedule>,
     /// `[train] pretrained` and `[transfer]` (transfer learning).
     pub transfer: TransferSettings,
     /// Whether the file sets `data.normalize` (else runs from pretrained weights take the

@@ -15,8 +15,9 @@ use crate::run::OptimizerConfig;
 use crate::run::{Checkpointing, EarlyStopping, Keep, Monitor, ReduceLrOnPlateau};
 use crate::search::Domain;
 
-const TOP_KEYS: [&str; 9] = [
+const TOP_KEYS: [&str; 10] = [
     "transfer",
+    "schedule",
     "name",
     "seed",
     "data",
@@ -160,7 +161,7 @@ pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, Swee
             message: e.to_string(),
         })?;
     let mut p = Problems::default();
-    // `optimizer` and `augment` are both grid keys and section tables: only a plain value
+    // `optimizer`, `augment` and `schedule` are grid keys and section tables: only a plain value
     // at the top level is a misplaced grid key.
     let misplaced =
         |k: &String, v: &Value| GRID_KEYS.contains(&k.as_str()) && k != "seed" && !v.is_table();
@@ -247,6 +248,7 @@ pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, Swee
     }
     let optimizers = optimizers(&root, &mut p);
     let augments = augments(&root, &mut p);
+    let schedules = super::schedule::schedules(&root, &mut p);
 
     // Names used by the runs must exist.
     let used = |key: &str| -> Vec<String> {
@@ -355,6 +357,7 @@ pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, Swee
         fake: None,
         optimizers,
         augments,
+        schedules,
         transfer,
         normalize_set,
     })

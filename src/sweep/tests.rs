@@ -677,3 +677,71 @@ fn transfer_runs_take_their_weights_and_preprocessing_and_scratch_ids_stay() {
     assert_problem(&p, "transfer.frozen_epochs", "leave none to fine-tune");
     assert_problem(&p, "transfer.finetune_lr", "(0, 10]");
 }
+
+#[test]
+fn schedules_are_a_grid_key_with_settings_tables() {
+    let f = Fixture::new();
+    let s = f
+        .parse(
+            "[train]\nepochs = 6\n[grid]\nschedule = [\"constant\", \"cosine\", \"one_cycle\"]\n\
+             [schedule.cosine]\nwarmup_epochs = 1\nmin_lr = 1e-5\n",
+        )
+        .unwrap();
+    let runs = s.runs();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(
+        runs[0].config.schedule, None,
+        "constant is left out of the config"
+    );
+    assert_eq!(
+        runs[1].config.schedule,
+        Some(crate::run::Schedule::Cosine {
+            warmup_epochs: 1,
+            warmup_start: 0.01,
+            min_lr: 1e-5
+        })
+    );
+    assert_eq!(
+        runs[2].config.schedule,
+        crate::run::Schedule::default_for("one_cycle")
+    );
+    assert_eq!(runs[1].label, "cosine");
+    // A fixed schedule in [train] needs no grid.
+    let s = f
+        .parse("[train]\nschedule = \"step\"\n[schedule.step]\nstep_size = 3\ngamma = 0.2\n")
+        .unwrap();
+    assert_eq!(
+        s.runs()[0].config.schedule,
+        Some(crate::run::Schedule::Step {
+            step_size: 3,
+            gamma: 0.2
+        })
+    );
+    // A sweep without schedules keeps its run ids (constant is not in the config).
+    let plain = f.parse("[train]\nlr = 0.01\n").unwrap();
+    let constant = f
+        .parse("[train]\nlr = 0.01\nschedule = \"constant\"\n")
+        .unwrap();
+    assert_eq!(plain.runs()[0].id, constant.runs()[0].id);
+}
+
+#[test]
+fn schedule_mistakes_name_the_key() {
+    let f = Fixture::new();
+    let p = f.problems("[grid]\nschedule = [\"cosin\"]\n");
+    assert_problem(
+        &p,
+        "grid.schedule[0]",
+        "unknown schedule \"cosin\"; choose one of",
+    );
+    let p = f.problems(
+        "[schedule.cosine]\nwarmup = 2\n[schedule.cyclic]\nbase_lr = 0.2\nmax_lr = 0.1\n\
+         [schedule.step]\nstep_size = 2.5\n[schedule.one_cycle]\npct_start = \"0.3\"\n\
+         [schedule.linear]\n",
+    );
+    assert_problem(&p, "schedule.cosine.warmup", "did you mean `warmup_");
+    assert_problem(&p, "schedule.cyclic.base_lr", "above max_lr 0.1");
+    assert_problem(&p, "schedule.step", "whole number of epochs");
+    assert_problem(&p, "schedule.one_cycle.pct_start", "expected a number");
+    assert_problem(&p, "schedule.linear", "unknown key");
+}

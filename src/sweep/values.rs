@@ -18,6 +18,8 @@ pub struct Hyper {
     pub seed: u64,
     pub precision: Precision,
     pub transfer: TransferMode,
+    /// The learning-rate schedule's name (`constant`, `cosine`, ...).
+    pub schedule: String,
 }
 
 impl Default for Hyper {
@@ -35,6 +37,7 @@ impl Default for Hyper {
             seed: 42,
             precision: Precision::Fp32,
             transfer: TransferMode::Scratch,
+            schedule: "constant".into(),
         }
     }
 }
@@ -128,6 +131,16 @@ impl Hyper {
                     format!("unknown transfer \"{s}\"; choose scratch, frozen (only the new head trains), finetune (stages from [transfer] unfreeze_from train) or two_phase (frozen, then finetune)")
                 })?;
             }
+            "schedule" => {
+                let s = string(v)?;
+                if !crate::run::SCHEDULES.contains(&s) {
+                    return Err(format!(
+                        "unknown schedule \"{s}\"; choose one of {} (settings in a [schedule.NAME] table)",
+                        crate::run::SCHEDULES.join(", ")
+                    ));
+                }
+                self.schedule = s.to_string();
+            }
             other => return Err(format!("`{other}` is not a grid key")),
         }
         Ok(())
@@ -148,6 +161,7 @@ impl Hyper {
             "seed" => self.seed.to_string(),
             "precision" => self.precision.name().to_string(),
             "transfer" => self.transfer.name().to_string(),
+            "schedule" => self.schedule.clone(),
             _ => String::new(),
         }
     }

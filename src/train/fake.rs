@@ -71,11 +71,17 @@ impl Learner for FakeLearner {
         self.lr = lr;
     }
 
+    fn batches_per_epoch(&self) -> usize {
+        4
+    }
+
     fn train_epoch(
         &mut self,
         epoch: usize,
+        lr: &dyn Fn(usize) -> f64,
         progress: &mut dyn FnMut(BatchProgress),
     ) -> Result<(f64, f64), TrainError> {
+        self.lr = lr(0);
         if let Some(log) = &self.spec.log {
             let line = format!("{} {epoch}\n", self.run.id);
             let mut f = std::fs::OpenOptions::new()
@@ -93,7 +99,7 @@ impl Learner for FakeLearner {
                 "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
             )));
         }
-        let batches = 4;
+        let batches = self.batches_per_epoch();
         for b in 1..=batches {
             std::thread::sleep(std::time::Duration::from_millis(
                 self.spec.epoch_ms / batches as u64,

@@ -33,12 +33,15 @@ pub trait Learner {
     fn parameter_count(&self) -> usize;
     fn lr(&self) -> f64;
     fn set_lr(&mut self, lr: f64);
+    /// Batches in one training epoch (the schedules count steps in them).
+    fn batches_per_epoch(&self) -> usize;
     /// One pass over the training split; epoch `epoch` always shuffles, augments and drops
-    /// out the same way, so a resumed run repeats nothing and skips nothing. Returns
-    /// (mean loss, accuracy).
+    /// out the same way, so a resumed run repeats nothing and skips nothing. Batch `b`
+    /// (from 0) trains at learning rate `lr(b)`. Returns (mean loss, accuracy).
     fn train_epoch(
         &mut self,
         epoch: usize,
+        lr: &dyn Fn(usize) -> f64,
         progress: &mut dyn FnMut(BatchProgress),
     ) -> Result<(f64, f64), TrainError>;
     /// Mean loss and confusion matrix on a split, in eval mode.
@@ -166,9 +169,14 @@ impl Learner for CandleLearner {
     /// the epoch's order and from the epoch's RNG, so the results are those of preparing
     /// them inline. Each batch's loss and hit count are read back to the host only after the
     /// next batch has been queued, so a GPU always has the next step's work waiting.
+    fn batches_per_epoch(&self) -> usize {
+        self.data.train.len().div_ceil(self.batch_size)
+    }
+
     fn train_epoch(
         &mut self,
         epoch: usize,
+        lr: &dyn Fn(usize) -> f64,
         progress: &mut dyn FnMut(BatchProgress),
     ) -> Result<(f64, f64), TrainError> {
         let train = &self.data.train;
@@ -202,6 +210,7 @@ impl Learner for CandleLearner {
                 let batch = batch?.to_device(&self.device)?;
                 let logits = self.model.forward(&batch.images, true)?;
                 let loss = cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+                self.optimizer.set_lr(lr(b));
                 self.optimizer.backward_step(&loss)?;
                 let images = batch.labels.dim(0)?;
                 let queued = PendingBatch {

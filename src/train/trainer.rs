@@ -265,7 +265,10 @@ pub fn train(
             out.flush()?;
             return Err(TrainError::Interrupted(epoch - 1));
         }
-        let lr = learner.lr();
+        // The rate of every batch: a pure function of the config, the step and the history.
+        let per_epoch = learner.batches_per_epoch();
+        let lr_at = |b: usize| cfg.lr_at(epoch, b, per_epoch, &history);
+        let lr = lr_at(0);
         let started = Instant::now();
         let id = run.id.clone();
         let mut progress = |p: super::learner::BatchProgress| {
@@ -280,7 +283,7 @@ pub fn train(
             // A failed fsync surfaces at the epoch's end, where the state is saved again.
             let _ = out.send(event);
         };
-        let (train_loss, train_acc) = learner.train_epoch(epoch, &mut progress)?;
+        let (train_loss, train_acc) = learner.train_epoch(epoch, &lr_at, &mut progress)?;
         let train_seconds = started.elapsed().as_secs_f64();
         let (val_loss, confusion) = learner.evaluate(Split::Val)?;
         let val = Metrics::from_confusion(&confusion);
@@ -304,16 +307,10 @@ pub fn train(
         // followed by another (two_phase's frozen one) always runs its length.
         let in_phase = current_phase(&history);
         let next_phase = cfg.phase(epoch + 1);
-        let mut next_lr = cfg
-            .train
-            .reduce_lr_on_plateau
-            .as_ref()
-            .and_then(|r| r.next_lr(in_phase))
-            .unwrap_or(lr);
+        let next_lr = cfg.lr_at(epoch + 1, 0, per_epoch, &history);
         if epoch == cfg.epochs {
             stop_reason = Some(format!("completed {} epochs", cfg.epochs));
         } else if next_phase != phase {
-            next_lr = cfg.phase_lr(next_phase);
             learner.enter_phase(next_phase, next_lr)?;
         } else if let Some(es) = cfg
             .train
