@@ -9,6 +9,7 @@
 //! directly in a root folder (they belong to no class). Other files are ignored silently.
 
 mod augment;
+mod balance;
 pub mod check;
 mod decode;
 mod error;
@@ -28,6 +29,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use crate::run::{Augment, DataSpec, Skipped};
+pub use balance::balanced_order;
 pub use error::DataError;
 pub use imageset::{Batch, HostBatch, ImageSet};
 pub use split::epoch_order;

@@ -8,7 +8,8 @@ use crate::store::{Reader, SplitMetrics, SweepRow};
 
 /// The value of grid key (or dotted config path) `key` in a stored run config, as sweep files
 /// and labels write it: `resnet18`, `0.001`, `frozen`. Keys a config leaves out at their
-/// default read as that default (`transfer` scratch, `precision` fp32, `schedule` constant).
+/// default read as that default (`transfer` scratch, `precision` fp32, `schedule` constant,
+/// `balance` none).
 pub fn config_value(config: &Value, key: &str) -> Option<String> {
     let shown = |v: &Value| match v {
         Value::String(s) => Some(s.clone()),
@@ -23,6 +24,13 @@ pub fn config_value(config: &Value, key: &str) -> Option<String> {
                 .pointer("/transfer/mode")
                 .and_then(Value::as_str)
                 .unwrap_or("scratch")
+                .to_string(),
+        ),
+        "balance" => Some(
+            config
+                .pointer("/balance/mode")
+                .and_then(Value::as_str)
+                .unwrap_or("none")
                 .to_string(),
         ),
         "schedule" => Some(

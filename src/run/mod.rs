@@ -4,6 +4,7 @@
 //! decide from its epoch history. `sweep` and `search` produce these; `scheduler`, `worker`,
 //! `train`, `store`, `report`, `progress` and `cli` consume them.
 mod augment;
+pub mod balance;
 mod data;
 pub mod event;
 mod fake;
@@ -19,6 +20,7 @@ pub mod strategy;
 mod transfer;
 
 pub use augment::Augment;
+pub use balance::Balance;
 pub use data::{DataSpec, Normalize, Skipped};
 pub use event::{EpochRecord, Evaluation, Event, RunEnd, RunStart};
 pub use fake::FakeSpec;

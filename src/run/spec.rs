@@ -46,6 +46,13 @@ pub struct RunConfig {
     /// the run id's hash so runs from before this key keep their ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<super::Schedule>,
+    /// Class balance of the training epochs (issue 12); `None` is `none`, left out of the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<super::Balance>,
+    /// Classes whose training images each epoch repeats this many times, each copy
+    /// augmented (`[balance] augment_classes`); left out of the id when empty.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub augment_classes: std::collections::BTreeMap<String, usize>,
     /// Tests only: train with the fake trainer and this script (`sweep run --fake-trainer`).
     /// Left out when absent, so real runs keep their ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,7 @@ use crate::search::{random, Domain};
 
 /// Keys that may be fixed (in `[train]`, or `seed` at the top level) or gridded (in `[grid]`),
 /// in expansion order.
-pub const GRID_KEYS: [&str; 13] = [
+pub const GRID_KEYS: [&str; 14] = [
     "backbone",
     "width",
     "transfer",
@@ -21,6 +21,7 @@ pub const GRID_KEYS: [&str; 13] = [
     "weight_decay",
     "label_smoothing",
     "augment",
+    "balance",
     "epochs",
     "seed",
 ];
@@ -162,6 +163,10 @@ fn run_config(sweep: &Sweep, h: &Hyper) -> RunConfig {
         schedule: (h.schedule != "constant")
             .then(|| sweep.schedules.get(&h.schedule).cloned())
             .flatten(),
+        balance: crate::run::Balance::parse(&h.balance, sweep.balance.clip)
+            .ok()
+            .flatten(),
+        augment_classes: sweep.balance.augment_classes.clone(),
     }
 }
 

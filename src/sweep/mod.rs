@@ -2,6 +2,7 @@
 //!
 //! Parsing validates everything before any device is touched and reports every problem at
 //! once, each naming its TOML key and how to fix it.
+mod balance;
 mod grid;
 mod parse;
 mod schedule;
@@ -87,6 +88,8 @@ pub struct Sweep {
     pub augments: std::collections::BTreeMap<String, Augment>,
     /// Every learning-rate schedule with the file's settings (`[schedule.NAME]`).
     pub schedules: std::collections::BTreeMap<String, crate::run::Schedule>,
+    /// `[balance]`: the clip range and the classes repeated with augmentation.
+    pub balance: balance::BalanceSettings,
     /// `[train] pretrained` and `[transfer]` (transfer learning).
     pub transfer: TransferSettings,
     /// Whether the file sets `data.normalize` (else runs from pretrained weights take the

@@ -15,8 +15,9 @@ use crate::run::OptimizerConfig;
 use crate::run::{Checkpointing, EarlyStopping, Keep, Monitor, ReduceLrOnPlateau};
 use crate::search::Domain;
 
-const TOP_KEYS: [&str; 10] = [
+const TOP_KEYS: [&str; 11] = [
     "transfer",
+    "balance",
     "schedule",
     "name",
     "seed",
@@ -131,7 +132,7 @@ fn join(prefix: &str, key: &str) -> String {
 /// A key as TOML writes it in a dotted path: bare when it may be (`lr`, `sgd`), else quoted
 /// with escapes (`""`, `"a b"`, `"a.b"`, `"\u001B"`), so a problem's key is never empty,
 /// ambiguous, or a control sequence on the terminal.
-fn key_part(key: &str) -> String {
+pub(super) fn key_part(key: &str) -> String {
     let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     if !key.is_empty() && key.chars().all(bare) {
         key.to_string()
@@ -249,6 +250,7 @@ pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, Swee
     let optimizers = optimizers(&root, &mut p);
     let augments = augments(&root, &mut p);
     let schedules = super::schedule::schedules(&root, &mut p);
+    let balance = super::balance::parse(&root, &data, &base, depth, &mut p);
 
     // Names used by the runs must exist.
     let used = |key: &str| -> Vec<String> {
@@ -358,6 +360,7 @@ pub(super) fn parse(text: &str, path: &Path, depth: Depth) -> Result<Sweep, Swee
         optimizers,
         augments,
         schedules,
+        balance,
         transfer,
         normalize_set,
     })

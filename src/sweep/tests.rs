@@ -745,3 +745,56 @@ fn schedule_mistakes_name_the_key() {
     assert_problem(&p, "schedule.one_cycle.pct_start", "expected a number");
     assert_problem(&p, "schedule.linear", "unknown key");
 }
+
+#[test]
+fn balance_is_a_grid_key_with_a_settings_table() {
+    let f = Fixture::new();
+    let s = f
+        .parse(
+            "[grid]\nbalance = [\"none\", \"clip\", \"class_weights\"]\n\
+             [balance]\nclip = [5, 50]\naugment_classes = { a = 3 }\n",
+        )
+        .unwrap();
+    let runs = s.runs();
+    use crate::run::Balance;
+    assert_eq!(runs[0].config.balance, None);
+    assert_eq!(
+        runs[1].config.balance,
+        Some(Balance::Clip { min: 5, max: 50 })
+    );
+    assert_eq!(runs[2].config.balance, Some(Balance::ClassWeights));
+    assert_eq!(runs[2].label, "balance=class_weights");
+    assert_eq!(runs[0].config.augment_classes.get("a"), Some(&3));
+    // Without [balance], clip is the seeds' [250, 1000]; `none` keeps the run id.
+    let s = f.parse("[train]\nbalance = \"clip\"\n").unwrap();
+    assert_eq!(
+        s.runs()[0].config.balance,
+        Some(Balance::Clip {
+            min: 250,
+            max: 1000
+        })
+    );
+    let plain = f.parse("").unwrap();
+    let none = f.parse("[train]\nbalance = \"none\"\n").unwrap();
+    assert_eq!(plain.runs()[0].id, none.runs()[0].id);
+}
+
+#[test]
+fn balance_mistakes_name_the_key() {
+    let f = Fixture::new();
+    let p = f.problems("[grid]\nbalance = [\"smote\"]\n");
+    assert_problem(&p, "grid.balance[0]", "unknown balance \"smote\"");
+    let p = f.problems(
+        "[balance]\nclip = [100, 10]\naugment_classes = { a = 1, \"b c\" = \"x\" }\nmode = 1\n",
+    );
+    assert_problem(&p, "balance.clip", "1 <= min <= max");
+    assert_problem(&p, "balance.augment_classes.a", "from 2 to 100");
+    assert_problem(&p, "balance.augment_classes.\"b c\"", "got the string");
+    assert_problem(&p, "balance.mode", "unknown key");
+    // With the data listed (sweep validate), a class that is not a folder is named.
+    let text = with_data("[balance]\naugment_classes = { b = 2 }\n");
+    let e = Sweep::from_str_checked(&text, &f.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no class folder of that name"), "{e}");
+}

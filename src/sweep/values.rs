@@ -20,6 +20,8 @@ pub struct Hyper {
     pub transfer: TransferMode,
     /// The learning-rate schedule's name (`constant`, `cosine`, ...).
     pub schedule: String,
+    /// The class balance mode's name (`none`, `oversample`, ...).
+    pub balance: String,
 }
 
 impl Default for Hyper {
@@ -38,6 +40,7 @@ impl Default for Hyper {
             precision: Precision::Fp32,
             transfer: TransferMode::Scratch,
             schedule: "constant".into(),
+            balance: "none".into(),
         }
     }
 }
@@ -141,6 +144,11 @@ impl Hyper {
                 }
                 self.schedule = s.to_string();
             }
+            "balance" => {
+                let s = string(v)?;
+                crate::run::Balance::parse(s, crate::run::balance::DEFAULT_CLIP)?;
+                self.balance = s.to_string();
+            }
             other => return Err(format!("`{other}` is not a grid key")),
         }
         Ok(())
@@ -162,6 +170,7 @@ impl Hyper {
             "precision" => self.precision.name().to_string(),
             "transfer" => self.transfer.name().to_string(),
             "schedule" => self.schedule.clone(),
+            "balance" => self.balance.clone(),
             _ => String::new(),
         }
     }

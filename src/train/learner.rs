@@ -9,8 +9,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::optim::Optimizer;
-use super::trainer::{cross_entropy, TrainError};
-use crate::data::{epoch_order, Dataset, ImageSet};
+use super::trainer::{cross_entropy, weighted_cross_entropy, TrainError};
+use crate::data::{balanced_order, epoch_order, Dataset, ImageSet};
 use crate::model::{Backbone, Model, ModelSpec};
 use crate::run::Confusion;
 use crate::run::{Phase, RunConfig};
@@ -65,6 +65,45 @@ pub trait Learner {
     }
 }
 
+/// The run's class balance over the training split: the images of each class per epoch when
+/// they are resampled, and the loss weights of `class_weights`.
+#[allow(clippy::type_complexity)]
+fn balance(
+    config: &RunConfig,
+    data: &Dataset,
+    device: &Device,
+) -> Result<(Option<Vec<usize>>, Option<Tensor>), TrainError> {
+    use crate::run::balance::{class_weights, epoch_counts};
+    use crate::run::Balance;
+    if let Some(class) = config
+        .augment_classes
+        .keys()
+        .find(|c| !data.classes.contains(c))
+    {
+        return Err(TrainError::Classes(format!(
+            "[balance] augment_classes names the class \"{class}\", which the training data does not have (its classes: {})",
+            data.classes.join(", ")
+        )));
+    }
+    let counts = data.train.class_counts(data.classes.len());
+    let repeat: Vec<usize> = data
+        .classes
+        .iter()
+        .map(|c| config.augment_classes.get(c).copied().unwrap_or(1))
+        .collect();
+    let weighted = config.balance == Some(Balance::ClassWeights);
+    let resampled = (config.balance.is_some() && !weighted) || repeat.iter().any(|&r| r > 1);
+    let targets = resampled.then(|| epoch_counts(config.balance.as_ref(), &counts, &repeat));
+    let weights = match weighted {
+        true => {
+            let w: Vec<f32> = class_weights(&counts).iter().map(|&w| w as f32).collect();
+            Some(Tensor::new(w, device)?)
+        }
+        false => None,
+    };
+    Ok((targets, weights))
+}
+
 /// Largest batch used for evaluation; it only bounds memory.
 const EVAL_BATCH: usize = 256;
 
@@ -79,6 +118,10 @@ pub struct CandleLearner {
     phase: Phase,
     /// The weights file a fresh start loads (transfer learning).
     pretrained: Option<std::path::PathBuf>,
+    /// Images of each class per training epoch, when class balance resamples them.
+    targets: Option<Vec<usize>>,
+    /// The loss weight of each class (`balance = "class_weights"`).
+    class_weights: Option<Tensor>,
 }
 
 impl CandleLearner {
@@ -107,6 +150,7 @@ impl CandleLearner {
             model.trainable_vars(),
             config.lr,
         )?;
+        let (targets, class_weights) = balance(config, &data, device)?;
         Ok(CandleLearner {
             config: config.clone(),
             batch_size,
@@ -116,6 +160,8 @@ impl CandleLearner {
             optimizer,
             phase: Phase::Scratch,
             pretrained: None,
+            targets,
+            class_weights,
         })
     }
 
@@ -170,7 +216,11 @@ impl Learner for CandleLearner {
     /// them inline. Each batch's loss and hit count are read back to the host only after the
     /// next batch has been queued, so a GPU always has the next step's work waiting.
     fn batches_per_epoch(&self) -> usize {
-        self.data.train.len().div_ceil(self.batch_size)
+        let images = match &self.targets {
+            Some(t) => t.iter().sum(),
+            None => self.data.train.len(),
+        };
+        images.div_ceil(self.batch_size)
     }
 
     fn train_epoch(
@@ -185,7 +235,10 @@ impl Learner for CandleLearner {
         }
         let mut rng = StdRng::seed_from_u64(self.epoch_seed(epoch));
         self.model.reseed_dropout(self.epoch_seed(epoch) ^ 0xD0)?;
-        let order = epoch_order(train.len(), &mut rng);
+        let order = match &self.targets {
+            Some(targets) => balanced_order(&train.labels, targets, &mut rng),
+            None => epoch_order(train.len(), &mut rng),
+        };
         let augment = &self.config.augment_settings;
         let augment = (!augment.is_identity()).then_some(augment);
         let batch_size = self.batch_size;
@@ -209,7 +262,11 @@ impl Learner for CandleLearner {
             for (b, batch) in rx {
                 let batch = batch?.to_device(&self.device)?;
                 let logits = self.model.forward(&batch.images, true)?;
-                let loss = cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+                let smoothing = self.config.label_smoothing;
+                let loss = match &self.class_weights {
+                    Some(w) => weighted_cross_entropy(&logits, &batch.labels, w, smoothing)?,
+                    None => cross_entropy(&logits, &batch.labels, smoothing)?,
+                };
                 self.optimizer.set_lr(lr(b));
                 self.optimizer.backward_step(&loss)?;
                 let images = batch.labels.dim(0)?;

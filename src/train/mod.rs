@@ -6,6 +6,8 @@ pub mod optim;
 pub mod trainer;
 
 #[cfg(test)]
+mod balance_tests;
+#[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod transfer_tests;
