@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
 
+use crate::report::compare::config_value;
 use crate::search::Domain;
 use crate::sweep::{Method, Sweep, GRID_KEYS};
 
@@ -25,21 +26,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     t.set_header(header);
     for r in &runs {
         let c = &r.config;
+        let config = serde_json::to_value(c)?;
         let mut row = vec![r.index.to_string(), r.id.clone()];
-        row.extend([
-            c.backbone.to_string(),
-            c.width.to_string(),
-            transfer(c),
-            c.precision.name().to_string(),
-            c.optimizer.clone(),
-            c.lr.to_string(),
-            c.batch_size.to_string(),
-            sweep_weight_decay(c),
-            c.label_smoothing.to_string(),
-            c.augment.clone(),
-            c.epochs.to_string(),
-            c.seed.to_string(),
-        ]);
+        // Each grid key's value as reports read it from a stored config (one reading for
+        // both); transfer with its settings.
+        row.extend(GRID_KEYS.iter().map(|&key| match key {
+            "transfer" => transfer(c),
+            key => config_value(&config, key).unwrap_or_default(),
+        }));
         t.add_row(row);
     }
     println!(
@@ -91,15 +85,6 @@ fn method(sweep: &Sweep) -> String {
                 "random search, {trials} trials from seed {seed}: {}",
                 space.join(", ")
             )
-        }
-    }
-}
-
-fn sweep_weight_decay(c: &crate::run::RunConfig) -> String {
-    use crate::run::OptimizerConfig;
-    match &c.optimizer_settings {
-        OptimizerConfig::Sgd { weight_decay, .. } | OptimizerConfig::Adam { weight_decay, .. } => {
-            weight_decay.to_string()
         }
     }
 }

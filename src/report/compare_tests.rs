@@ -343,3 +343,15 @@ fn top_keeps_the_best_compared_columns_in_their_order() {
     c.keep_best(5);
     assert_eq!(c.columns.len(), 2);
 }
+
+/// Every grid key reads back from a stored config (`sweep plan`'s columns and the reports'
+/// --compare/--by/--where use this one reading).
+#[test]
+fn every_grid_key_reads_from_a_config() {
+    let (store, _, _dir) = store();
+    let r = report(&store);
+    for key in crate::sweep::GRID_KEYS {
+        let v = config_value(&r.runs[0].run.config, key);
+        assert!(v.is_some_and(|v| !v.is_empty()), "{key}");
+    }
+}
