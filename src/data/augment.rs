@@ -25,6 +25,58 @@ fn uniform(rng: &mut StdRng, lo: f32, hi: f32) -> f32 {
     lo + (hi - lo) * rng.random::<f32>()
 }
 
+/// torchvision's `RandomResizedCrop.get_params`: up to 10 tries at an area of `scale` and a
+/// log-uniform aspect ratio in `ratio` that fits, else the central crop of the clamped ratio.
+fn crop_rect(scale: [f32; 2], ratio: [f32; 2], rng: &mut StdRng, h: usize, w: usize) -> warp::Rect {
+    let area = (h * w) as f32;
+    let (lr0, lr1) = (ratio[0].ln(), ratio[1].ln());
+    for _ in 0..10 {
+        let target = area * uniform(rng, scale[0], scale[1]);
+        let aspect = uniform(rng, lr0, lr1).exp();
+        let cw = (target * aspect).sqrt().round() as usize;
+        let ch = (target / aspect).sqrt().round() as usize;
+        if 0 < cw && cw <= w && 0 < ch && ch <= h {
+            let top = rng.random_range(0..=h - ch);
+            let left = rng.random_range(0..=w - cw);
+            return (top, left, ch, cw);
+        }
+    }
+    let in_ratio = w as f32 / h as f32;
+    let (ch, cw) = if in_ratio < ratio[0] {
+        (((w as f32 / ratio[0]).round() as usize).clamp(1, h), w)
+    } else if in_ratio > ratio[1] {
+        (h, ((h as f32 * ratio[1]).round() as usize).clamp(1, w))
+    } else {
+        (h, w)
+    };
+    ((h - ch) / 2, (w - cw) / 2, ch, cw)
+}
+
+/// torchvision's `RandomErasing.get_params`: up to 10 tries at an area of `scale` and a
+/// log-uniform aspect ratio in `ratio` strictly inside the image; `None` when none fits.
+fn erase_rect(
+    scale: [f32; 2],
+    ratio: [f32; 2],
+    rng: &mut StdRng,
+    h: usize,
+    w: usize,
+) -> Option<warp::Rect> {
+    let area = (h * w) as f32;
+    let (lr0, lr1) = (ratio[0].ln(), ratio[1].ln());
+    for _ in 0..10 {
+        let target = area * uniform(rng, scale[0], scale[1]);
+        let aspect = uniform(rng, lr0, lr1).exp();
+        let eh = (target * aspect).sqrt().round() as usize;
+        let ew = (target / aspect).sqrt().round() as usize;
+        if eh < h && ew < w && eh > 0 && ew > 0 {
+            let top = rng.random_range(0..=h - eh);
+            let left = rng.random_range(0..=w - ew);
+            return Some((top, left, eh, ew));
+        }
+    }
+    None
+}
+
 impl Augment {
     /// Draws the random parameters for one image. Only enabled settings consume randomness.
     pub(crate) fn sample(&self, rng: &mut StdRng, height: usize, width: usize) -> Params {
@@ -54,6 +106,24 @@ impl Augment {
         }
         if let Some([lo, hi]) = self.contrast {
             p.contrast = uniform(rng, lo, hi);
+        }
+        p.fill = self.fill;
+        if let Some(crop) = &self.crop {
+            p.crop = Some(crop_rect(crop.scale, crop.ratio, rng, height, width));
+        }
+        if let Some([lo, hi]) = self.saturation {
+            p.saturation = uniform(rng, lo, hi);
+        }
+        if self.hue != 0.0 {
+            p.hue = uniform(rng, -self.hue, self.hue);
+        }
+        if let Some(preset) = self.preset {
+            p.ops = super::autoaugment::sample(preset, rng, height, width);
+        }
+        if let Some(e) = self.erase.filter(|e| e.p > 0.0) {
+            if rng.random::<f32>() < e.p {
+                p.erase = erase_rect(e.scale, e.ratio, rng, height, width);
+            }
         }
         p
     }

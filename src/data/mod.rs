@@ -9,8 +9,10 @@
 //! directly in a root folder (they belong to no class). Other files are ignored silently.
 
 mod augment;
+mod autoaugment;
 mod balance;
 pub mod check;
+mod color;
 mod decode;
 mod error;
 mod imageset;

@@ -1,8 +1,15 @@
-//! Pixel operations behind `Augment`: affine warp with bilinear sampling and nearest-edge
-//! fill, flips, brightness and contrast, on CHW images in `f32` with one final rounding.
+//! Pixel operations behind `Augment`: random resized crop, affine warp with bilinear sampling
+//! (nearest, constant or reflected fill), flips, brightness, contrast, saturation and hue, the
+//! preset's operations and random erasing, on CHW images in `f32` with one final rounding.
+use super::autoaugment::{self, Op};
+use super::color;
+use crate::run::Fill;
+
+/// A rectangle of the image: top row, left column, height, width (pixels).
+pub(crate) type Rect = (usize, usize, usize, usize);
 
 /// Concrete parameters for one image (drawn by `Augment::sample`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Params {
     /// Rotation in degrees, counter-clockwise as seen on screen.
     pub angle: f32,
@@ -18,6 +25,18 @@ pub(crate) struct Params {
     pub vflip: bool,
     pub brightness: f32,
     pub contrast: f32,
+    /// Vertical shear angle in degrees (the presets' ShearY).
+    pub shear_y: f32,
+    pub fill: Fill,
+    /// The random resized crop, resized back to the whole image first.
+    pub crop: Option<Rect>,
+    pub saturation: f32,
+    /// Hue shift, a fraction of the colour circle.
+    pub hue: f32,
+    /// The preset's operations with their magnitudes, in order.
+    pub ops: Vec<(Op, f32)>,
+    /// The rectangle random erasing sets to 0, last.
+    pub erase: Option<Rect>,
 }
 
 impl Params {
@@ -33,6 +52,13 @@ impl Params {
             vflip: false,
             brightness: 1.0,
             contrast: 1.0,
+            shear_y: 0.0,
+            fill: Fill::Nearest,
+            crop: None,
+            saturation: 1.0,
+            hue: 0.0,
+            ops: Vec::new(),
+            erase: None,
         }
     }
 
@@ -43,17 +69,26 @@ impl Params {
             || self.sx != 1.0
             || self.sy != 1.0
             || self.shear != 0.0
+            || self.shear_y != 0.0
     }
 }
 
-/// The inverse of the forward content map `A = R(angle) * Shear * Scale` (y axis down), as
-/// row-major `[a, b, c, d]`, or `None` when degenerate.
+/// The inverse of the forward content map `A = R(angle) * ShearX * ShearY * Scale` (y axis
+/// down), as row-major `[a, b, c, d]`, or `None` when degenerate.
 fn inverse_matrix(p: &Params) -> Option<[f32; 4]> {
     let (s, c) = p.angle.to_radians().sin_cos();
     let k = p.shear.to_radians().tan();
-    // R = [[c, s], [-s, c]] (counter-clockwise on screen), Sh = [[1, k], [0, 1]], S = diag(sx, sy).
-    let (a, b) = (c * p.sx, (c * k + s) * p.sy);
-    let (cc, d) = (-s * p.sx, (-s * k + c) * p.sy);
+    let ky = p.shear_y.to_radians().tan();
+    let mul = |[a, b, c, d]: [f32; 4], [e, f, g, h]: [f32; 4]| {
+        [a * e + b * g, a * f + b * h, c * e + d * g, c * f + d * h]
+    };
+    // R = [[c, s], [-s, c]] (counter-clockwise on screen), ShX = [[1, k], [0, 1]],
+    // ShY = [[1, 0], [ky, 1]], S = diag(sx, sy).
+    let m = mul(
+        mul([c, s, -s, c], [1.0, k, 0.0, 1.0]),
+        mul([1.0, 0.0, ky, 1.0], [p.sx, 0.0, 0.0, p.sy]),
+    );
+    let [a, b, cc, d] = m;
     let det = a * d - b * cc;
     if !det.is_finite() || det.abs() < 1e-6 {
         return None;
@@ -61,19 +96,67 @@ fn inverse_matrix(p: &Params) -> Option<[f32; 4]> {
     Some([d / det, -b / det, -cc / det, a / det])
 }
 
-/// Bilinear sample of one plane at (x, y), coordinates clamped to the image ("nearest" fill).
-fn sample(plane: &[f32], h: usize, w: usize, x: f32, y: f32) -> f32 {
-    let x = x.clamp(0.0, (w - 1) as f32);
-    let y = y.clamp(0.0, (h - 1) as f32);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
-    let bottom = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
+/// A coordinate mirrored into `[0, n - 1]` about the pixel edges (`dcba|abcd|dcba`, scipy's
+/// and Keras' `reflect`).
+fn reflect(x: f32, n: usize) -> f32 {
+    let period = 2.0 * n as f32;
+    let mut t = (x + 0.5).rem_euclid(period);
+    if t >= n as f32 {
+        t = period - t;
+    }
+    (t - 0.5).clamp(0.0, (n - 1) as f32)
+}
+
+/// Bilinear sample of one plane at (x, y): outside the image, the nearest edge pixel, a
+/// constant, or the mirrored image, as `fill` says.
+fn sample(plane: &[f32], h: usize, w: usize, x: f32, y: f32, fill: Fill) -> f32 {
+    let (x, y) = match fill {
+        Fill::Reflect => (reflect(x, w), reflect(y, h)),
+        Fill::Nearest => (x.clamp(0.0, (w - 1) as f32), y.clamp(0.0, (h - 1) as f32)),
+        // Neighbours outside the image are the value (scipy's `constant`, order 1).
+        Fill::Constant { .. } => (x.clamp(-1.0, w as f32), y.clamp(-1.0, h as f32)),
+    };
+    let (xf, yf) = (x.floor(), y.floor());
+    let (fx, fy) = (x - xf, y - yf);
+    let at = |xi: f32, yi: f32| -> f32 {
+        if xi < 0.0 || yi < 0.0 || xi > (w - 1) as f32 || yi > (h - 1) as f32 {
+            match fill {
+                Fill::Constant { value } => value,
+                // Clamped above: only the far neighbour of an edge pixel, weighted 0.
+                _ => {
+                    plane[(yi.clamp(0.0, (h - 1) as f32) as usize) * w
+                        + xi.clamp(0.0, (w - 1) as f32) as usize]
+                }
+            }
+        } else {
+            plane[yi as usize * w + xi as usize]
+        }
+    };
+    let top = at(xf, yf) * (1.0 - fx) + at(xf + 1.0, yf) * fx;
+    let bottom = at(xf, yf + 1.0) * (1.0 - fx) + at(xf + 1.0, yf + 1.0) * fx;
     top * (1.0 - fy) + bottom * fy
 }
 
-fn warp(src: &[f32], c: usize, h: usize, w: usize, p: &Params) -> Vec<f32> {
+/// The crop `r` of each plane, resized bilinearly back to `h x w` (pixel centres aligned, as
+/// torchvision's `resize` without antialiasing).
+fn resized_crop(src: &[f32], c: usize, h: usize, w: usize, r: Rect) -> Vec<f32> {
+    let (top, left, ch, cw) = r;
+    let mut out = vec![0f32; src.len()];
+    let (sy, sx) = (ch as f32 / h as f32, cw as f32 / w as f32);
+    for k in 0..c {
+        let plane = &src[k * h * w..(k + 1) * h * w];
+        for y in 0..h {
+            let yy = top as f32 + ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (ch - 1) as f32);
+            for x in 0..w {
+                let xx = left as f32 + ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (cw - 1) as f32);
+                out[k * h * w + y * w + x] = sample(plane, h, w, xx, yy, Fill::Nearest);
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn warp(src: &[f32], c: usize, h: usize, w: usize, p: &Params) -> Vec<f32> {
     let Some([ia, ib, ic, id]) = inverse_matrix(p) else {
         return src.to_vec();
     };
@@ -93,7 +176,7 @@ fn warp(src: &[f32], c: usize, h: usize, w: usize, p: &Params) -> Vec<f32> {
                 } else {
                     (sx, sy)
                 };
-                out[ch * h * w + y * w + x] = sample(plane, h, w, sx, sy);
+                out[ch * h * w + y * w + x] = sample(plane, h, w, sx, sy, p.fill);
             }
         }
     }
@@ -106,6 +189,9 @@ pub(crate) fn apply(image: &[u8], c: usize, h: usize, w: usize, p: &Params) -> V
         return image.to_vec();
     }
     let mut px: Vec<f32> = image.iter().map(|&v| v as f32).collect();
+    if let Some(r) = p.crop {
+        px = resized_crop(&px, c, h, w, r);
+    }
     if p.has_warp() {
         px = warp(&px, c, h, w, p);
     }
@@ -129,6 +215,22 @@ pub(crate) fn apply(image: &[u8], c: usize, h: usize, w: usize, p: &Params) -> V
             plane
                 .iter_mut()
                 .for_each(|v| *v = (*v - mean) * p.contrast + mean);
+        }
+    }
+    if p.saturation != 1.0 && c == 3 {
+        color::saturate(&mut px, h * w, p.saturation);
+    }
+    if p.hue != 0.0 && c == 3 {
+        color::shift_hue(&mut px, h * w, p.hue);
+    }
+    for &(op, magnitude) in &p.ops {
+        autoaugment::apply(op, magnitude, &mut px, c, h, w, p.fill);
+    }
+    if let Some((top, left, eh, ew)) = p.erase {
+        for plane in px.chunks_exact_mut(h * w) {
+            for row in plane.chunks_exact_mut(w).skip(top).take(eh) {
+                row[left..left + ew].iter_mut().for_each(|v| *v = 0.0);
+            }
         }
     }
     // `as u8` saturates (and maps NaN to 0), so no value can wrap.

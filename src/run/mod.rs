@@ -19,7 +19,7 @@ mod spec;
 pub mod strategy;
 mod transfer;
 
-pub use augment::Augment;
+pub use augment::{Augment, Crop, Erase, Fill, Preset};
 pub use balance::Balance;
 pub use data::{DataSpec, Normalize, Skipped};
 pub use event::{EpochRecord, Evaluation, Event, RunEnd, RunStart};

@@ -2,6 +2,7 @@
 //!
 //! Parsing validates everything before any device is touched and reports every problem at
 //! once, each naming its TOML key and how to fix it.
+mod augment;
 mod balance;
 mod grid;
 mod parse;

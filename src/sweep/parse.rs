@@ -829,7 +829,7 @@ fn optimizers(root: &Table, p: &mut Problems) -> BTreeMap<String, OptimizerConfi
 
 /// A number read as f32 (`rotate`, `shift`, ...): out-of-range values are
 /// [`Augment::validate`]'s to report.
-fn real(t: &Table, key: &str, prefix: &str, p: &mut Problems) -> f32 {
+pub(super) fn real(t: &Table, key: &str, prefix: &str, p: &mut Problems) -> f32 {
     match t.get(key) {
         None => 0.0,
         Some(Value::Float(x)) => *x as f32,
@@ -845,7 +845,7 @@ fn real(t: &Table, key: &str, prefix: &str, p: &mut Problems) -> f32 {
 }
 
 /// A factor range `[low, high]` (`brightness`, `contrast`).
-fn factors(t: &Table, key: &str, prefix: &str, p: &mut Problems) -> Option<[f32; 2]> {
+pub(super) fn factors(t: &Table, key: &str, prefix: &str, p: &mut Problems) -> Option<[f32; 2]> {
     let v = t.get(key)?;
     let number = |v: &Value| v.as_float().or(v.as_integer().map(|i| i as f64));
     match v
@@ -891,8 +891,13 @@ fn augments(root: &Table, p: &mut Problems) -> BTreeMap<String, Augment> {
             );
             continue;
         };
-        p.unknown_keys(&prefix, t, &AUGMENT_KEYS);
-        let a = Augment {
+        let keys: Vec<&str> = AUGMENT_KEYS
+            .iter()
+            .chain(super::augment::KEYS.iter())
+            .copied()
+            .collect();
+        p.unknown_keys(&prefix, t, &keys);
+        let mut a = Augment {
             hflip: boolean(t, "hflip", &prefix, false, p),
             vflip: boolean(t, "vflip", &prefix, false, p),
             rotate: real(t, "rotate", &prefix, p),
@@ -901,7 +906,9 @@ fn augments(root: &Table, p: &mut Problems) -> BTreeMap<String, Augment> {
             shear: real(t, "shear", &prefix, p),
             brightness: factors(t, "brightness", &prefix, p),
             contrast: factors(t, "contrast", &prefix, p),
+            ..Augment::default()
         };
+        super::augment::extras(&mut a, t, &prefix, p);
         for (field, problem) in a.validate() {
             p.add(format!("{prefix}.{field}"), problem);
         }

@@ -798,3 +798,62 @@ fn balance_mistakes_name_the_key() {
         .to_string();
     assert!(e.contains("no class folder of that name"), "{e}");
 }
+
+#[test]
+fn newer_augment_settings_parse_and_name_their_mistakes() {
+    use crate::run::{Crop, Erase, Fill, Preset};
+    let f = Fixture::new();
+    let s = f
+        .parse(
+            "[train]\naugment = \"strong\"\n[augment.strong]\nhflip = true\nfill = \"constant\"\n\
+             fill_value = 128\nsaturation = [0.5, 1.5]\nhue = 0.05\ncrop = true\nerase = 0.25\n\
+             randaugment = { ops = 3 }\n",
+        )
+        .unwrap();
+    let a = &s.runs()[0].config.augment_settings;
+    assert_eq!(a.fill, Fill::Constant { value: 128.0 });
+    assert_eq!(a.saturation, Some([0.5, 1.5]));
+    assert_eq!(a.hue, 0.05);
+    assert_eq!(a.crop, Some(Crop::default()));
+    assert_eq!(
+        a.erase,
+        Some(Erase {
+            p: 0.25,
+            ..Erase::default()
+        })
+    );
+    assert_eq!(
+        a.preset,
+        Some(Preset::RandAugment {
+            ops: 3,
+            magnitude: 9
+        })
+    );
+    let s = f
+        .parse(
+            "[train]\naugment = \"t\"\n[augment.t]\ntrivialaugment = true\n\
+             crop = { scale = [0.5, 1.0] }\nfill = \"reflect\"\n",
+        )
+        .unwrap();
+    let a = &s.runs()[0].config.augment_settings;
+    assert_eq!(a.preset, Some(Preset::TrivialAugment));
+    assert_eq!(a.crop.unwrap().scale, [0.5, 1.0]);
+    assert_eq!(a.crop.unwrap().ratio, Crop::default().ratio);
+    assert_eq!(a.fill, Fill::Reflect);
+
+    let p = f.problems(
+        "[train]\naugment = \"x\"\n[augment.x]\nfill = \"wrap\"\nfill_value = 3\nhue = 0.7\n\
+         crop = { scale = [0.5, 2.0], area = 1 }\nerase = \"yes\"\nrandaugment = { ops = 0, magnitude = 40 }\n\
+         trivialaugment = true\n",
+    );
+    assert_problem(
+        &p,
+        "augment.x.fill",
+        "\"nearest\", \"constant\" or \"reflect\"",
+    );
+    assert_problem(&p, "augment.x.fill_value", "add that, or remove fill_value");
+    assert_problem(&p, "augment.x.hue", "<= 0.5");
+    assert_problem(&p, "augment.x.crop", "area");
+    assert_problem(&p, "augment.x.erase", "expected true or a table");
+    assert_problem(&p, "augment.x.trivialaugment", "one preset");
+}
