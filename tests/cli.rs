@@ -111,3 +111,41 @@ fn models_lists_every_backbone_with_its_reference_size() {
         );
     }
 }
+
+/// `sweep augment`: the grid has one row per image and the original plus each version per
+/// row, at 64 pixels or more a cell; an unknown set names the ones there are.
+#[test]
+fn augment_draws_a_grid_of_real_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    crate::util::copy_classes("train", &root.join("train"), 3, 2);
+    let file = "name = \"aug\"\n[data]\ntrain = \"train\"\nimage_size = [28, 28]\nchannels = 1\n\
+                [augment.light]\nhflip = true\nrotate = 10\nerase = 0.5\n";
+    std::fs::write(root.join("a.toml"), file).unwrap();
+    let out = crate::util::sweep(
+        &[
+            "augment",
+            "a.toml",
+            "--set",
+            "light",
+            "--images",
+            "4",
+            "--versions",
+            "3",
+        ],
+        root,
+    );
+    let (_, err) = crate::util::text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("wrote reports/aug/augment-light.png"), "{err}");
+    let png = image::open(root.join("reports/aug/augment-light.png")).unwrap();
+    // 28 px enlarged 3x to 84; 4 px gaps: 4 + 4 x (84 + 4) wide, 4 + 4 x (84 + 4) high.
+    assert_eq!((png.width(), png.height()), (4 + 4 * 88, 4 + 4 * 88));
+    let out = crate::util::sweep(&["augment", "a.toml", "--set", "heavy"], root);
+    let (_, err) = crate::util::text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("no augmentation set \"heavy\"; its sets: light"),
+        "{err}"
+    );
+}

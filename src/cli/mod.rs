@@ -1,4 +1,5 @@
 //! The command line: one module per subcommand, each a clap `Args` struct with a thin `run`.
+mod augment;
 mod devices;
 mod models;
 mod plan;
@@ -27,6 +28,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Show the runs a sweep file expands to, without training.
     Plan(plan::Args),
+    /// Draw real training images and augmented versions of them as a PNG grid.
+    Augment(augment::Args),
     /// Train every run of a sweep file that is not done yet, storing every epoch.
     Run(run::Args),
     /// Report a stored sweep: one row per run, or the best run's classwise table.
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Augment(a) => augment::run(a),
         Command::Run(a) => run::run(a),
         Command::Report(a) => report::run(a),
         Command::Status(a) => status::run(a),

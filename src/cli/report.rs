@@ -376,7 +376,10 @@ fn width(arg: Option<usize>) -> usize {
 
 /// Writes `text` (or a picture's bytes) to `path` through a temporary file beside it, so a reader never sees half a
 /// report and a failed write leaves the old one; the folder is made first.
-fn write_atomically(path: &std::path::Path, text: impl AsRef<[u8]>) -> anyhow::Result<()> {
+pub(super) fn write_atomically(
+    path: &std::path::Path,
+    text: impl AsRef<[u8]>,
+) -> anyhow::Result<()> {
     use anyhow::Context;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)

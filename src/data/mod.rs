@@ -17,6 +17,7 @@ mod decode;
 mod error;
 mod imageset;
 mod integrity;
+pub mod preview;
 mod scan;
 mod split;
 mod warp;
