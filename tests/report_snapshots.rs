@@ -5,7 +5,8 @@
 //!
 //! The store: sweep `snap` (backbone cnn|resnet18 x lr 0.1|0.01, a test folder) and sweep
 //! `other` (one run), classes `t-shirt`, `bag <&>` (escaping) and `ankle_boot`.
-//! - cnn/0.1: 3 epochs, test result, one skipped file, stopped early.
+//! - cnn/0.1: 3 epochs, test result (and with test-time augmentation), one skipped file,
+//!   stopped early.
 //! - cnn/0.01: 2 epochs, test result.
 //! - resnet18/0.1: 3 epochs (frozen 1, finetune 2-3: transfer phases), test result.
 //! - resnet18/0.01: 1 epoch, then failed.
@@ -78,9 +79,13 @@ fn epoch(epoch: usize, phase: Phase, skill: u64) -> EpochRecord {
 }
 
 fn test_result(epoch: usize, skill: u64) -> Evaluation {
+    split_result("test", epoch, skill)
+}
+
+fn split_result(split: &str, epoch: usize, skill: u64) -> Evaluation {
     let confusion = confusion(skill);
     Evaluation {
-        split: "test".into(),
+        split: split.into(),
         epoch,
         loss: 1.0 / skill as f64,
         metrics: Metrics::from_confusion(&confusion),
@@ -155,6 +160,10 @@ fn build(dir: &Path) {
         &[(1, scratch, 5), (2, scratch, 8), (3, scratch, 7)],
     );
     tested(&mut store, 0, 2, 7);
+    // With test-time augmentation (`[train] tta`), one better.
+    let run = ids[0].clone();
+    let evaluation = split_result("test_tta", 2, 8);
+    store.apply(&Event::Evaluated { run, evaluation }).unwrap();
     finish(&mut store, &ids[0], "early stopping (patience 1)", 2);
 
     started(&mut store, 1, vec![]);

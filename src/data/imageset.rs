@@ -140,6 +140,42 @@ impl ImageSet {
     }
 }
 
+impl ImageSet {
+    /// [`ImageSet::batch`] of one test-time view of each image (its crop resized back to the
+    /// image size, and/or mirrored: [`crate::run::tta::View`]).
+    pub fn batch_view(
+        &self,
+        indices: &[usize],
+        view: crate::run::tta::View,
+        device: &Device,
+    ) -> candle_core::Result<Batch> {
+        let n = self.image_len();
+        let mut pixels = Vec::with_capacity(indices.len() * n);
+        let mut labels = Vec::with_capacity(indices.len());
+        let (crop, flip) = view;
+        let mut p = super::warp::Params::identity();
+        p.crop = crop;
+        p.hflip = flip;
+        for &i in indices {
+            let Some(img) = self.image(i) else {
+                candle_core::bail!(
+                    "batch index {i} is out of range: this image set has {} images",
+                    self.len()
+                )
+            };
+            let out = super::warp::apply(img, self.channels, self.height, self.width, &p);
+            self.normalize.extend(&out, self.channels, &mut pixels);
+            labels.push(self.labels[i]);
+        }
+        HostBatch {
+            pixels,
+            labels,
+            shape: (indices.len(), self.channels, self.height, self.width),
+        }
+        .to_device(device)
+    }
+}
+
 /// A batch prepared in host memory (see [`ImageSet::host_batch`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostBatch {

@@ -292,7 +292,9 @@ pub fn html_report(report: &SweepReport, s: &Sections) -> Result<String, String>
     let name = escape(&report.sweep.name);
     let at = match report.metric.split() {
         super::Split::Val => "at each run's best epoch",
-        super::Split::Test => "of each run's kept weights on the test folder",
+        super::Split::Test | super::Split::TestTta => {
+            "of each run's kept weights on the test folder"
+        }
     };
     let mut body = format!(
         "<h1>Sweep {name}</h1>\n<p class=\"note\">{} runs, ranked by {} {at}. \

@@ -87,6 +87,7 @@ pub fn best_json(best: &BestRun) -> Value {
         "checkpoint": run.checkpoint,
         "checkpoint_epoch": run.checkpoint_epoch,
         "test": best.result.test.as_ref().map(split_json),
+        "test_tta": best.tta.as_ref().map(split_json),
         "skipped_files": best.skipped,
     });
     for part in [extra, more] {
@@ -233,6 +234,7 @@ pub fn run_json(r: &RunReport) -> Value {
         "epochs": epochs,
         "val": r.val.as_ref().map(split),
         "test": r.result.test.as_ref().map(split),
+        "test_tta": r.tta.as_ref().map(split),
         "skipped_files": r.skipped,
     })
 }

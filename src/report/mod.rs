@@ -40,6 +40,8 @@ pub enum ReportError {
 pub enum Split {
     Val,
     Test,
+    /// The test folder with test-time augmentation (`[train] tta`), shown with the test's.
+    TestTta,
 }
 
 impl Split {
@@ -47,6 +49,7 @@ impl Split {
         match self {
             Split::Val => "val",
             Split::Test => "test",
+            Split::TestTta => "test_tta",
         }
     }
 
@@ -55,6 +58,7 @@ impl Split {
         match self {
             Split::Val => "validation",
             Split::Test => "test",
+            Split::TestTta => "test, with test-time augmentation",
         }
     }
 }
@@ -126,6 +130,10 @@ impl Ranking {
 
     /// Whether the reports show `split`'s tables.
     pub fn shows(self, split: Split) -> bool {
+        let split = match split {
+            Split::TestTta => Split::Test,
+            s => s,
+        };
         self.split.is_none_or(|s| s == split)
     }
 }
@@ -195,7 +203,7 @@ impl RunResult {
         let best = self.best_epoch()?;
         let value = match metric.split() {
             Split::Val => Some(metric.monitor.value(&summary(best))),
-            Split::Test => {
+            Split::Test | Split::TestTta => {
                 let t = self.test.as_ref()?;
                 match metric.monitor {
                     Monitor::ValMacroF1 => Some(t.metrics.macro_f1),
@@ -416,7 +424,7 @@ impl SweepReport {
         match self.metric.split {
             None => val.into_iter().chain([test[0]]).collect(),
             Some(Split::Val) => val.to_vec(),
-            Some(Split::Test) => test.to_vec(),
+            Some(Split::Test | Split::TestTta) => test.to_vec(),
         }
     }
 }
@@ -428,6 +436,8 @@ pub struct BestRun {
     pub metric: Ranking,
     pub result: RunResult,
     pub val: SplitMetrics,
+    /// The test folder with test-time augmentation, when the run has it.
+    pub tta: Option<SplitMetrics>,
     pub skipped: Vec<crate::run::Skipped>,
 }
 
@@ -448,11 +458,13 @@ impl BestRun {
             .split_metrics(&result.run.id, "val", epoch)?
             .ok_or(ReportError::NoEpochs(name))?;
         let skipped = store.skipped_files(&result.run.id)?;
+        let tta = tta_metrics(store, &result.run.id)?;
         Ok(BestRun {
             sweep: own_sweep(store, report, &result)?,
             metric: report.metric,
             result,
             val,
+            tta,
             skipped,
         })
     }
@@ -467,6 +479,8 @@ pub struct RunReport {
     pub result: RunResult,
     /// Validation metrics of the best epoch; `None` before its first epoch.
     pub val: Option<SplitMetrics>,
+    /// The test folder with test-time augmentation, when the run has it.
+    pub tta: Option<SplitMetrics>,
     pub skipped: Vec<crate::run::Skipped>,
 }
 
@@ -483,11 +497,13 @@ impl RunReport {
             None => None,
         };
         let skipped = store.skipped_files(&result.run.id)?;
+        let tta = tta_metrics(store, &result.run.id)?;
         Ok(RunReport {
             sweep: own_sweep(store, report, &result)?,
             metric: report.metric,
             result,
             val,
+            tta,
             skipped,
         })
     }
@@ -508,6 +524,13 @@ impl BestRun {
         {
             out.push((Split::Test, test));
         }
+        if let Some(tta) = self
+            .tta
+            .as_ref()
+            .filter(|_| self.metric.shows(Split::TestTta))
+        {
+            out.push((Split::TestTta, tta));
+        }
         out
     }
 }
@@ -527,7 +550,22 @@ impl RunReport {
         {
             out.push((Split::Test, test));
         }
+        if let Some(tta) = self
+            .tta
+            .as_ref()
+            .filter(|_| self.metric.shows(Split::TestTta))
+        {
+            out.push((Split::TestTta, tta));
+        }
         out
+    }
+}
+
+/// The run's test result with test-time augmentation (split `test_tta`), if it has one.
+fn tta_metrics(store: &dyn Reader, run_id: &str) -> Result<Option<SplitMetrics>, ReportError> {
+    match store.evaluation(run_id, Split::TestTta.name())? {
+        Some((epoch, _)) => Ok(store.split_metrics(run_id, Split::TestTta.name(), epoch)?),
+        None => Ok(None),
     }
 }
 

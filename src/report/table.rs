@@ -457,7 +457,7 @@ pub fn effects_table(
     }
     let each = match report.metric.split() {
         super::Split::Val => "each run at its best epoch",
-        super::Split::Test => "each run's kept weights on the test folder",
+        super::Split::Test | super::Split::TestTta => "each run's kept weights on the test folder",
     };
     format!(
         "Sweep {}: {} of each {} over the other axes ({each})

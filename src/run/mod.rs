@@ -18,6 +18,7 @@ pub mod schedule;
 mod spec;
 pub mod strategy;
 mod transfer;
+pub mod tta;
 
 pub use augment::{Augment, Crop, Erase, Fill, Preset};
 pub use balance::Balance;
@@ -33,3 +34,4 @@ pub use schedule::{Schedule, SCHEDULES};
 pub use spec::{BackboneName, RunConfig, RunSpec, TrainSettings};
 pub use strategy::{Checkpointing, EarlyStopping, EpochSummary, Keep, Monitor, ReduceLrOnPlateau};
 pub use transfer::{Phase, Trainable, Transfer, TransferMode};
+pub use tta::Tta;

@@ -15,6 +15,10 @@ pub struct TrainSettings {
     pub early_stopping: Option<EarlyStopping>,
     pub reduce_lr_on_plateau: Option<ReduceLrOnPlateau>,
     pub checkpoint: Checkpointing,
+    /// Test-time augmentation of the final test evaluation (issue 12); left out of the id
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tta: Option<super::Tta>,
 }
 
 /// Everything one run needs, and nothing else: it is stored as the run's config and hashed

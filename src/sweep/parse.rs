@@ -46,7 +46,8 @@ const DATA_KEYS: [&str; 6] = [
     "channels",
     "normalize",
 ];
-const TRAIN_SETTINGS: [&str; 5] = [
+const TRAIN_SETTINGS: [&str; 6] = [
+    "tta",
     "pretrained",
     "early_stopping",
     "reduce_lr_on_plateau",
@@ -574,6 +575,31 @@ fn boolean(t: &Table, key: &str, prefix: &str, default: bool, p: &mut Problems) 
     }
 }
 
+/// `[train] tta`: "flip", or { crops = 5 | 10 }.
+fn tta(train: &Table, p: &mut Problems) -> Option<crate::run::Tta> {
+    use crate::run::Tta;
+    let v = train.get("tta")?;
+    let crops = v
+        .as_table()
+        .filter(|t| t.len() == 1)
+        .and_then(|t| t.get("crops"))
+        .and_then(Value::as_integer);
+    match (v.as_str(), crops) {
+        (Some("flip"), _) => Some(Tta::Flip),
+        (_, Some(n @ (5 | 10))) => Some(Tta::Crops { crops: n as usize }),
+        _ => {
+            p.add(
+                "train.tta",
+                format!(
+                    "expected \"flip\", or {{ crops = 10 }} (or 5) as the seeds' ten-crop; got {}",
+                    got(v)
+                ),
+            );
+            None
+        }
+    }
+}
+
 fn train_settings(train: &Table, p: &mut Problems) -> TrainSettings {
     let mut settings = TrainSettings {
         early_stopping: None,
@@ -582,7 +608,9 @@ fn train_settings(train: &Table, p: &mut Problems) -> TrainSettings {
             keep: Keep::Best,
             monitor: Monitor::ValLoss,
         },
+        tta: None,
     };
+    settings.tta = tta(train, p);
     if let Some(v) = train.get("early_stopping") {
         let prefix = "train.early_stopping";
         match v {

@@ -857,3 +857,26 @@ fn newer_augment_settings_parse_and_name_their_mistakes() {
     assert_problem(&p, "augment.x.erase", "expected true or a table");
     assert_problem(&p, "augment.x.trivialaugment", "one preset");
 }
+
+#[test]
+fn tta_is_a_train_setting() {
+    use crate::run::Tta;
+    let f = Fixture::new();
+    let s = f.parse("[train]\ntta = \"flip\"\n").unwrap();
+    assert_eq!(s.runs()[0].config.train.tta, Some(Tta::Flip));
+    let s = f.parse("[train]\ntta = { crops = 10 }\n").unwrap();
+    assert_eq!(s.runs()[0].config.train.tta, Some(Tta::Crops { crops: 10 }));
+    // Unset, the config (and so the run id) is as before.
+    let plain = f.parse("").unwrap();
+    assert!(!serde_json::to_string(&plain.runs()[0].config)
+        .unwrap()
+        .contains("tta"));
+    for bad in [
+        "tta = \"mirror\"",
+        "tta = { crops = 7 }",
+        "tta = { crops = 10, flip = true }",
+    ] {
+        let p = f.problems(&format!("[train]\n{bad}\n"));
+        assert_problem(&p, "train.tta", "ten-crop");
+    }
+}

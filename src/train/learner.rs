@@ -13,7 +13,7 @@ use super::trainer::{cross_entropy, weighted_cross_entropy, TrainError};
 use crate::data::{balanced_order, epoch_order, Dataset, ImageSet};
 use crate::model::{Backbone, Model, ModelSpec};
 use crate::run::Confusion;
-use crate::run::{Phase, RunConfig};
+use crate::run::{Phase, RunConfig, Tta};
 
 /// Where a learner is in its current epoch (for progress bars; never stored).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -46,6 +46,13 @@ pub trait Learner {
     ) -> Result<(f64, f64), TrainError>;
     /// Mean loss and confusion matrix on a split, in eval mode.
     fn evaluate(&mut self, split: Split) -> Result<(f64, Confusion), TrainError>;
+    /// [`Learner::evaluate`] with test-time augmentation: each image's softmax averaged over
+    /// `tta`'s views; the loss is that average's negative log-likelihood. A learner without
+    /// images (the fake one) evaluates plainly.
+    fn evaluate_tta(&mut self, split: Split, tta: &Tta) -> Result<(f64, Confusion), TrainError> {
+        let _ = tta;
+        self.evaluate(split)
+    }
     fn save_weights(&self, path: &Path) -> Result<(), TrainError>;
     fn load_weights(&mut self, path: &Path) -> Result<(), TrainError>;
     fn save_optimizer(&self, path: &Path) -> Result<(), TrainError>;
@@ -299,6 +306,43 @@ impl Learner for CandleLearner {
             Split::Test => self.data.test.as_ref().ok_or(TrainError::NoTestData)?,
         };
         evaluate(&self.model, set, self.data.classes.len(), &self.device)
+    }
+
+    fn evaluate_tta(&mut self, split: Split, tta: &Tta) -> Result<(f64, Confusion), TrainError> {
+        let set = match split {
+            Split::Val => &self.data.val,
+            Split::Test => self.data.test.as_ref().ok_or(TrainError::NoTestData)?,
+        };
+        let views = tta.views(set.height, set.width);
+        let mut confusion = Confusion::new(self.data.classes.len());
+        let mut loss_sum = 0.0f64;
+        let indices: Vec<usize> = (0..set.len()).collect();
+        for chunk in indices.chunks(EVAL_BATCH) {
+            let mut sum: Option<Tensor> = None;
+            let mut labels = None;
+            for &view in &views {
+                let batch = set.batch_view(chunk, view, &self.device)?;
+                let logits = self.model.forward(&batch.images, false)?.detach();
+                let p = candle_nn::ops::softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
+                sum = Some(match sum {
+                    Some(s) => (s + p)?,
+                    None => p,
+                });
+                labels = Some(batch.labels);
+            }
+            let (Some(sum), Some(labels)) = (sum, labels) else {
+                continue;
+            };
+            let mean = (sum / views.len() as f64)?;
+            let picked = mean.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?;
+            let nll = picked.clamp(1e-12f32, 1.0f32)?.log()?.neg()?.sum_all()?;
+            loss_sum += nll.to_scalar::<f32>()? as f64;
+            let predicted = mean.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            for (t, p) in labels.to_vec1::<u32>()?.iter().zip(&predicted) {
+                confusion.add(*t as usize, *p as usize);
+            }
+        }
+        Ok((loss_sum / set.len().max(1) as f64, confusion))
     }
 
     /// The checkpoint says how its inputs were prepared and what its classes are, so that it

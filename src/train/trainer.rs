@@ -388,6 +388,21 @@ pub fn train(
             run: run.id.clone(),
             evaluation,
         })?;
+        if let Some(tta) = &cfg.train.tta {
+            // The same weights, each image seen through the views and its softmax averaged.
+            let (loss, confusion) = learner.evaluate_tta(Split::Test, tta)?;
+            let evaluation = Evaluation {
+                split: "test_tta".into(),
+                epoch,
+                loss,
+                metrics: Metrics::from_confusion(&confusion),
+                confusion,
+            };
+            out.send(Event::Evaluated {
+                run: run.id.clone(),
+                evaluation,
+            })?;
+        }
     }
     Ok(RunEnd {
         stop_reason: stop_reason.unwrap_or_else(|| format!("completed {} epochs", cfg.epochs)),

@@ -1,6 +1,6 @@
-//! Learning-rate schedules reach the real trainer: a tiny cnn trains with `step` and
-//! `one_cycle` schedules, and the rates stored per epoch (each epoch's first batch) are the
-//! schedule's.
+//! The recipes reach the real trainer: a tiny cnn trains with `step` and `one_cycle`
+//! schedules (the rates stored per epoch, each epoch's first batch, are the schedule's), and
+//! with test-time augmentation (its test result stored beside the plain one).
 use crate::util::{copy_classes, sweep, text};
 
 const SWEEP: &str = r#"
@@ -69,4 +69,30 @@ fn stored_rates_follow_the_schedule() {
             assert!((got - want).abs() < 1e-12, "{rates:?} vs {want:?}");
         }
     }
+}
+
+#[test]
+fn test_time_augmentation_is_stored_beside_the_plain_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    copy_classes("train", &root.join("data/train"), 2, 12);
+    copy_classes("test", &root.join("data/test"), 2, 5);
+    let file = "name = \"tta\"\n[data]\ntrain = \"data/train\"\ntest = \"data/test\"\n\
+                val_split = 0.25\nimage_size = [16, 16]\nchannels = 1\n\
+                [train]\nbackbone = \"cnn\"\nwidth = 4\nepochs = 2\nbatch_size = 8\n\
+                tta = { crops = 10 }\n";
+    std::fs::write(root.join("t.toml"), file).unwrap();
+    let out = sweep(&["run", "t.toml"], root);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = sweep(&["report", "--best", "--format", "json"], root);
+    let best: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (plain, tta) = (&best["test"], &best["test_tta"]);
+    assert_eq!(plain["support"], 10);
+    assert_eq!(tta["support"], 10, "{best}");
+    assert_eq!(tta["epoch"], plain["epoch"], "the same kept weights");
+    let acc = tta["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    assert!(tta["loss"].as_f64().unwrap().is_finite());
+    let table = sweep(&["report", "--best"], root);
+    assert!(text(&table).0.contains("test, with test-time augmentation"));
 }
