@@ -14,6 +14,7 @@ pub mod check;
 mod decode;
 mod error;
 mod imageset;
+pub mod inspect;
 mod integrity;
 mod scan;
 mod split;
