@@ -2,6 +2,7 @@
 mod util;
 
 mod cli;
+mod data_inspect;
 mod end_to_end;
 mod equivalence;
 mod hostile;

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each a clap `Args` struct with a thin `run`.
 mod augment;
+mod data;
 mod devices;
 mod models;
 mod plan;
@@ -40,6 +41,8 @@ pub enum Command {
     Status(status::Args),
     /// List every backbone with its parameter count and minimum input size.
     Models(models::Args),
+    /// Look at image folders before training: `sweep data inspect DIR` (exit 2 on problems).
+    Data(data::Args),
     /// List the GPUs found and where `sweep run` would train.
     Devices(devices::Args),
     /// Train one run handed over on stdin (started by `sweep run`; not for direct use).
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => status::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Models(a) => models::run(a),
+        Command::Data(a) => data::run(a),
         Command::Devices(a) => devices::run(a),
         Command::Worker => Ok(crate::worker::serve()),
     }

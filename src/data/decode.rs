@@ -33,8 +33,12 @@ pub(crate) type Decoded = Result<Vec<u8>, SkipReason>;
 
 /// Decodes one file into CHW bytes of `geom`, or says why it cannot be used.
 pub(crate) fn decode_file(path: &Path, geom: Geometry) -> Result<Vec<u8>, SkipReason> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    decode_bytes(&bytes, geom)
+    decode_bytes(&read_file(path)?, geom)
+}
+
+/// The file's bytes, or the skip reason a file that cannot be read gets.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, SkipReason> {
+    std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
 }
 
 /// The widest or tallest image decoded, in pixels: beyond it a file is skipped as too large.
@@ -51,6 +55,12 @@ pub(crate) const MAX_DECODED_BYTES: u64 = 1 << 30;
 /// `truncated PNG`/`truncated JPEG`, `corrupt PNG`/`corrupt JPEG`, `unsupported PNG`/
 /// `unsupported JPEG`, `empty image` (0 pixels wide or high), `too large`.
 pub(crate) fn decode_bytes(bytes: &[u8], geom: Geometry) -> Result<Vec<u8>, SkipReason> {
+    Ok(to_chw(decode_image(bytes)?, geom))
+}
+
+/// The checks and decoding of [`decode_bytes`], without the conversion: the image at its own
+/// size and in its decoded colour type (what `sweep data inspect` looks at).
+pub(crate) fn decode_image(bytes: &[u8]) -> Result<DynamicImage, SkipReason> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
@@ -93,8 +103,7 @@ pub(crate) fn decode_bytes(bytes: &[u8], geom: Geometry) -> Result<Vec<u8>, Skip
     if let Some(fault) = survey.fault {
         return Err(fault);
     }
-    let img = decode_checked(bytes, format)?;
-    Ok(to_chw(img, geom))
+    decode_checked(bytes, format)
 }
 
 /// Skips images with no pixels, wider or taller than [`MAX_SIDE`], or needing more than
@@ -185,22 +194,31 @@ pub(crate) fn to_chw(img: DynamicImage, geom: Geometry) -> Vec<u8> {
     }
 }
 
-/// `decode_file`, with a panicking codec (a bug on some malformed file) turned into a skip.
-fn decode_guarded(path: &Path, geom: Geometry) -> Result<Vec<u8>, SkipReason> {
-    std::panic::catch_unwind(|| decode_file(path, geom))
+/// `work` on one file, with a panicking codec (a bug on some malformed file) turned into a skip.
+pub(crate) fn guarded<T>(
+    work: impl FnOnce() -> Result<T, SkipReason> + std::panic::UnwindSafe,
+) -> Result<T, SkipReason> {
+    std::panic::catch_unwind(work)
         .unwrap_or_else(|_| Err("corrupt: the decoder crashed on this file".into()))
 }
 
 /// Decodes all `paths` with up to `threads` workers; results are in the order of `paths`
 /// whatever the scheduling, so loading is deterministic.
-pub(crate) fn decode_all(
+pub(crate) fn decode_all(paths: &[PathBuf], geom: Geometry, threads: usize) -> Vec<Decoded> {
+    map_files(paths, threads, |path| guarded(|| decode_file(path, geom)))
+}
+
+/// `work` on every path with up to `threads` workers, results in the order of `paths`. Each
+/// worker keeps only `work`'s results, so what a file needs while it is worked on (its bytes,
+/// its pixels) is freed before the next one.
+pub(crate) fn map_files<T: Send>(
     paths: &[PathBuf],
-    geom: Geometry,
     threads: usize,
-) -> Vec<Result<Vec<u8>, SkipReason>> {
+    work: impl Fn(&Path) -> T + Sync,
+) -> Vec<T> {
     let threads = threads.clamp(1, paths.len().max(1));
     let next = AtomicUsize::new(0);
-    let mut parts: Vec<Vec<(usize, Decoded)>> = Vec::new();
+    let mut parts: Vec<Vec<(usize, T)>> = Vec::new();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
@@ -209,7 +227,7 @@ pub(crate) fn decode_all(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = paths.get(i) else { break };
-                        done.push((i, decode_guarded(path, geom)));
+                        done.push((i, work(path)));
                     }
                     done
                 })
@@ -217,17 +235,17 @@ pub(crate) fn decode_all(
             .collect();
         for h in handles {
             // Workers catch decoder panics per file, so a join error cannot really happen;
-            // if it does, the files it had done are decoded again below on this thread.
+            // if it does, the files it had done are worked on again below on this thread.
             parts.push(h.join().unwrap_or_default());
         }
     });
-    let mut out: Vec<Option<Decoded>> = (0..paths.len()).map(|_| None).collect();
+    let mut out: Vec<Option<T>> = (0..paths.len()).map(|_| None).collect();
     for (i, r) in parts.into_iter().flatten() {
         out[i] = Some(r);
     }
     out.into_iter()
         .zip(paths)
-        .map(|(r, p)| r.unwrap_or_else(|| decode_guarded(p, geom)))
+        .map(|(r, p)| r.unwrap_or_else(|| work(p)))
         .collect()
 }
 

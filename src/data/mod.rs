@@ -16,6 +16,7 @@ mod color;
 mod decode;
 mod error;
 mod imageset;
+pub mod inspect;
 mod integrity;
 pub mod preview;
 mod scan;

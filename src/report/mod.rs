@@ -1,6 +1,7 @@
 //! Reports, made from the database alone: one row per run (best first), or the best run's
 //! config and classwise table, as terminal tables, Markdown or JSON. Names from outside pass
 //! through [`text`] on their way into tables and Markdown.
+pub mod bars;
 pub mod compare;
 #[cfg(test)]
 mod compare_tests;

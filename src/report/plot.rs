@@ -15,7 +15,7 @@ pub struct Curve {
     pub points: Vec<(f64, f64)>,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
+pub(super) fn err(e: impl std::fmt::Display) -> String {
     format!("drawing a chart: {e}")
 }
 
