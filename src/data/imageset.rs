@@ -112,6 +112,75 @@ impl ImageSet {
         indices: &[usize],
         augment: Option<(&Augment, &mut StdRng)>,
     ) -> candle_core::Result<HostBatch> {
+        self.host_batch_on(indices, augment, 1)
+    }
+
+    /// [`ImageSet::host_batch`] with the augmentation spread over `threads` threads. The
+    /// random parameters of every image are drawn first, in order, from the one rng, so the
+    /// batch is the same whatever the number of threads.
+    pub fn host_batch_on(
+        &self,
+        indices: &[usize],
+        augment: Option<(&Augment, &mut StdRng)>,
+        threads: usize,
+    ) -> candle_core::Result<HostBatch> {
+        let threads = threads.clamp(1, indices.len().max(1));
+        match augment.filter(|(a, _)| !a.is_identity()) {
+            Some((a, rng)) if threads > 1 => self.parallel_batch(indices, a, rng, threads),
+            augment => self.serial_batch(indices, augment),
+        }
+    }
+
+    fn parallel_batch(
+        &self,
+        indices: &[usize],
+        augment: &Augment,
+        rng: &mut StdRng,
+        threads: usize,
+    ) -> candle_core::Result<HostBatch> {
+        let (c, h, w) = (self.channels, self.height, self.width);
+        let mut jobs = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let Some(img) = self.image(i) else {
+                candle_core::bail!(
+                    "batch index {i} is out of range: this image set has {} images",
+                    self.len()
+                )
+            };
+            jobs.push((img, augment.sample(rng, h, w)));
+        }
+        let per = jobs.len().div_ceil(threads);
+        let parts: Vec<Vec<f32>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .chunks(per)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut out = Vec::with_capacity(part.len() * c * h * w);
+                        for (img, p) in part {
+                            let px = super::warp::apply(img, c, h, w, p);
+                            self.normalize.extend(&px, c, &mut out);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an augmentation thread panicked"))
+                .collect()
+        });
+        Ok(HostBatch {
+            pixels: parts.concat(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            shape: (indices.len(), c, h, w),
+        })
+    }
+
+    fn serial_batch(
+        &self,
+        indices: &[usize],
+        augment: Option<(&Augment, &mut StdRng)>,
+    ) -> candle_core::Result<HostBatch> {
         let n = self.image_len();
         let mut pixels = Vec::with_capacity(indices.len() * n);
         let mut labels = Vec::with_capacity(indices.len());
@@ -282,5 +351,33 @@ mod tests {
             b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]
         );
+    }
+
+    /// Augmentation spread over threads gives the batch one thread gives, bit for bit.
+    #[test]
+    fn threads_do_not_change_an_augmented_batch() {
+        let mut set = ImageSet::empty(3, 8, 8);
+        for k in 0..10u8 {
+            let img: Vec<u8> = (0..3 * 64).map(|v| (v as u8).wrapping_mul(k + 3)).collect();
+            set.push(&img, (k % 3) as u32);
+        }
+        let a = Augment {
+            hflip: true,
+            rotate: 20.0,
+            zoom: 0.2,
+            crop: Some(crate::run::Crop::default()),
+            preset: Some(crate::run::Preset::TrivialAugment),
+            ..Augment::default()
+        };
+        let idx: Vec<usize> = (0..10).rev().collect();
+        let one = set
+            .host_batch_on(&idx, Some((&a, &mut StdRng::seed_from_u64(3))), 1)
+            .unwrap();
+        for threads in [2, 3, 16] {
+            let many = set
+                .host_batch_on(&idx, Some((&a, &mut StdRng::seed_from_u64(3))), threads)
+                .unwrap();
+            assert_eq!(one, many, "{threads} threads");
+        }
     }
 }

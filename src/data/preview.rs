@@ -6,6 +6,25 @@ use super::decode::{decode_file, Geometry};
 use super::scan::list;
 use super::DataError;
 
+/// One image file decoded as training decodes it (integrity check, decode, colour
+/// conversion, resize) into `channels x height x width` CHW bytes, or why it cannot be used.
+/// For tools and benchmarks; loading a dataset decodes in parallel (`data::load`).
+pub fn decode(
+    path: &Path,
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Result<Vec<u8>, String> {
+    decode_file(
+        path,
+        Geometry {
+            channels,
+            height,
+            width,
+        },
+    )
+}
+
 /// One decoded image: its class, its file and its CHW bytes.
 pub struct Sample {
     pub class: String,

@@ -250,6 +250,14 @@ impl Learner for CandleLearner {
         let augment = (!augment.is_identity()).then_some(augment);
         let batch_size = self.batch_size;
         let batches = order.len().div_ceil(batch_size);
+        // On the CPU the trainer has every core; a GPU leaves them to augmentation (the same
+        // batches either way: the random draws are made in order first).
+        let loader_threads = match self.device.is_cpu() {
+            true => 1,
+            false => {
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+            }
+        };
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel(LOADER_AHEAD);
             scope.spawn(move || {
@@ -258,7 +266,8 @@ impl Learner for CandleLearner {
                     if chunk.len() < 2 && b > 0 {
                         continue;
                     }
-                    let batch = train.host_batch(chunk, augment.map(|a| (a, &mut rng)));
+                    let batch =
+                        train.host_batch_on(chunk, augment.map(|a| (a, &mut rng)), loader_threads);
                     if tx.send((b, batch)).is_err() {
                         return; // training stopped early
                     }
