@@ -96,3 +96,40 @@ fn test_time_augmentation_is_stored_beside_the_plain_test() {
     let table = sweep(&["report", "--best"], root);
     assert!(text(&table).0.contains("test, with test-time augmentation"));
 }
+
+#[test]
+fn swa_averages_the_last_epochs_and_is_judged_beside_the_kept_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    copy_classes("train", &root.join("data/train"), 2, 12);
+    copy_classes("test", &root.join("data/test"), 2, 5);
+    let file = "name = \"swa\"\n[data]\ntrain = \"data/train\"\ntest = \"data/test\"\n\
+                val_split = 0.25\nimage_size = [16, 16]\nchannels = 1\n\
+                [train]\nbackbone = \"resnet18\"\nwidth = 4\nepochs = 3\nbatch_size = 8\n\
+                lr = 0.01\nswa = { start_epoch = 2, lr = 0.005 }\n";
+    std::fs::write(root.join("s.toml"), file).unwrap();
+    let out = sweep(&["run", "s.toml"], root);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = sweep(&["report", "--best", "--format", "json"], root);
+    let best: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(best["val_swa"]["support"], 6, "{best}");
+    assert_eq!(best["test_swa"]["support"], 10);
+    assert_eq!(
+        best["val_swa"]["epoch"], 3,
+        "the average after the last epoch"
+    );
+    let id = best["run_id"].as_str().unwrap();
+    assert!(root.join(format!("runs/swa/{id}/swa.safetensors")).exists());
+    // From start_epoch on, the SWA rate.
+    let out = sweep(&["report", "--run", id, "--format", "json"], root);
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rates: Vec<f64> = run["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["lr"].as_f64().unwrap())
+        .collect();
+    assert_eq!(rates, [0.01, 0.005, 0.005]);
+    let table = sweep(&["report", "--run", id], root);
+    assert!(text(&table).0.contains("validation, SWA average"));
+}

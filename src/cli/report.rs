@@ -216,9 +216,9 @@ fn html(store: &dyn store::Reader, mut report: SweepReport, args: &Args) -> anyh
         Some(id) => {
             let r = RunReport::load(store, &report, id)?;
             let curves = vec![r.result.clone()];
-            let tta = r.tta;
+            let extra = r.extra;
             let best = r.val.map(|val| BestRun {
-                tta,
+                extra,
                 sweep: r.sweep,
                 metric: r.metric,
                 result: r.result,

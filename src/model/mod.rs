@@ -252,6 +252,37 @@ impl Model {
             .collect())
     }
 
+    /// Sets the variables named in `values` (SWA's averaged weights); other names are left.
+    pub(crate) fn set_named(&self, values: &HashMap<String, Tensor>) -> Result<()> {
+        let data = self.varmap.data().lock().map_err(|_| lock_err())?;
+        for (name, t) in values {
+            if let Some(var) = data.get(name) {
+                var.set(t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Batch-norm running statistics back to their start (mean 0, variance 1), before they
+    /// are measured anew (SWA's `update_bn`). A frozen layer keeps its own: it runs in
+    /// inference mode and would not measure them again.
+    pub(crate) fn reset_running_stats(&self) -> Result<()> {
+        let data = self.varmap.data().lock().map_err(|_| lock_err())?;
+        for (name, var) in data.iter().filter(|(n, _)| is_running_stat(n)) {
+            let layer = name.rsplit_once('.').map_or("", |(l, _)| l);
+            if self.frozen.contains(&format!("{layer}.weight")) {
+                continue;
+            }
+            let fill = if name.ends_with(".running_var") {
+                1.0
+            } else {
+                0.0
+            };
+            var.set(&(var.as_tensor().zeros_like()? + fill)?)?;
+        }
+        Ok(())
+    }
+
     /// Writes every variable (running statistics included) to a safetensors file, with the
     /// spec in its metadata ([`weights::METADATA_PREFIX`]) and `extra` entries beside it.
     pub fn save(&self, path: &Path) -> Result<()> {

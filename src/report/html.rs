@@ -291,8 +291,8 @@ fn effects_section(report: &SweepReport, key: &str, effects: &[Effect]) -> Strin
 pub fn html_report(report: &SweepReport, s: &Sections) -> Result<String, String> {
     let name = escape(&report.sweep.name);
     let at = match report.metric.split() {
-        super::Split::Val => "at each run's best epoch",
-        super::Split::Test | super::Split::TestTta => {
+        super::Split::Val | super::Split::ValSwa => "at each run's best epoch",
+        super::Split::Test | super::Split::TestTta | super::Split::TestSwa => {
             "of each run's kept weights on the test folder"
         }
     };

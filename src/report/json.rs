@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::compare::{best_by_class, Comparison, Effect};
 use super::text::is_hidden;
-use super::{class_rows, row_normalised, BestRun, RunReport, SweepReport};
+use super::{class_rows, row_normalised, BestRun, RunReport, Split, SweepReport};
 use crate::store::SplitMetrics;
 
 /// `value` as pretty JSON with every character [`is_hidden`] finds written as a `\uXXXX`
@@ -47,6 +47,14 @@ fn split_json(m: &SplitMetrics) -> Value {
         "classes": class_rows(m),
         "confusion": m.confusion.matrix,
     })
+}
+
+/// One of a run's extra evaluations as JSON, or null.
+fn extra_json(extra: &[(Split, SplitMetrics)], which: Split) -> Value {
+    extra
+        .iter()
+        .find(|(s, _)| *s == which)
+        .map_or(Value::Null, |(_, m)| split_json(m))
 }
 
 /// `sweep report --best --format json`: the validation result of the best epoch at the top
@@ -87,7 +95,9 @@ pub fn best_json(best: &BestRun) -> Value {
         "checkpoint": run.checkpoint,
         "checkpoint_epoch": run.checkpoint_epoch,
         "test": best.result.test.as_ref().map(split_json),
-        "test_tta": best.tta.as_ref().map(split_json),
+        "test_tta": extra_json(&best.extra, Split::TestTta),
+        "val_swa": extra_json(&best.extra, Split::ValSwa),
+        "test_swa": extra_json(&best.extra, Split::TestSwa),
         "skipped_files": best.skipped,
     });
     for part in [extra, more] {
@@ -234,7 +244,9 @@ pub fn run_json(r: &RunReport) -> Value {
         "epochs": epochs,
         "val": r.val.as_ref().map(split),
         "test": r.result.test.as_ref().map(split),
-        "test_tta": r.tta.as_ref().map(split),
+        "test_tta": r.extra.iter().find(|e| e.0 == Split::TestTta).map(|e| split(&e.1)),
+        "val_swa": r.extra.iter().find(|e| e.0 == Split::ValSwa).map(|e| split(&e.1)),
+        "test_swa": r.extra.iter().find(|e| e.0 == Split::TestSwa).map(|e| split(&e.1)),
         "skipped_files": r.skipped,
     })
 }

@@ -43,6 +43,9 @@ pub enum Split {
     Test,
     /// The test folder with test-time augmentation (`[train] tta`), shown with the test's.
     TestTta,
+    /// Validation and test of the SWA average (`[train] swa`).
+    ValSwa,
+    TestSwa,
 }
 
 impl Split {
@@ -51,6 +54,8 @@ impl Split {
             Split::Val => "val",
             Split::Test => "test",
             Split::TestTta => "test_tta",
+            Split::ValSwa => "val_swa",
+            Split::TestSwa => "test_swa",
         }
     }
 
@@ -60,6 +65,8 @@ impl Split {
             Split::Val => "validation",
             Split::Test => "test",
             Split::TestTta => "test, with test-time augmentation",
+            Split::ValSwa => "validation, SWA average",
+            Split::TestSwa => "test, SWA average",
         }
     }
 }
@@ -132,7 +139,8 @@ impl Ranking {
     /// Whether the reports show `split`'s tables.
     pub fn shows(self, split: Split) -> bool {
         let split = match split {
-            Split::TestTta => Split::Test,
+            Split::TestTta | Split::TestSwa => Split::Test,
+            Split::ValSwa => Split::Val,
             s => s,
         };
         self.split.is_none_or(|s| s == split)
@@ -203,8 +211,8 @@ impl RunResult {
         let metric = metric.into();
         let best = self.best_epoch()?;
         let value = match metric.split() {
-            Split::Val => Some(metric.monitor.value(&summary(best))),
-            Split::Test | Split::TestTta => {
+            Split::Val | Split::ValSwa => Some(metric.monitor.value(&summary(best))),
+            Split::Test | Split::TestTta | Split::TestSwa => {
                 let t = self.test.as_ref()?;
                 match metric.monitor {
                     Monitor::ValMacroF1 => Some(t.metrics.macro_f1),
@@ -425,7 +433,8 @@ impl SweepReport {
         match self.metric.split {
             None => val.into_iter().chain([test[0]]).collect(),
             Some(Split::Val) => val.to_vec(),
-            Some(Split::Test | Split::TestTta) => test.to_vec(),
+            Some(Split::Test | Split::TestTta | Split::TestSwa) => test.to_vec(),
+            Some(Split::ValSwa) => val.to_vec(),
         }
     }
 }
@@ -437,8 +446,9 @@ pub struct BestRun {
     pub metric: Ranking,
     pub result: RunResult,
     pub val: SplitMetrics,
-    /// The test folder with test-time augmentation, when the run has it.
-    pub tta: Option<SplitMetrics>,
+    /// The evaluations beyond validation and test the run has: with test-time augmentation,
+    /// of the SWA average ([`EXTRA_SPLITS`]).
+    pub extra: Vec<(Split, SplitMetrics)>,
     pub skipped: Vec<crate::run::Skipped>,
 }
 
@@ -459,13 +469,13 @@ impl BestRun {
             .split_metrics(&result.run.id, "val", epoch)?
             .ok_or(ReportError::NoEpochs(name))?;
         let skipped = store.skipped_files(&result.run.id)?;
-        let tta = tta_metrics(store, &result.run.id)?;
+        let extra = extra_splits(store, &result.run.id)?;
         Ok(BestRun {
             sweep: own_sweep(store, report, &result)?,
             metric: report.metric,
             result,
             val,
-            tta,
+            extra,
             skipped,
         })
     }
@@ -480,8 +490,9 @@ pub struct RunReport {
     pub result: RunResult,
     /// Validation metrics of the best epoch; `None` before its first epoch.
     pub val: Option<SplitMetrics>,
-    /// The test folder with test-time augmentation, when the run has it.
-    pub tta: Option<SplitMetrics>,
+    /// The evaluations beyond validation and test the run has: with test-time augmentation,
+    /// of the SWA average ([`EXTRA_SPLITS`]).
+    pub extra: Vec<(Split, SplitMetrics)>,
     pub skipped: Vec<crate::run::Skipped>,
 }
 
@@ -498,13 +509,13 @@ impl RunReport {
             None => None,
         };
         let skipped = store.skipped_files(&result.run.id)?;
-        let tta = tta_metrics(store, &result.run.id)?;
+        let extra = extra_splits(store, &result.run.id)?;
         Ok(RunReport {
             sweep: own_sweep(store, report, &result)?,
             metric: report.metric,
             result,
             val,
-            tta,
+            extra,
             skipped,
         })
     }
@@ -525,13 +536,12 @@ impl BestRun {
         {
             out.push((Split::Test, test));
         }
-        if let Some(tta) = self
-            .tta
-            .as_ref()
-            .filter(|_| self.metric.shows(Split::TestTta))
-        {
-            out.push((Split::TestTta, tta));
-        }
+        out.extend(
+            self.extra
+                .iter()
+                .filter(|(split, _)| self.metric.shows(*split))
+                .map(|(split, m)| (*split, m)),
+        );
         out
     }
 }
@@ -551,23 +561,33 @@ impl RunReport {
         {
             out.push((Split::Test, test));
         }
-        if let Some(tta) = self
-            .tta
-            .as_ref()
-            .filter(|_| self.metric.shows(Split::TestTta))
-        {
-            out.push((Split::TestTta, tta));
-        }
+        out.extend(
+            self.extra
+                .iter()
+                .filter(|(split, _)| self.metric.shows(*split))
+                .map(|(split, m)| (*split, m)),
+        );
         out
     }
 }
 
-/// The run's test result with test-time augmentation (split `test_tta`), if it has one.
-fn tta_metrics(store: &dyn Reader, run_id: &str) -> Result<Option<SplitMetrics>, ReportError> {
-    match store.evaluation(run_id, Split::TestTta.name())? {
-        Some((epoch, _)) => Ok(store.split_metrics(run_id, Split::TestTta.name(), epoch)?),
-        None => Ok(None),
+/// The evaluations a run may have beyond validation and test, in the order shown.
+pub const EXTRA_SPLITS: [Split; 3] = [Split::TestTta, Split::ValSwa, Split::TestSwa];
+
+/// The run's stored evaluations of [`EXTRA_SPLITS`].
+fn extra_splits(
+    store: &dyn Reader,
+    run_id: &str,
+) -> Result<Vec<(Split, SplitMetrics)>, ReportError> {
+    let mut out = Vec::new();
+    for split in EXTRA_SPLITS {
+        if let Some((epoch, _)) = store.evaluation(run_id, split.name())? {
+            if let Some(m) = store.split_metrics(run_id, split.name(), epoch)? {
+                out.push((split, m));
+            }
+        }
     }
+    Ok(out)
 }
 
 /// The sweep a run belongs to: the report's, or with `--sweep all` the run's own.

@@ -456,8 +456,10 @@ pub fn effects_table(
         c.set_cell_alignment(CellAlignment::Left);
     }
     let each = match report.metric.split() {
-        super::Split::Val => "each run at its best epoch",
-        super::Split::Test | super::Split::TestTta => "each run's kept weights on the test folder",
+        super::Split::Val | super::Split::ValSwa => "each run at its best epoch",
+        super::Split::Test | super::Split::TestTta | super::Split::TestSwa => {
+            "each run's kept weights on the test folder"
+        }
     };
     format!(
         "Sweep {}: {} of each {} over the other axes ({each})

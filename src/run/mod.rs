@@ -17,6 +17,7 @@ pub mod resume;
 pub mod schedule;
 mod spec;
 pub mod strategy;
+pub mod swa;
 mod transfer;
 pub mod tta;
 
@@ -33,5 +34,6 @@ pub use resume::{Provenance, ResumeState};
 pub use schedule::{Schedule, SCHEDULES};
 pub use spec::{BackboneName, RunConfig, RunSpec, TrainSettings};
 pub use strategy::{Checkpointing, EarlyStopping, EpochSummary, Keep, Monitor, ReduceLrOnPlateau};
+pub use swa::Swa;
 pub use transfer::{Phase, Trainable, Transfer, TransferMode};
 pub use tta::Tta;

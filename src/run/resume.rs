@@ -105,8 +105,14 @@ impl ResumeState {
         )?;
         let file = Self::file(run_dir);
         std::fs::rename(&tmp, &file)?;
-        let keep = [self.weights.clone(), self.optimizer.clone()];
-        let files = [dir.join(&keep[0]), dir.join(&keep[1]), file];
+        let keep = [
+            self.weights.clone(),
+            self.optimizer.clone(),
+            Self::swa_file(self.epoch),
+        ];
+        let mut files = vec![dir.join(&keep[0]), dir.join(&keep[1]), file];
+        // The SWA average of this epoch, when the run averages (written before the commit).
+        files.extend(Some(dir.join(&keep[2])).filter(|f| f.exists()));
         Ok(Durable(std::thread::spawn(move || {
             for f in files.iter().chain(std::iter::once(&dir)) {
                 std::fs::File::open(f)?.sync_all()?;
@@ -119,6 +125,11 @@ impl ResumeState {
             }
             Ok(())
         })))
+    }
+
+    /// The SWA running average kept with epoch `epoch`'s state (stochastic weight averaging).
+    pub fn swa_file(epoch: usize) -> String {
+        format!("swa-{epoch}.safetensors")
     }
 
     /// Forget any saved state (a run that starts over).

@@ -19,6 +19,9 @@ pub struct TrainSettings {
     /// when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tta: Option<super::Tta>,
+    /// Stochastic weight averaging (issue 12); left out of the id when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swa: Option<super::Swa>,
 }
 
 /// Everything one run needs, and nothing else: it is stored as the run's config and hashed
@@ -97,6 +100,14 @@ impl RunConfig {
         per_epoch: usize,
         history: &[super::EpochSummary],
     ) -> f64 {
+        if let Some(lr) = self
+            .train
+            .swa
+            .filter(|s| epoch >= s.start_epoch)
+            .and_then(|s| s.lr)
+        {
+            return lr;
+        }
         let phase = self.phase(epoch);
         let start = self.phase_lr(phase);
         let in_phase = match history.last() {

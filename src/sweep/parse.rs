@@ -46,7 +46,8 @@ const DATA_KEYS: [&str; 6] = [
     "channels",
     "normalize",
 ];
-const TRAIN_SETTINGS: [&str; 6] = [
+const TRAIN_SETTINGS: [&str; 7] = [
+    "swa",
     "tta",
     "pretrained",
     "early_stopping",
@@ -575,6 +576,46 @@ fn boolean(t: &Table, key: &str, prefix: &str, default: bool, p: &mut Problems) 
     }
 }
 
+/// `[train] swa = { start_epoch = N, lr = X }` (lr optional).
+fn swa(train: &Table, p: &mut Problems) -> Option<crate::run::Swa> {
+    let v = train.get("swa")?;
+    let prefix = "train.swa";
+    let Some(t) = v.as_table() else {
+        p.add(
+            prefix,
+            format!(
+                "expected a table like {{ start_epoch = 8, lr = 0.01 }}, got {}",
+                got(v)
+            ),
+        );
+        return None;
+    };
+    p.unknown_keys(prefix, t, &["start_epoch", "lr"]);
+    if !t.contains_key("start_epoch") {
+        p.add(prefix, "needs start_epoch, the first epoch whose weights are averaged, e.g. swa = { start_epoch = 8 }");
+        return None;
+    }
+    let start_epoch = count(t, "start_epoch", prefix, 1, p);
+    if start_epoch == 0 {
+        p.add(
+            format!("{prefix}.start_epoch"),
+            "epochs count from 1; write start_epoch = 1 to average every epoch",
+        );
+    }
+    let lr = t.contains_key("lr").then(|| {
+        float(
+            t,
+            "lr",
+            prefix,
+            0.01,
+            |x| x > 0.0 && x <= 10.0,
+            "a learning rate in (0, 10]",
+            p,
+        )
+    });
+    Some(crate::run::Swa { start_epoch, lr })
+}
+
 /// `[train] tta`: "flip", or { crops = 5 | 10 }.
 fn tta(train: &Table, p: &mut Problems) -> Option<crate::run::Tta> {
     use crate::run::Tta;
@@ -609,8 +650,10 @@ fn train_settings(train: &Table, p: &mut Problems) -> TrainSettings {
             monitor: Monitor::ValLoss,
         },
         tta: None,
+        swa: None,
     };
     settings.tta = tta(train, p);
+    settings.swa = swa(train, p);
     if let Some(v) = train.get("early_stopping") {
         let prefix = "train.early_stopping";
         match v {

@@ -880,3 +880,26 @@ fn tta_is_a_train_setting() {
         assert_problem(&p, "train.tta", "ten-crop");
     }
 }
+
+#[test]
+fn swa_is_a_train_setting() {
+    use crate::run::Swa;
+    let f = Fixture::new();
+    let s = f
+        .parse("[train]\nswa = { start_epoch = 8, lr = 0.01 }\n")
+        .unwrap();
+    assert_eq!(
+        s.runs()[0].config.train.swa,
+        Some(Swa {
+            start_epoch: 8,
+            lr: Some(0.01)
+        })
+    );
+    let s = f.parse("[train]\nswa = { start_epoch = 3 }\n").unwrap();
+    assert_eq!(s.runs()[0].config.train.swa.unwrap().lr, None);
+    let p = f.problems("[train]\nswa = { lr = 0.01, decay = 1 }\n");
+    assert_problem(&p, "train.swa", "needs start_epoch");
+    let p = f.problems("[train]\nswa = { start_epoch = 0, lr = -1 }\n");
+    assert_problem(&p, "train.swa.start_epoch", "epochs count from 1");
+    assert_problem(&p, "train.swa.lr", "a learning rate");
+}

@@ -10,7 +10,7 @@ use super::learner::{BatchProgress, CandleLearner, Learner};
 use crate::sweep::Sweep;
 
 /// Copies `counts[k]` images of the k-th bundled class (sorted) into `dest/<class>/`.
-fn imbalanced(dest: &Path, counts: &[usize]) {
+pub(crate) fn imbalanced(dest: &Path, counts: &[usize]) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mini/train");
     let mut classes: Vec<_> = std::fs::read_dir(&src)
         .unwrap()

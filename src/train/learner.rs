@@ -57,6 +57,27 @@ pub trait Learner {
     fn load_weights(&mut self, path: &Path) -> Result<(), TrainError>;
     fn save_optimizer(&self, path: &Path) -> Result<(), TrainError>;
     fn load_optimizer(&mut self, path: &Path) -> Result<(), TrainError>;
+    /// SWA: adds the current weights to the running average, which then holds `count`
+    /// epochs' weights. A learner without weights (the fake one) keeps nothing.
+    fn swa_update(&mut self, count: usize) -> Result<(), TrainError> {
+        let _ = count;
+        Ok(())
+    }
+    /// Writes the running average to `path` (with the resume state), or reads it back.
+    fn swa_save(&self, path: &Path) -> Result<(), TrainError> {
+        let _ = path;
+        Ok(())
+    }
+    fn swa_load(&mut self, path: &Path) -> Result<(), TrainError> {
+        let _ = path;
+        Ok(())
+    }
+    /// Puts the averaged weights in the model and measures their batch-norm statistics
+    /// with a pass over the training split (torch's `update_bn`); false when nothing was
+    /// averaged.
+    fn swa_finish(&mut self) -> Result<bool, TrainError> {
+        Ok(false)
+    }
     /// Sets the weights a run starts from when no saved state continues it (pretrained
     /// weights, for transfer learning); nothing to do for a learner that starts as built.
     fn start_fresh(&mut self) -> Result<(), TrainError> {
@@ -129,6 +150,8 @@ pub struct CandleLearner {
     targets: Option<Vec<usize>>,
     /// The loss weight of each class (`balance = "class_weights"`).
     class_weights: Option<Tensor>,
+    /// SWA's running average of every variable but the running statistics.
+    swa: Option<std::collections::HashMap<String, Tensor>>,
 }
 
 impl CandleLearner {
@@ -169,6 +192,7 @@ impl CandleLearner {
             pretrained: None,
             targets,
             class_weights,
+            swa: None,
         })
     }
 
@@ -315,6 +339,62 @@ impl Learner for CandleLearner {
             Split::Test => self.data.test.as_ref().ok_or(TrainError::NoTestData)?,
         };
         evaluate(&self.model, set, self.data.classes.len(), &self.device)
+    }
+
+    fn swa_update(&mut self, count: usize) -> Result<(), TrainError> {
+        // Copies: the model's tensors share the variables' storage, which training changes.
+        let mut now = std::collections::HashMap::new();
+        for (name, t) in self.model.named_tensors()? {
+            if !name.ends_with(".running_mean") && !name.ends_with(".running_var") {
+                now.insert(name, t.copy()?);
+            }
+        }
+        self.swa = Some(match self.swa.take() {
+            // torch's AveragedModel: avg + (w - avg) / count.
+            Some(mut avg) if count > 1 => {
+                for (name, w) in &now {
+                    if let Some(a) = avg.get_mut(name) {
+                        *a = (&*a + ((w - &*a)? / count as f64)?)?;
+                    }
+                }
+                avg
+            }
+            _ => now,
+        });
+        Ok(())
+    }
+
+    fn swa_save(&self, path: &Path) -> Result<(), TrainError> {
+        if let Some(avg) = &self.swa {
+            candle_core::safetensors::save(avg, path)?;
+        }
+        Ok(())
+    }
+
+    fn swa_load(&mut self, path: &Path) -> Result<(), TrainError> {
+        self.swa = Some(candle_core::safetensors::load(path, &self.device)?);
+        Ok(())
+    }
+
+    fn swa_finish(&mut self) -> Result<bool, TrainError> {
+        let Some(avg) = self.swa.take() else {
+            return Ok(false);
+        };
+        self.model.set_named(&avg)?;
+        self.model.reset_running_stats()?;
+        let train = &self.data.train;
+        let indices: Vec<usize> = (0..train.len()).collect();
+        let mut k = 0;
+        for chunk in indices.chunks(self.batch_size).filter(|c| c.len() > 1) {
+            k += 1;
+            let batch = train.batch(chunk, None, &self.device)?;
+            // The k-th batch weighs 1/k: the running statistics become the plain average over
+            // the pass (torch's update_bn, momentum None).
+            crate::model::kernels::norm::with_momentum(1.0 / k as f64, || {
+                self.model.forward(&batch.images, true).map(|_| ())
+            })?;
+        }
+        Ok(true)
     }
 
     fn evaluate_tta(&mut self, split: Split, tta: &Tta) -> Result<(f64, Confusion), TrainError> {

@@ -6,9 +6,11 @@ pub mod optim;
 pub mod trainer;
 
 #[cfg(test)]
-mod balance_tests;
+pub(crate) mod balance_tests;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod swa_tests;
 #[cfg(test)]
 mod transfer_tests;
 

@@ -211,6 +211,9 @@ pub fn train(
             learner.enter_phase(cfg.phase(state.epoch + 1), state.next_lr)?;
             learner.load_optimizer(&dir.join(&state.optimizer))?;
             learner.set_lr(state.next_lr);
+            if cfg.train.swa.is_some_and(|s| s.averaged(state.epoch) > 0) {
+                learner.swa_load(&dir.join(ResumeState::swa_file(state.epoch)))?;
+            }
             records = state.records.clone();
             stop_reason = state.stop_reason.clone();
         }
@@ -339,6 +342,13 @@ pub fn train(
             checkpoint_saved,
         };
         records.push(record.clone());
+        // SWA: this epoch's weights join the average, kept with the resume state of the
+        // epoch (a resumed run continues the same average).
+        if let Some(n) = cfg.train.swa.map(|s| s.averaged(epoch)).filter(|&n| n > 0) {
+            learner.swa_update(n)?;
+            let dir = ResumeState::dir(run_dir);
+            learner.swa_save(&dir.join(ResumeState::swa_file(epoch)))?;
+        }
         let durable = save_state(
             learner,
             run_dir,
@@ -403,6 +413,29 @@ pub fn train(
                 evaluation,
             })?;
         }
+    }
+    if cfg.train.swa.is_some() && learner.swa_finish()? {
+        // The averaged weights, their batch norm measured anew, judged beside the kept ones.
+        let epoch = history.len();
+        let mut splits = vec![(Split::Val, "val_swa")];
+        if has_test {
+            splits.push((Split::Test, "test_swa"));
+        }
+        for (split, name) in splits {
+            let (loss, confusion) = learner.evaluate(split)?;
+            let evaluation = Evaluation {
+                split: name.into(),
+                epoch,
+                loss,
+                metrics: Metrics::from_confusion(&confusion),
+                confusion,
+            };
+            out.send(Event::Evaluated {
+                run: run.id.clone(),
+                evaluation,
+            })?;
+        }
+        learner.save_weights(&run_dir.join("swa.safetensors"))?;
     }
     Ok(RunEnd {
         stop_reason: stop_reason.unwrap_or_else(|| format!("completed {} epochs", cfg.epochs)),

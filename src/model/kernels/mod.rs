@@ -79,7 +79,7 @@ pub(crate) mod depthwise;
 pub(crate) mod eltwise;
 pub(crate) mod geom;
 mod mat;
-pub(crate) mod norm;
+pub mod norm;
 mod norm_sums;
 pub(crate) mod pool;
 #[cfg(test)]

@@ -132,6 +132,26 @@ impl CustomOp3 for BatchNormOp {
     }
 }
 
+thread_local! {
+    /// A momentum every batch norm on this thread uses instead of its own, while set.
+    static MOMENTUM: std::cell::Cell<Option<f64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every batch norm's running-statistics momentum set to `m` on this thread
+/// (SWA's `update_bn`: 1/k at the k-th batch gives the cumulative average, torch's
+/// `momentum=None`).
+pub fn with_momentum<T>(m: f64, f: impl FnOnce() -> T) -> T {
+    let before = MOMENTUM.with(|c| c.replace(Some(m)));
+    let out = f();
+    MOMENTUM.with(|c| c.set(before));
+    out
+}
+
+/// `bn`'s momentum, or the one [`with_momentum`] sets.
+pub(crate) fn momentum(bn: &BatchNorm) -> f64 {
+    MOMENTUM.with(|c| c.get()).unwrap_or_else(|| bn.momentum())
+}
+
 /// Batch norm of `x` with `bn`'s affine parameters, followed by `act`. With
 /// `train`, normalises with the batch statistics and updates `bn`'s running statistics as
 /// candle-nn does (momentum, unbiased variance); otherwise uses the running statistics.
@@ -152,7 +172,7 @@ pub(crate) fn batch_norm(
         let stats = x.apply_op1_no_bwd(&ChannelStats)?.to_vec2::<f64>()?;
         let (mean, var): (Vec<f64>, Vec<f64>) = stats.iter().map(|p| (p[0], p[1])).unzip();
         let n = (b * inner) as f64;
-        let m = bn.momentum();
+        let m = momentum(bn);
         let update = |running: &Tensor, batch: &[f64], scale: f64| -> Result<()> {
             let old = running.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             let new: Vec<f64> = old

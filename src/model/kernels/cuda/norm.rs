@@ -220,7 +220,7 @@ pub(crate) fn batch_norm(
     let y = if train {
         let op = TrainForward {
             eps: bn.eps(),
-            momentum: bn.momentum(),
+            momentum: crate::model::kernels::norm::momentum(bn),
             running_mean: bn.running_mean().clone(),
             running_var: bn.running_var().clone(),
             saved: Mutex::new(None),
