@@ -310,6 +310,12 @@ fn run(
         _ => {
             *cache = None;
             let d = Arc::new(data::load(&job.data)?);
+            if d.train.is_streamed() {
+                eprintln!(
+                    "{}: the decoded images would pass the cache budget (SWEEP_CACHE_BUDGET, default half the available memory): each batch is decoded from disk again",
+                    job.data.train.display()
+                );
+            }
             *cache = Some((job.data.clone(), d.clone()));
             d
         }

@@ -1,4 +1,7 @@
-//! `ImageSet`: decoded images in one contiguous buffer, and batches of them as tensors.
+//! `ImageSet`: decoded images in one contiguous buffer (or, past the memory budget, the files
+//! to decode again for every batch), and batches of them as tensors.
+use std::borrow::Cow;
+use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
@@ -9,8 +12,12 @@ use super::Augment;
 /// `Debug` prints the shape, not the pixels.
 #[derive(Clone, Default, PartialEq)]
 pub struct ImageSet {
-    /// `len() * channels * height * width` bytes; image `i` is the `i`-th CHW block.
+    /// `len() * channels * height * width` bytes; image `i` is the `i`-th CHW block. Empty
+    /// when the set streams from `files`.
     pub images: Vec<u8>,
+    /// The image files, when the set streams them from disk (decoded for every batch): the
+    /// decoded set would pass the memory budget ([`super::cache_budget`]).
+    pub files: Vec<PathBuf>,
     /// Class index of each image (into `Dataset::classes`).
     pub labels: Vec<u32>,
     pub channels: usize,
@@ -45,6 +52,7 @@ impl ImageSet {
     pub fn empty(channels: usize, height: usize, width: usize) -> Self {
         ImageSet {
             images: Vec::new(),
+            files: Vec::new(),
             labels: Vec::new(),
             channels,
             height,
@@ -86,6 +94,46 @@ impl ImageSet {
         counts
     }
 
+    /// Whether the images are decoded from their files for every batch.
+    pub fn is_streamed(&self) -> bool {
+        !self.files.is_empty()
+    }
+
+    /// The CHW bytes of image `i`: from memory, or decoded from its file again when the set
+    /// streams (an error names a file that changed since the run started).
+    pub fn pixels(&self, i: usize) -> candle_core::Result<Cow<'_, [u8]>> {
+        if i >= self.len() {
+            candle_core::bail!(
+                "batch index {i} is out of range: this image set has {} images",
+                self.len()
+            )
+        }
+        match self.files.get(i) {
+            None => Ok(Cow::Borrowed(self.image(i).unwrap_or_default())),
+            Some(path) => {
+                let geom = super::decode::Geometry {
+                    channels: self.channels,
+                    height: self.height,
+                    width: self.width,
+                };
+                super::decode::guarded(|| super::decode::decode_file(path, geom))
+                    .map(Cow::Owned)
+                    .map_err(|why| {
+                        candle_core::Error::Msg(format!(
+                            "{} could be read when the run started but not now: {why}; restore the file and resume the run",
+                            path.display()
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// Appends one image file (streaming) with its label.
+    pub(crate) fn push_file(&mut self, path: PathBuf, label: u32) {
+        self.files.push(path);
+        self.labels.push(label);
+    }
+
     /// Appends one image (CHW, `image_len()` bytes) with its label.
     pub(crate) fn push(&mut self, image: &[u8], label: u32) {
         debug_assert_eq!(image.len(), self.image_len());
@@ -124,9 +172,15 @@ impl ImageSet {
         augment: Option<(&Augment, &mut StdRng)>,
         threads: usize,
     ) -> candle_core::Result<HostBatch> {
+        // Streaming: decoding is the work, on every core the loader may take.
+        let threads = match self.is_streamed() {
+            true => threads.max(super::decode::default_threads()),
+            false => threads,
+        };
         let threads = threads.clamp(1, indices.len().max(1));
         match augment.filter(|(a, _)| !a.is_identity()) {
-            Some((a, rng)) if threads > 1 => self.parallel_batch(indices, a, rng, threads),
+            Some((a, rng)) if threads > 1 => self.parallel_batch(indices, Some((a, rng)), threads),
+            None if threads > 1 => self.parallel_batch(indices, None, threads),
             augment => self.serial_batch(indices, augment),
         }
     }
@@ -134,33 +188,40 @@ impl ImageSet {
     fn parallel_batch(
         &self,
         indices: &[usize],
-        augment: &Augment,
-        rng: &mut StdRng,
+        augment: Option<(&Augment, &mut StdRng)>,
         threads: usize,
     ) -> candle_core::Result<HostBatch> {
         let (c, h, w) = (self.channels, self.height, self.width);
         let mut jobs = Vec::with_capacity(indices.len());
+        let mut augment = augment;
         for &i in indices {
-            let Some(img) = self.image(i) else {
+            if i >= self.len() {
                 candle_core::bail!(
                     "batch index {i} is out of range: this image set has {} images",
                     self.len()
                 )
-            };
-            jobs.push((img, augment.sample(rng, h, w)));
+            }
+            let params = augment.as_mut().map(|(a, rng)| a.sample(rng, h, w));
+            jobs.push((i, params));
         }
         let per = jobs.len().div_ceil(threads);
-        let parts: Vec<Vec<f32>> = std::thread::scope(|scope| {
+        let parts: Vec<candle_core::Result<Vec<f32>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = jobs
                 .chunks(per)
                 .map(|part| {
                     scope.spawn(move || {
                         let mut out = Vec::with_capacity(part.len() * c * h * w);
-                        for (img, p) in part {
-                            let px = super::warp::apply(img, c, h, w, p);
-                            self.normalize.extend(&px, c, &mut out);
+                        for (i, params) in part {
+                            let img = self.pixels(*i)?;
+                            match params {
+                                Some(p) => {
+                                    let px = super::warp::apply(&img, c, h, w, p);
+                                    self.normalize.extend(&px, c, &mut out);
+                                }
+                                None => self.normalize.extend(&img, c, &mut out),
+                            }
                         }
-                        out
+                        Ok(out)
                     })
                 })
                 .collect();
@@ -169,6 +230,7 @@ impl ImageSet {
                 .map(|h| h.join().expect("an augmentation thread panicked"))
                 .collect()
         });
+        let parts = parts.into_iter().collect::<candle_core::Result<Vec<_>>>()?;
         Ok(HostBatch {
             pixels: parts.concat(),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
@@ -186,18 +248,13 @@ impl ImageSet {
         let mut labels = Vec::with_capacity(indices.len());
         let mut augment = augment.filter(|(a, _)| !a.is_identity());
         for &i in indices {
-            let Some(img) = self.image(i) else {
-                candle_core::bail!(
-                    "batch index {i} is out of range: this image set has {} images",
-                    self.len()
-                )
-            };
+            let img = self.pixels(i)?;
             match augment.as_mut() {
                 Some((a, rng)) => {
-                    let out = a.apply(img, self.channels, self.height, self.width, rng);
+                    let out = a.apply(&img, self.channels, self.height, self.width, rng);
                     self.normalize.extend(&out, self.channels, &mut pixels);
                 }
-                None => self.normalize.extend(img, self.channels, &mut pixels),
+                None => self.normalize.extend(&img, self.channels, &mut pixels),
             }
             labels.push(self.labels[i]);
         }
@@ -226,13 +283,8 @@ impl ImageSet {
         p.crop = crop;
         p.hflip = flip;
         for &i in indices {
-            let Some(img) = self.image(i) else {
-                candle_core::bail!(
-                    "batch index {i} is out of range: this image set has {} images",
-                    self.len()
-                )
-            };
-            let out = super::warp::apply(img, self.channels, self.height, self.width, &p);
+            let img = self.pixels(i)?;
+            let out = super::warp::apply(&img, self.channels, self.height, self.width, &p);
             self.normalize.extend(&out, self.channels, &mut pixels);
             labels.push(self.labels[i]);
         }

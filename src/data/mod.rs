@@ -127,7 +127,50 @@ pub fn image_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::Path
     Ok(out)
 }
 
+/// The most memory the decoded images of one worker may take before its image sets stream
+/// from disk instead (every batch decoded again): `SWEEP_CACHE_BUDGET` (bytes, or with a K,
+/// M or G suffix), else half the memory the machine has available when the data is loaded.
+pub fn cache_budget() -> u64 {
+    if let Some(v) = std::env::var("SWEEP_CACHE_BUDGET")
+        .ok()
+        .and_then(|v| parse_bytes(&v))
+    {
+        return v;
+    }
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    available.map_or(u64::MAX, |b| b / 2)
+}
+
+/// `123`, `64K`, `512M`, `8G` (binary units) as bytes.
+fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&s[..i], s[i..].to_ascii_uppercase()),
+        None => (s, String::new()),
+    };
+    let n: u64 = digits.trim().parse().ok()?;
+    let shift = match unit.trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
 pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
+    load_within(spec, cache_budget())
+}
+
+/// [`load`] with the decoded images of train, validation and test kept in memory when they
+/// fit in `budget` bytes; otherwise every file is checked once (integrity and decoding, as
+/// for memory) and the image sets stream from the files.
+pub fn load_within(spec: &DataSpec, budget: u64) -> Result<Dataset, DataError> {
     check_spec(spec)?;
     let geom = decode::Geometry {
         channels: spec.channels as usize,
@@ -187,7 +230,16 @@ pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
     if let Some(t) = &test {
         paths.extend(t.classes.iter().flat_map(|c| c.files.iter().cloned()));
     }
-    let mut decoded = decode::decode_all(&paths, geom, decode::default_threads()).into_iter();
+    let bytes = paths.len() as u64 * (geom.channels * geom.height * geom.width) as u64;
+    let stream = bytes > budget;
+    let mut decoded = match stream {
+        // Checked like the others, but only the verdict is kept.
+        true => decode::map_files(&paths, decode::default_threads(), |p| {
+            decode::guarded(|| decode::decode_file(p, geom)).map(|_| Vec::new())
+        }),
+        false => decode::decode_all(&paths, geom, decode::default_threads()),
+    }
+    .into_iter();
 
     let mut skipped = Vec::new();
     let (c, h, w) = (geom.channels, geom.height, geom.width);
@@ -196,14 +248,18 @@ pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
         ..ImageSet::empty(c, h, w)
     };
     let (mut train_set, mut val_set) = (empty(), empty());
+    let add = |set: &mut ImageSet, (path, px): &(PathBuf, Vec<u8>), label: u32| match stream {
+        true => set.push_file(path.clone(), label),
+        false => set.push(px, label),
+    };
     let classes_ok = collect(&train, &mut decoded, &mut skipped)?;
     for (label, (folder, images)) in train.classes.iter().zip(classes_ok).enumerate() {
         let (tr, va) = split::split_class(&folder.name, images.len(), spec.val_split, spec.seed);
         for i in tr {
-            train_set.push(&images[i], label as u32);
+            add(&mut train_set, &images[i], label as u32);
         }
         for i in va {
-            val_set.push(&images[i], label as u32);
+            add(&mut val_set, &images[i], label as u32);
         }
     }
     let test_set = match &test {
@@ -213,7 +269,7 @@ pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
             let per_class = collect(t, &mut decoded, &mut skipped)?;
             for (folder, images) in t.classes.iter().zip(per_class) {
                 let label = classes.iter().position(|n| *n == folder.name).unwrap_or(0) as u32;
-                images.iter().for_each(|img| set.push(img, label));
+                images.iter().for_each(|img| add(&mut set, img, label));
             }
             Some(set)
         }
@@ -227,13 +283,14 @@ pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
     })
 }
 
-/// Takes one listing's decode results (in order) and sorts them into images per class and
-/// skipped files; a class left without images is an error.
+/// Takes one listing's decode results (in order) and sorts them into images per class (each
+/// with its file) and skipped files; a class left without images is an error.
+#[allow(clippy::type_complexity)]
 fn collect(
     listing: &scan::Listing,
     decoded: &mut impl Iterator<Item = Result<Vec<u8>, String>>,
     skipped: &mut Vec<Skipped>,
-) -> Result<Vec<Vec<Vec<u8>>>, DataError> {
+) -> Result<Vec<Vec<(PathBuf, Vec<u8>)>>, DataError> {
     let first = listing
         .classes
         .first()
@@ -251,7 +308,7 @@ fn collect(
         let before = skipped.len();
         for path in &class.files {
             match decoded.next() {
-                Some(Ok(px)) => images.push(px),
+                Some(Ok(px)) => images.push((path.clone(), px)),
                 Some(Err(reason)) => skipped.push(Skipped {
                     path: path.clone(),
                     reason,

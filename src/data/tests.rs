@@ -218,3 +218,71 @@ fn fashion_mini_train_loads_completely() {
     assert!(d.skipped.is_empty(), "{:?}", d.skipped);
     assert!(d.train.images.contains(&255) && d.train.images.contains(&0));
 }
+
+/// Past the memory budget the sets stream from their files: the same images, labels and
+/// skipped files, and batches equal to the in-memory ones (plain, augmented, on several
+/// threads); a file gone since the run started is named.
+#[test]
+fn streamed_sets_give_the_batches_cached_sets_give() {
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    // Gradients (a flat image would hide the augmentation).
+    for (c, class) in ["a", "b", "c"].iter().enumerate() {
+        fs::create_dir_all(dir.path().join(class)).unwrap();
+        for i in 0..5u32 {
+            let img = image::GrayImage::from_fn(6, 6, |x, y| {
+                image::Luma([(x * 40 + y * 7 + i * 3 + c as u32 * 11) as u8])
+            });
+            img.save(dir.path().join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    fs::write(dir.path().join("b").join("broken.png"), b"not a png").unwrap();
+    let mut s = spec(dir.path(), 0.2, 3);
+    (s.height, s.width) = (6, 6);
+    let cached = load_within(&s, u64::MAX).unwrap();
+    let streamed = load_within(&s, 0).unwrap();
+    assert!(!cached.train.is_streamed() && streamed.train.is_streamed());
+    assert!(streamed.train.images.is_empty(), "nothing decoded is kept");
+    assert_eq!(cached.train.labels, streamed.train.labels);
+    assert_eq!(cached.val.labels, streamed.val.labels);
+    assert_eq!(cached.skipped, streamed.skipped);
+    let idx: Vec<usize> = (0..cached.train.len()).rev().collect();
+    let aug = Augment {
+        hflip: true,
+        rotate: 20.0,
+        ..Augment::default()
+    };
+    for threads in [1, 3] {
+        let plain = |set: &ImageSet| set.host_batch_on(&idx, None, threads).unwrap();
+        assert_eq!(plain(&cached.train), plain(&streamed.train));
+        let augmented = |set: &ImageSet| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+            set.host_batch_on(&idx, Some((&aug, &mut rng)), threads)
+                .unwrap()
+        };
+        assert_eq!(augmented(&cached.train), augmented(&streamed.train));
+    }
+    // A file removed after loading: the batch that needs it says which.
+    let gone = streamed.train.files[0].clone();
+    fs::remove_file(&gone).unwrap();
+    let e = streamed
+        .train
+        .host_batch(&[0], None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&gone.display().to_string()) && e.contains("restore the file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn cache_budgets_read_with_units() {
+    assert_eq!(parse_bytes("123"), Some(123));
+    assert_eq!(parse_bytes("64K"), Some(64 << 10));
+    assert_eq!(parse_bytes("512mb"), Some(512 << 20));
+    assert_eq!(parse_bytes("8 GiB"), Some(8 << 30));
+    assert_eq!(parse_bytes("lots"), None);
+    assert!(cache_budget() > 0);
+}
