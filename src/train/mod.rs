@@ -1,6 +1,7 @@
 //! Training: optimizers and the epoch loop that emits events, on the run vocabulary of
 //! [`crate::run`].
 pub mod fake;
+mod fused;
 pub mod learner;
 pub mod optim;
 pub mod trainer;
