@@ -4,7 +4,19 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = sweep::cli::Cli::parse();
+    // A malformed command line is an error like any other (exit 1, usage on stderr), so that
+    // exit 2 keeps its one meaning: some runs failed, or problems were found (`run`,
+    // `predict`, `data inspect`). `--help` and `--version` print to stdout and exit 0.
+    let cli = match sweep::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.use_stderr() {
+                true => ExitCode::FAILURE,
+                false => ExitCode::SUCCESS,
+            };
+        }
+    };
     // Commands that only print end quietly when their reader goes away (`sweep plan F | head
     // -1`), as `ls` and `cat` do. `run` and `worker` keep SIGPIPE ignored: they must go on
     // training and storing whatever happens to their output.

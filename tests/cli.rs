@@ -149,3 +149,15 @@ fn augment_draws_a_grid_of_real_images() {
         "{err}"
     );
 }
+
+/// A malformed command line exits 1 (exit 2 means runs failed or problems were found), with
+/// the usage on stderr; `--help` exits 0.
+#[test]
+fn a_malformed_command_line_exits_1() {
+    let out = sweep(&["data", "inspect", ".", "--bogus"], &repo());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("unexpected argument '--bogus'"));
+    let out = sweep(&["report", "--help"], &repo());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).0.contains("--split"));
+}
