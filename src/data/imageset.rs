@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 
+use super::warp::Params;
 use super::Augment;
 
 /// Images of one split, all `channels x height x width`, stored CHW one after another.
@@ -191,20 +192,24 @@ impl ImageSet {
         augment: Option<(&Augment, &mut StdRng)>,
         threads: usize,
     ) -> candle_core::Result<HostBatch> {
-        let (c, h, w) = (self.channels, self.height, self.width);
-        let mut jobs = Vec::with_capacity(indices.len());
+        let (h, w) = (self.height, self.width);
         let mut augment = augment;
-        for &i in indices {
-            if i >= self.len() {
-                candle_core::bail!(
-                    "batch index {i} is out of range: this image set has {} images",
-                    self.len()
-                )
-            }
-            let params = augment.as_mut().map(|(a, rng)| a.sample(rng, h, w));
-            jobs.push((i, params));
-        }
-        let per = jobs.len().div_ceil(threads);
+        let jobs: Vec<(usize, Option<Params>)> = indices
+            .iter()
+            .map(|&i| (i, augment.as_mut().map(|(a, rng)| a.sample(rng, h, w))))
+            .collect();
+        self.assemble(&jobs, threads)
+    }
+
+    /// The batch of `jobs` (an image and, if any, the warp it goes through), the images
+    /// spread over `threads` threads, in order.
+    fn assemble(
+        &self,
+        jobs: &[(usize, Option<Params>)],
+        threads: usize,
+    ) -> candle_core::Result<HostBatch> {
+        let (c, h, w) = (self.channels, self.height, self.width);
+        let per = jobs.len().div_ceil(threads.max(1)).max(1);
         let parts: Vec<candle_core::Result<Vec<f32>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = jobs
                 .chunks(per)
@@ -233,8 +238,8 @@ impl ImageSet {
         let parts = parts.into_iter().collect::<candle_core::Result<Vec<_>>>()?;
         Ok(HostBatch {
             pixels: parts.concat(),
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
-            shape: (indices.len(), c, h, w),
+            labels: jobs.iter().map(|&(i, _)| self.labels[i]).collect(),
+            shape: (jobs.len(), c, h, w),
         })
     }
 
@@ -275,25 +280,15 @@ impl ImageSet {
         view: crate::run::tta::View,
         device: &Device,
     ) -> candle_core::Result<Batch> {
-        let n = self.image_len();
-        let mut pixels = Vec::with_capacity(indices.len() * n);
-        let mut labels = Vec::with_capacity(indices.len());
-        let (crop, flip) = view;
-        let mut p = super::warp::Params::identity();
-        p.crop = crop;
-        p.hflip = flip;
-        for &i in indices {
-            let img = self.pixels(i)?;
-            let out = super::warp::apply(&img, self.channels, self.height, self.width, &p);
-            self.normalize.extend(&out, self.channels, &mut pixels);
-            labels.push(self.labels[i]);
-        }
-        HostBatch {
-            pixels,
-            labels,
-            shape: (indices.len(), self.channels, self.height, self.width),
-        }
-        .to_device(device)
+        let mut p = Params::identity();
+        (p.crop, p.hflip) = view;
+        let jobs: Vec<(usize, Option<Params>)> =
+            indices.iter().map(|&i| (i, Some(p.clone()))).collect();
+        let threads = match self.is_streamed() {
+            true => super::decode::default_threads(),
+            false => 1,
+        };
+        self.assemble(&jobs, threads)?.to_device(device)
     }
 }
 

@@ -290,11 +290,9 @@ fn effects_section(report: &SweepReport, key: &str, effects: &[Effect]) -> Strin
 /// The whole page.
 pub fn html_report(report: &SweepReport, s: &Sections) -> Result<String, String> {
     let name = escape(&report.sweep.name);
-    let at = match report.metric.split() {
-        super::Split::Val | super::Split::ValSwa => "at each run's best epoch",
-        super::Split::Test | super::Split::TestTta | super::Split::TestSwa => {
-            "of each run's kept weights on the test folder"
-        }
+    let at = match report.metric.on_test() {
+        false => "at each run's best epoch",
+        true => "of each run's kept weights on the test folder",
     };
     let mut body = format!(
         "<h1>Sweep {name}</h1>\n<p class=\"note\">{} runs, ranked by {} {at}. \

@@ -49,12 +49,16 @@ fn split_json(m: &SplitMetrics) -> Value {
     })
 }
 
-/// One of a run's extra evaluations as JSON, or null.
-fn extra_json(extra: &[(Split, SplitMetrics)], which: Split) -> Value {
+/// One of a run's extra evaluations as `show` writes it, or null.
+fn extra_json(
+    extra: &[(Split, SplitMetrics)],
+    which: Split,
+    show: impl Fn(&SplitMetrics) -> Value,
+) -> Value {
     extra
         .iter()
         .find(|(s, _)| *s == which)
-        .map_or(Value::Null, |(_, m)| split_json(m))
+        .map_or(Value::Null, |(_, m)| show(m))
 }
 
 /// `sweep report --best --format json`: the validation result of the best epoch at the top
@@ -95,9 +99,9 @@ pub fn best_json(best: &BestRun) -> Value {
         "checkpoint": run.checkpoint,
         "checkpoint_epoch": run.checkpoint_epoch,
         "test": best.result.test.as_ref().map(split_json),
-        "test_tta": extra_json(&best.extra, Split::TestTta),
-        "val_swa": extra_json(&best.extra, Split::ValSwa),
-        "test_swa": extra_json(&best.extra, Split::TestSwa),
+        "test_tta": extra_json(&best.extra, Split::TestTta, split_json),
+        "val_swa": extra_json(&best.extra, Split::ValSwa, split_json),
+        "test_swa": extra_json(&best.extra, Split::TestSwa, split_json),
         "skipped_files": best.skipped,
     });
     for part in [extra, more] {
@@ -244,9 +248,9 @@ pub fn run_json(r: &RunReport) -> Value {
         "epochs": epochs,
         "val": r.val.as_ref().map(split),
         "test": r.result.test.as_ref().map(split),
-        "test_tta": r.extra.iter().find(|e| e.0 == Split::TestTta).map(|e| split(&e.1)),
-        "val_swa": r.extra.iter().find(|e| e.0 == Split::ValSwa).map(|e| split(&e.1)),
-        "test_swa": r.extra.iter().find(|e| e.0 == Split::TestSwa).map(|e| split(&e.1)),
+        "test_tta": extra_json(&r.extra, Split::TestTta, split),
+        "val_swa": extra_json(&r.extra, Split::ValSwa, split),
+        "test_swa": extra_json(&r.extra, Split::TestSwa, split),
         "skipped_files": r.skipped,
     })
 }

@@ -59,6 +59,15 @@ impl Split {
         }
     }
 
+    /// The folder the evaluation is of: validation or test (TTA and SWA evaluations are of
+    /// one of those).
+    pub fn folder(self) -> Split {
+        match self {
+            Split::Val | Split::ValSwa => Split::Val,
+            Split::Test | Split::TestTta | Split::TestSwa => Split::Test,
+        }
+    }
+
     /// The split as section titles name it.
     pub fn title(self) -> &'static str {
         match self {
@@ -111,11 +120,11 @@ impl Ranking {
 
     /// The metric as the reports name it: `val_macro_f1`, or `test_macro_f1` with `--split test`.
     pub fn name(self) -> &'static str {
-        match (self.split(), self.monitor) {
-            (Split::Test, Monitor::ValMacroF1) => "test_macro_f1",
-            (Split::Test, Monitor::ValAcc) => "test_acc",
-            (Split::Test, Monitor::ValWeightedF1) => "test_weighted_f1",
-            (Split::Test, Monitor::ValLoss) => "test_loss",
+        match (self.on_test(), self.monitor) {
+            (true, Monitor::ValMacroF1) => "test_macro_f1",
+            (true, Monitor::ValAcc) => "test_acc",
+            (true, Monitor::ValWeightedF1) => "test_weighted_f1",
+            (true, Monitor::ValLoss) => "test_loss",
             (_, m) => m.name(),
         }
     }
@@ -136,14 +145,14 @@ impl Ranking {
         }
     }
 
+    /// Whether runs are ranked on the test folder (`--split test`).
+    pub fn on_test(self) -> bool {
+        self.split().folder() == Split::Test
+    }
+
     /// Whether the reports show `split`'s tables.
     pub fn shows(self, split: Split) -> bool {
-        let split = match split {
-            Split::TestTta | Split::TestSwa => Split::Test,
-            Split::ValSwa => Split::Val,
-            s => s,
-        };
-        self.split.is_none_or(|s| s == split)
+        self.split.is_none_or(|s| s.folder() == split.folder())
     }
 }
 
@@ -210,9 +219,9 @@ impl RunResult {
     pub fn score(&self, metric: impl Into<Ranking>) -> Option<f64> {
         let metric = metric.into();
         let best = self.best_epoch()?;
-        let value = match metric.split() {
-            Split::Val | Split::ValSwa => Some(metric.monitor.value(&summary(best))),
-            Split::Test | Split::TestTta | Split::TestSwa => {
+        let value = match metric.on_test() {
+            false => Some(metric.monitor.value(&summary(best))),
+            true => {
                 let t = self.test.as_ref()?;
                 match metric.monitor {
                     Monitor::ValMacroF1 => Some(t.metrics.macro_f1),
@@ -327,7 +336,7 @@ impl SweepReport {
                 .cmp(&b.run.retired)
                 .then(metric.order(a.score(metric), b.score(metric)))
         });
-        if metric.split == Some(Split::Test)
+        if metric.on_test()
             && runs.iter().any(|r| r.best_epoch().is_some())
             && runs.iter().all(|r| r.test.is_none())
         {
@@ -432,9 +441,8 @@ impl SweepReport {
         ];
         match self.metric.split {
             None => val.into_iter().chain([test[0]]).collect(),
-            Some(Split::Val) => val.to_vec(),
-            Some(Split::Test | Split::TestTta | Split::TestSwa) => test.to_vec(),
-            Some(Split::ValSwa) => val.to_vec(),
+            Some(_) if self.metric.on_test() => test.to_vec(),
+            Some(_) => val.to_vec(),
         }
     }
 }
@@ -524,51 +532,31 @@ impl RunReport {
 impl BestRun {
     /// The classwise results shown (`--split`): validation's, then the test folder's.
     pub fn splits(&self) -> Vec<(Split, &SplitMetrics)> {
-        let mut out = Vec::new();
-        if self.metric.shows(Split::Val) {
-            out.push((Split::Val, &self.val));
-        }
-        if let Some(test) = self
-            .result
-            .test
-            .as_ref()
-            .filter(|_| self.metric.shows(Split::Test))
-        {
-            out.push((Split::Test, test));
-        }
-        out.extend(
-            self.extra
-                .iter()
-                .filter(|(split, _)| self.metric.shows(*split))
-                .map(|(split, m)| (*split, m)),
-        );
-        out
+        shown(self.metric, Some(&self.val), &self.result, &self.extra)
     }
 }
 
 impl RunReport {
     /// The classwise results shown (`--split`): validation's, then the test folder's.
     pub fn splits(&self) -> Vec<(Split, &SplitMetrics)> {
-        let mut out = Vec::new();
-        if let Some(val) = self.val.as_ref().filter(|_| self.metric.shows(Split::Val)) {
-            out.push((Split::Val, val));
-        }
-        if let Some(test) = self
-            .result
-            .test
-            .as_ref()
-            .filter(|_| self.metric.shows(Split::Test))
-        {
-            out.push((Split::Test, test));
-        }
-        out.extend(
-            self.extra
-                .iter()
-                .filter(|(split, _)| self.metric.shows(*split))
-                .map(|(split, m)| (*split, m)),
-        );
-        out
+        shown(self.metric, self.val.as_ref(), &self.result, &self.extra)
     }
+}
+
+/// The splits of one run a report shows (`--split`): validation, test, then the extra
+/// evaluations, each when the run has it.
+fn shown<'a>(
+    metric: Ranking,
+    val: Option<&'a SplitMetrics>,
+    result: &'a RunResult,
+    extra: &'a [(Split, SplitMetrics)],
+) -> Vec<(Split, &'a SplitMetrics)> {
+    [(Split::Val, val), (Split::Test, result.test.as_ref())]
+        .into_iter()
+        .filter_map(|(split, m)| Some((split, m?)))
+        .chain(extra.iter().map(|(split, m)| (*split, m)))
+        .filter(|(split, _)| metric.shows(*split))
+        .collect()
 }
 
 /// The evaluations a run may have beyond validation and test, in the order shown.

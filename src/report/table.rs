@@ -89,9 +89,9 @@ pub fn runs_table(report: &SweepReport, style: TableStyle) -> String {
         t.add_row(row);
     }
     right_align_from(&mut t, numbers_from);
-    let f1 = match report.metric.split {
-        Some(super::Split::Test) => "test_f1 is the test folder's macro F1 for the kept weights",
-        _ => "val_f1 is macro F1 of the best epoch",
+    let f1 = match report.metric.on_test() {
+        true => "test_f1 is the test folder's macro F1 for the kept weights",
+        false => "val_f1 is macro F1 of the best epoch",
     };
     format!(
         "sweep {} - {} runs, best first by {} ({f1})\n{t}\n",
@@ -455,11 +455,9 @@ pub fn effects_table(
     if let Some(c) = t.column_mut(5) {
         c.set_cell_alignment(CellAlignment::Left);
     }
-    let each = match report.metric.split() {
-        super::Split::Val | super::Split::ValSwa => "each run at its best epoch",
-        super::Split::Test | super::Split::TestTta | super::Split::TestSwa => {
-            "each run's kept weights on the test folder"
-        }
+    let each = match report.metric.on_test() {
+        false => "each run at its best epoch",
+        true => "each run's kept weights on the test folder",
     };
     format!(
         "Sweep {}: {} of each {} over the other axes ({each})

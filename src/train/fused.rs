@@ -53,10 +53,9 @@ impl candle_core::InplaceOp3 for SgdBuffer {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let srcs = [(s1, l1), (s2, l2)];
         let b = slice_mut(dst, dst_l, self.name())?;
-        let g = slice(srcs[0].0, srcs[0].1, self.name())?;
-        let p = slice(srcs[1].0, srcs[1].1, self.name())?;
+        let g = slice(s1, l1, self.name())?;
+        let p = slice(s2, l2, self.name())?;
         let (mu, wd) = (self.momentum, self.weight_decay);
         for ((b, &g), &p) in b.iter_mut().zip(g).zip(p) {
             let g = if wd != 0.0 { g + wd * p } else { g };
@@ -67,7 +66,7 @@ impl candle_core::InplaceOp3 for SgdBuffer {
 }
 
 /// SGD's parameter update: `p <- p - lr d`, `d = g' + mu b` (nesterov), `b` (momentum) or
-/// `g'` (none), `g' = g + wd p`. Sources: `[g, b]` (`b` unused without momentum).
+/// `g'` (none), `g' = g + wd p`. Sources: `[g, b]`, or `[g]` without momentum ([`Plain`]).
 struct SgdParam {
     lr: f32,
     momentum: f32,
@@ -89,21 +88,29 @@ impl candle_core::InplaceOp3 for SgdParam {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let srcs = [(s1, l1), (s2, l2)];
         let p = slice_mut(dst, dst_l, self.name())?;
-        let g = slice(srcs[0].0, srcs[0].1, self.name())?;
-        let b = slice(srcs[1].0, srcs[1].1, self.name())?;
+        self.apply(
+            p,
+            slice(s1, l1, self.name())?,
+            Some(slice(s2, l2, self.name())?),
+        );
+        Ok(())
+    }
+}
+
+impl SgdParam {
+    /// The update of `p` from `g` and the momentum buffer `b` (`None` without momentum).
+    fn apply(&self, p: &mut [f32], g: &[f32], b: Option<&[f32]>) {
         let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
         for (i, p) in p.iter_mut().enumerate() {
             let g = if wd != 0.0 { g[i] + wd * *p } else { g[i] };
-            let d = match (mu != 0.0, self.nesterov) {
-                (false, _) => g,
-                (true, false) => b[i],
-                (true, true) => g + b[i] * mu,
+            let d = match (b, self.nesterov) {
+                (None, _) => g,
+                (Some(b), false) => b[i],
+                (Some(b), true) => g + b[i] * mu,
             };
             *p -= d * lr;
         }
-        Ok(())
     }
 }
 
@@ -126,9 +133,8 @@ impl candle_core::InplaceOp2 for Moment {
         s1: &CpuStorage,
         l1: &Layout,
     ) -> Result<()> {
-        let srcs = [(s1, l1)];
         let x = slice_mut(dst, dst_l, self.name())?;
-        let g = slice(srcs[0].0, srcs[0].1, self.name())?;
+        let g = slice(s1, l1, self.name())?;
         let (beta, rest) = (self.beta, 1.0 - self.beta);
         for (x, &g) in x.iter_mut().zip(g) {
             let f = if self.square { g * g } else { g };
@@ -163,10 +169,9 @@ impl candle_core::InplaceOp3 for AdamParam {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let srcs = [(s1, l1), (s2, l2)];
         let p = slice_mut(dst, dst_l, self.name())?;
-        let m = slice(srcs[0].0, srcs[0].1, self.name())?;
-        let v = slice(srcs[1].0, srcs[1].1, self.name())?;
+        let m = slice(s1, l1, self.name())?;
+        let v = slice(s2, l2, self.name())?;
         let (lr, c1, c2, eps) = (self.lr, self.c1, self.c2, self.eps);
         for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
             if self.decay != 1.0 {
@@ -235,14 +240,8 @@ impl candle_core::InplaceOp2 for Plain {
         s1: &CpuStorage,
         l1: &Layout,
     ) -> Result<()> {
-        let srcs = [(s1, l1)];
         let p = slice_mut(dst, dst_l, self.name())?;
-        let g = slice(srcs[0].0, srcs[0].1, self.name())?;
-        let (lr, wd) = (self.0.lr, self.0.weight_decay);
-        for (p, &g) in p.iter_mut().zip(g) {
-            let g = if wd != 0.0 { g + wd * *p } else { g };
-            *p -= g * lr;
-        }
+        self.0.apply(p, slice(s1, l1, self.name())?, None);
         Ok(())
     }
 }

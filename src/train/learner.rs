@@ -132,6 +132,16 @@ fn balance(
     Ok((targets, weights))
 }
 
+impl CandleLearner {
+    /// The images of an evaluated split.
+    fn set(&self, split: Split) -> Result<&ImageSet, TrainError> {
+        match split {
+            Split::Val => Ok(&self.data.val),
+            Split::Test => self.data.test.as_ref().ok_or(TrainError::NoTestData),
+        }
+    }
+}
+
 /// Largest batch used for evaluation; it only bounds memory.
 const EVAL_BATCH: usize = 256;
 
@@ -334,10 +344,7 @@ impl Learner for CandleLearner {
     }
 
     fn evaluate(&mut self, split: Split) -> Result<(f64, Confusion), TrainError> {
-        let set = match split {
-            Split::Val => &self.data.val,
-            Split::Test => self.data.test.as_ref().ok_or(TrainError::NoTestData)?,
-        };
+        let set = self.set(split)?;
         evaluate(&self.model, set, self.data.classes.len(), &self.device)
     }
 
@@ -398,10 +405,7 @@ impl Learner for CandleLearner {
     }
 
     fn evaluate_tta(&mut self, split: Split, tta: &Tta) -> Result<(f64, Confusion), TrainError> {
-        let set = match split {
-            Split::Val => &self.data.val,
-            Split::Test => self.data.test.as_ref().ok_or(TrainError::NoTestData)?,
-        };
+        let set = self.set(split)?;
         let views = tta.views(set.height, set.width);
         let mut confusion = Confusion::new(self.data.classes.len());
         let mut loss_sum = 0.0f64;

@@ -103,6 +103,27 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
+    /// Sends one final evaluation of run `run` (`split`, the weights of `epoch`).
+    fn evaluated(
+        &mut self,
+        run: &str,
+        split: &str,
+        epoch: usize,
+        (loss, confusion): (f64, crate::run::Confusion),
+    ) -> Result<(), TrainError> {
+        let evaluation = Evaluation {
+            split: split.into(),
+            epoch,
+            loss,
+            metrics: Metrics::from_confusion(&confusion),
+            confusion,
+        };
+        self.send(Event::Evaluated {
+            run: run.to_string(),
+            evaluation,
+        })
+    }
+
     fn flush(&mut self) -> Result<(), TrainError> {
         if let Some((durable, event)) = self.pending.take() {
             durable.wait().map_err(io(self.run_dir))?;
@@ -385,33 +406,12 @@ pub fn train(
             }
             _ => history.len(),
         };
-        let (loss, confusion) = learner.evaluate(Split::Test)?;
-        let metrics = Metrics::from_confusion(&confusion);
-        let evaluation = Evaluation {
-            split: "test".into(),
-            epoch,
-            loss,
-            metrics,
-            confusion,
-        };
-        out.send(Event::Evaluated {
-            run: run.id.clone(),
-            evaluation,
-        })?;
+        let result = learner.evaluate(Split::Test)?;
+        out.evaluated(&run.id, "test", epoch, result)?;
         if let Some(tta) = &cfg.train.tta {
             // The same weights, each image seen through the views and its softmax averaged.
-            let (loss, confusion) = learner.evaluate_tta(Split::Test, tta)?;
-            let evaluation = Evaluation {
-                split: "test_tta".into(),
-                epoch,
-                loss,
-                metrics: Metrics::from_confusion(&confusion),
-                confusion,
-            };
-            out.send(Event::Evaluated {
-                run: run.id.clone(),
-                evaluation,
-            })?;
+            let result = learner.evaluate_tta(Split::Test, tta)?;
+            out.evaluated(&run.id, "test_tta", epoch, result)?;
         }
     }
     if cfg.train.swa.is_some() && learner.swa_finish()? {
@@ -422,18 +422,8 @@ pub fn train(
             splits.push((Split::Test, "test_swa"));
         }
         for (split, name) in splits {
-            let (loss, confusion) = learner.evaluate(split)?;
-            let evaluation = Evaluation {
-                split: name.into(),
-                epoch,
-                loss,
-                metrics: Metrics::from_confusion(&confusion),
-                confusion,
-            };
-            out.send(Event::Evaluated {
-                run: run.id.clone(),
-                evaluation,
-            })?;
+            let result = learner.evaluate(split)?;
+            out.evaluated(&run.id, name, epoch, result)?;
         }
         learner.save_weights(&run_dir.join("swa.safetensors"))?;
     }

@@ -256,31 +256,6 @@ mod resume {
     use crate::sweep::Sweep;
     use crate::train::{train, CandleLearner, Learner, Start, Steering, TrainError};
 
-    /// Copies `per_class` images of the first 3 bundled Fashion-MNIST classes under `dest`.
-    fn images(dest: &Path, per_class: usize) {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mini/train");
-        let mut classes: Vec<_> = std::fs::read_dir(&src)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        classes.sort();
-        for class in classes.iter().take(3) {
-            let mut files: Vec<_> = std::fs::read_dir(class)
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .collect();
-            files.sort();
-            let to = dest.join(class.file_name().unwrap());
-            std::fs::create_dir_all(&to).unwrap();
-            for f in files.iter().take(per_class) {
-                std::fs::copy(f, to.join(f.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-
     struct Setup {
         run: RunSpec,
         data: Arc<crate::data::Dataset>,
@@ -288,7 +263,8 @@ mod resume {
     }
 
     fn setup(dir: &Path) -> Setup {
-        images(&dir.join("data"), 12);
+        // 12 images of each of the first 3 bundled classes.
+        crate::train::balance_tests::imbalanced(&dir.join("data"), &[12, 12, 12]);
         // "Pretrained": a resnet18 of another seed and class count, saved as sweep saves.
         let pretrained = dir.join("pre.safetensors");
         let s = crate::model::tests::spec(crate::model::Backbone::Resnet18, 1, 16, 16, 5, 4);
