@@ -682,7 +682,7 @@ fn the_queue_grows_with_the_runs_a_strategy_proposes() {
             heartbeat_every: Duration::from_millis(200),
             threads: Some(1),
         };
-        let store = sweep::store::open(&db).unwrap();
+        let store = sweep::store::open(&sweep::store::Location::Sqlite(db.clone())).unwrap();
         run_sweep(plan, store, opts, Box::new(Quiet)).unwrap()
     };
     let outcome = go(4);

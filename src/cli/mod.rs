@@ -50,12 +50,37 @@ pub enum Command {
     Worker,
 }
 
-/// The database, shared by the subcommands that use one.
+/// The database, shared by the subcommands that use one, and the folder of its runs'
+/// checkpoints.
 #[derive(Debug, clap::Args)]
 pub struct DbArg {
-    /// SQLite database holding every sweep; checkpoints go beside it.
-    #[arg(long, default_value = "runs/sweep.db", value_name = "FILE")]
-    pub db: PathBuf,
+    /// The store holding every sweep: a SQLite file (checkpoints go beside it), or
+    /// postgres://user@host/dbname for a cluster (with --runs-dir).
+    #[arg(
+        long,
+        env = "SWEEP_DB",
+        default_value = "runs/sweep.db",
+        value_name = "FILE|URL"
+    )]
+    pub db: crate::store::Location,
+    /// Where checkpoints and resume states go: default beside a SQLite file; required with
+    /// PostgreSQL, on a filesystem every node sees, so a run resumes on any node.
+    #[arg(long, env = "SWEEP_RUNS_DIR", value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
+}
+
+impl DbArg {
+    /// The runs folder: `--runs-dir`, or the SQLite file's folder.
+    pub fn runs_dir(&self) -> anyhow::Result<PathBuf> {
+        match (&self.runs_dir, self.db.default_runs_dir()) {
+            (Some(dir), _) => Ok(dir.clone()),
+            (None, Some(dir)) => Ok(dir),
+            (None, None) => anyhow::bail!(
+                "--db {} is a PostgreSQL server: give --runs-dir DIR (or SWEEP_RUNS_DIR), a folder every node sees, for checkpoints and resume states",
+                self.db
+            ),
+        }
+    }
 }
 
 /// A stored sweep to read: the database and the sweep's name.

@@ -1,5 +1,5 @@
 //! `sweep predict --run ID IMAGES_OR_FOLDERS...`: classify new images with a trained run.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
@@ -68,13 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let predictor = match (&args.run, &args.weights) {
         (Some(run), _) => {
             let store = store::open_read_only(&args.db.db)?;
-            let runs_dir = args
-                .db
-                .db
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            Predictor::from_run(store.as_ref(), run, runs_dir)?
+            let runs_dir = args.db.runs_dir()?;
+            Predictor::from_run(store.as_ref(), run, &runs_dir)?
         }
         (None, Some(weights)) => {
             // A checkpoint sweep wrote says how it was trained (safetensors metadata).

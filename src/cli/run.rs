@@ -1,6 +1,6 @@
 //! `sweep run FILE`: validate, expand, claim and train every run not done yet on the chosen
 //! devices, storing every epoch; resume what a crash or Ctrl-C left.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -75,14 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(note) = note {
         crate::say!("{note}");
     }
+    let runs_dir = args.db.runs_dir()?;
     let mut store = store::open(&args.db.db)?;
-    let runs_dir = args
-        .db
-        .db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
     if args.fresh {
         refuse_if_live(store.as_ref(), &sweep.name)?;
         let n = store.forget_sweep(&sweep.name)?;
@@ -117,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     crate::say!(
         "See `sweep report --db {}` (or `sweep status`).",
-        args.db.db.display()
+        args.db.db
     );
     Ok(if outcome.interrupted {
         // 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM.

@@ -4,6 +4,8 @@
 //! backend's types or SQL; a backend is one module beside [`sqlite`] (SQLite today, one file
 //! per project). One writer owns a [`Storage`] during a sweep; reports read through a
 //! [`Reader`].
+mod location;
+mod postgres;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ use crate::run::{
     Confusion, EpochSummary, Event, FailureKind, Metrics, ResumeState, RunSpec, RunStatus, Skipped,
 };
 
+pub use location::Location;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,15 +47,20 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Open (creating if needed) the database at `path` for writing, its schema brought up to
-/// date.
-pub fn open(path: &Path) -> Result<Box<dyn Storage>> {
-    Ok(Box::new(SqliteStore::open(path)?))
+/// Open (creating if needed) the store at `at` for writing, its schema brought up to date.
+pub fn open(at: &Location) -> Result<Box<dyn Storage>> {
+    match at {
+        Location::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+        Location::Postgres(url) => Err(PgStore::open(url).err().expect("not built")),
+    }
 }
 
-/// Open the existing database at `path` for reading only.
-pub fn open_read_only(path: &Path) -> Result<Box<dyn Reader>> {
-    Ok(Box::new(SqliteStore::open_read_only(path)?))
+/// Open the existing store at `at` for reading only.
+pub fn open_read_only(at: &Location) -> Result<Box<dyn Reader>> {
+    match at {
+        Location::Sqlite(path) => Ok(Box::new(SqliteStore::open_read_only(path)?)),
+        Location::Postgres(url) => PgStore::open_read_only(url),
+    }
 }
 
 /// What reports and the search strategy read. Nothing here writes.
