@@ -75,14 +75,16 @@ pub fn redact(url: &str) -> String {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_string();
+    let mut out = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => userinfo.to_string(),
+            };
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_string(),
     };
-    let user = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None => userinfo.to_string(),
-    };
-    let mut out = format!("{scheme}://{user}@{host}{tail}");
     // `?password=...` as a query parameter.
     if let Some(i) = out.find("password=") {
         let end = out[i..].find('&').map_or(out.len(), |j| i + j);
@@ -112,7 +114,10 @@ mod tests {
             Some(PathBuf::from("."))
         );
         assert_eq!(
-            "postgres://u@h/db".parse::<Location>().unwrap().default_runs_dir(),
+            "postgres://u@h/db"
+                .parse::<Location>()
+                .unwrap()
+                .default_runs_dir(),
             None
         );
     }
@@ -120,7 +125,10 @@ mod tests {
     #[test]
     fn passwords_never_show() {
         let at = |s: &str| s.parse::<Location>().unwrap().to_string();
-        assert_eq!(at("postgres://me:s3cret@db:5432/lab"), "postgres://me:***@db:5432/lab");
+        assert_eq!(
+            at("postgres://me:s3cret@db:5432/lab"),
+            "postgres://me:***@db:5432/lab"
+        );
         assert_eq!(at("postgres://me@db/lab"), "postgres://me@db/lab");
         assert_eq!(
             at("postgres://db/lab?user=me&password=s3cret&sslmode=disable"),
