@@ -177,7 +177,8 @@ fn main() {
         size as f64 / (1 << 20) as f64
     );
     let load = || {
-        let db = store::open_read_only(&path).expect("open the store");
+        let db =
+            store::open_read_only(&store::Location::Sqlite(path.clone())).expect("open the store");
         let report = SweepReport::load(
             db.as_ref(),
             sweep::report::Sweeps::Latest,
