@@ -11,5 +11,7 @@ mod predict;
 mod recipes;
 mod report_snapshots;
 mod scheduling;
+mod slurm_signals;
 mod sweep_files;
+mod takeover;
 mod transfer;

@@ -33,7 +33,9 @@ fn owner_alive(r: &RunRow) -> Option<bool> {
     if r.status != RunStatus::Running {
         return None;
     }
-    let fresh = r.heartbeat_age.is_some_and(|age| age < 60.0);
+    let fresh = r
+        .heartbeat_age
+        .is_some_and(|age| age < scheduler::DEFAULT_STALE_SECS as f64);
     Some(fresh && r.owner.as_deref().is_some_and(scheduler::owner_alive))
 }
 

@@ -1,7 +1,8 @@
 //! The coordinator's writer thread: the only owner of the store during a sweep, and of the
 //! queue. Slot loops ask it for their next run, for claims, resumes and verdicts; it stores
 //! every event, asks the search strategy what it thinks, lets the queue grow with the runs the
-//! strategy proposes, and tells the observer.
+//! strategy proposes, and tells the observer. Runs another process holds are remembered; when
+//! waiting for others, they are looked at again every heartbeat and queued once claimable.
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -11,9 +12,9 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 
 use super::{owner_alive, Observer, Queued, SweepOutcome, ToWriter};
-use crate::run::{EpochSummary, Event, Provenance, ResumeState, RunSpec, Verdict};
+use crate::run::{EpochSummary, Event, Provenance, ResumeState, RunSpec, RunStatus, Verdict};
 use crate::search::{History, Strategy};
-use crate::store::Storage;
+use crate::store::{RunRow, Storage};
 
 /// The stored epochs of one sweep, as the strategy sees them.
 struct Stored<'a> {
@@ -63,6 +64,10 @@ pub(super) struct Writer {
     pub(super) base_dir: PathBuf,
     pub(super) owner: String,
     pub(super) stale_secs: f64,
+    /// Wait for the runs in `held` before ending (see [`super::Options::wait_for_others`]).
+    pub(super) wait_for_others: bool,
+    /// Runs another process held when this one tried to claim them.
+    pub(super) held: HashSet<String>,
     /// Every run of the sweep by id, and how it is shown.
     pub(super) runs: HashMap<String, (RunSpec, String)>,
     /// `Storage::id` of the store.
@@ -149,7 +154,7 @@ impl Writer {
                     Err(Some(back)) => self.queue.push_front(back),
                     Err(None) => {}
                 }
-            } else if self.in_flight.is_empty() {
+            } else if self.in_flight.is_empty() && !self.waits_for_held() {
                 for slot in self.waiting.drain(..) {
                     let _ = slot.send(None);
                 }
@@ -157,6 +162,57 @@ impl Writer {
                 break;
             }
         }
+    }
+
+    /// Whether runs other processes hold keep this one from ending.
+    fn waits_for_held(&self) -> bool {
+        self.wait_for_others && !self.held.is_empty()
+    }
+
+    /// Look at the runs other processes hold again: forget those they finished, queue those
+    /// that became claimable (released, or their owner is gone), keep waiting for the rest.
+    fn recheck_held(&mut self) -> anyhow::Result<()> {
+        let db = self.store.location();
+        let rows = self
+            .store
+            .sweep(Some(&self.sweep))
+            .and_then(|s| self.store.runs(s.id))
+            .with_context(|| format!("cannot read the runs other processes hold from {db}"))?;
+        for row in &rows {
+            if !self.held.contains(&row.id) {
+                continue;
+            }
+            let Some(why) = held_now(row, &self.owner, self.stale_secs) else {
+                continue;
+            };
+            self.held.remove(&row.id);
+            match why {
+                Held::Finished => self.outcome.finished_elsewhere += 1,
+                Held::Claimable(why) => {
+                    let line = format!("{}: {why}; taking it over", self.label(&row.id));
+                    self.display.note(&line);
+                    if let Some((spec, _)) = self.runs.get(&row.id).cloned() {
+                        let q = self.queued(&spec);
+                        self.queue.push_back(q);
+                    }
+                }
+            }
+        }
+        self.outcome.held_elsewhere = self.held.len();
+        Ok(())
+    }
+
+    /// Runs of the sweep not finished by anyone (retired runs aside): what a requeued Slurm
+    /// task would find to do. `None` when the store cannot say.
+    fn left(&mut self) -> Option<usize> {
+        let sweep = self.store.sweep(Some(&self.sweep)).ok()?;
+        let rows = self.store.runs(sweep.id).ok()?;
+        let finished = [RunStatus::Done, RunStatus::Pruned, RunStatus::Failed];
+        Some(
+            rows.iter()
+                .filter(|r| !r.retired && !finished.contains(&r.status))
+                .count(),
+        )
     }
 
     /// A run ended (stored, or taken by another process): let the strategy propose more.
@@ -211,6 +267,7 @@ impl Writer {
         heartbeat_every: Duration,
     ) -> anyhow::Result<SweepOutcome> {
         let mut last_beat = Instant::now();
+        let mut last_check = Instant::now();
         loop {
             let msg = match inbox.recv_timeout(heartbeat_every) {
                 Ok(m) => Some(m),
@@ -227,8 +284,16 @@ impl Writer {
             if let Some(msg) = msg {
                 self.handle(msg)?;
             }
+            if self.waits_for_held()
+                && self.queue.is_empty()
+                && last_check.elapsed() >= heartbeat_every
+            {
+                self.recheck_held()?;
+                last_check = Instant::now();
+            }
             self.serve();
         }
+        self.outcome.left = self.left();
         self.display.finish(&self.outcome);
         Ok(self.outcome)
     }
@@ -317,18 +382,144 @@ impl Writer {
                 let _ = reply.send(self.resume(&run, &run_dir).with_context(at)?);
             }
             ToWriter::HeldElsewhere { run } => {
-                self.outcome.held_elsewhere += 1;
                 self.in_flight.remove(&run);
+                self.held.insert(run);
+                self.outcome.held_elsewhere = self.held.len();
             }
             ToWriter::Dispatched { run, ms } => {
                 self.store.record_dispatch(&run, ms).with_context(at)?
             }
             ToWriter::Interrupted(signal) => {
                 self.outcome.interrupted = true;
-                self.outcome.signal.get_or_insert(signal);
+                match self.outcome.signal {
+                    None => self.outcome.signal = Some(signal),
+                    Some(_) if signal != super::signals::SIGUSR1 => {
+                        self.outcome.other_signal = true
+                    }
+                    Some(_) => {}
+                }
             }
             ToWriter::Note(line) => self.display.note(&line),
         }
         Ok(())
+    }
+}
+
+/// What became of a run another process held.
+#[derive(Debug, PartialEq)]
+enum Held {
+    /// Done, pruned or failed: nothing to wait for.
+    Finished,
+    /// It may be claimed now, and why.
+    Claimable(String),
+}
+
+/// Whether a held run changed, from its stored row: `None` while its owner (not `me`) is alive
+/// and beats its heart within `stale_secs`. The claim itself decides again, atomically.
+fn held_now(row: &RunRow, me: &str, stale_secs: f64) -> Option<Held> {
+    match row.status {
+        RunStatus::Done | RunStatus::Pruned | RunStatus::Failed => Some(Held::Finished),
+        RunStatus::Queued | RunStatus::Stopped => {
+            Some(Held::Claimable(format!("released ({})", row.status)))
+        }
+        RunStatus::Running => match row.owner.as_deref() {
+            None => Some(Held::Claimable("running without an owner".into())),
+            Some(o) if o == me => None,
+            Some(o) if !owner_alive(o) => Some(Held::Claimable(format!("its owner {o} is gone"))),
+            Some(o) => match row.heartbeat_age {
+                Some(age) if age <= stale_secs => None,
+                Some(age) => Some(Held::Claimable(format!(
+                    "its owner {o} sent no heartbeat for {age:.0} s"
+                ))),
+                None => Some(Held::Claimable(format!(
+                    "its owner {o} never sent a heartbeat"
+                ))),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: RunStatus, owner: Option<&str>, age: Option<f64>) -> RunRow {
+        RunRow {
+            id: "r".into(),
+            index: 1,
+            label: "lr=0.1".into(),
+            config: serde_json::Value::Null,
+            status,
+            error: None,
+            failure: None,
+            device: None,
+            attempts: 1,
+            classes: Vec::new(),
+            parameters: None,
+            train_images: None,
+            val_images: None,
+            test_images: None,
+            stop_reason: None,
+            checkpoint: None,
+            checkpoint_epoch: None,
+            owner: owner.map(str::to_string),
+            batch_size: None,
+            note: None,
+            heartbeat_age: age,
+            retired: false,
+        }
+    }
+
+    #[test]
+    fn held_runs_are_waited_for_until_finished_released_or_abandoned() {
+        let me = "here:1";
+        // Another node's process, beating its heart: wait.
+        let other = "far-away-node:4242:12_3";
+        assert_eq!(
+            held_now(&row(RunStatus::Running, Some(other), Some(3.0)), me, 10.0),
+            None
+        );
+        // Its heartbeat is stale: take it over.
+        let stale = held_now(&row(RunStatus::Running, Some(other), Some(11.0)), me, 10.0);
+        assert!(
+            matches!(&stale, Some(Held::Claimable(why)) if why.contains("no heartbeat for 11 s")),
+            "{stale:?}"
+        );
+        // Released after SIGUSR1 (stopped, no owner), or queued again.
+        for status in [RunStatus::Stopped, RunStatus::Queued] {
+            assert!(matches!(
+                held_now(&row(status, None, None), me, 10.0),
+                Some(Held::Claimable(_))
+            ));
+        }
+        for status in [RunStatus::Done, RunStatus::Pruned, RunStatus::Failed] {
+            assert_eq!(
+                held_now(&row(status, Some(other), None), me, 10.0),
+                Some(Held::Finished)
+            );
+        }
+        // Claimed by this very process meanwhile: nothing to do.
+        assert_eq!(
+            held_now(&row(RunStatus::Running, Some(me), Some(100.0)), me, 10.0),
+            None
+        );
+    }
+
+    #[test]
+    fn a_dead_owner_on_this_host_is_taken_over_at_once() {
+        if !std::path::Path::new("/proc/self").exists() {
+            return;
+        }
+        // A pid above Linux's pid_max limit: no such process.
+        let dead = format!("{}:{}:7", super::super::host_name(), 4_194_304 + 5);
+        let now = held_now(
+            &row(RunStatus::Running, Some(&dead), Some(0.5)),
+            "x:1",
+            60.0,
+        );
+        assert!(
+            matches!(&now, Some(Held::Claimable(why)) if why.contains("is gone")),
+            "{now:?}"
+        );
     }
 }
