@@ -12,6 +12,7 @@ mod recipes;
 mod report_snapshots;
 mod scheduling;
 mod slurm_signals;
+mod submit;
 mod sweep_files;
 mod takeover;
 mod transfer;
