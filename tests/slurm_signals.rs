@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::scheduling::{assert_complete, fake_args, starts, status, write_sweep};
 use crate::takeover::wait_for;
+use crate::util::{sweep, text};
 
 /// A folder for PATH holding a fake `scontrol` that appends its arguments to `log`.
 fn fake_scontrol(dir: &Path, log: &Path) -> PathBuf {
@@ -70,6 +71,19 @@ fn sigusr1_saves_the_epoch_in_progress_releases_the_runs_and_requeues_the_job() 
     let spec = serde_json::json!({"epoch_ms": 800, "log": log}).to_string();
     let child = start_task(dir.path(), &bin, &spec, &[]);
     wait_training(dir.path(), Duration::from_millis(300));
+    // `sweep status` names the host and Slurm job of each running run.
+    let runs = status(dir.path());
+    let host = runs[0]["host"].as_str().unwrap().to_string();
+    for r in &runs {
+        assert_eq!(r["slurm_job"], "4240_2", "{r}");
+        assert_eq!(r["host"], host.as_str(), "{r}");
+    }
+    let table = text(&sweep(&["status"], dir.path())).0;
+    assert_eq!(
+        table.matches(&format!(" on {host} (job 4240_2)")).count(),
+        2,
+        "{table}"
+    );
     signal(&child, libc::SIGUSR1);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -93,7 +107,7 @@ fn sigusr1_saves_the_epoch_in_progress_releases_the_runs_and_requeues_the_job() 
     let started = starts(&log);
     for r in &runs {
         assert_eq!(r["status"], "stopped", "{r}");
-        assert!(r["owner"].is_null(), "{r}");
+        assert!(r["owner"].is_null() && r["slurm_job"].is_null(), "{r}");
         let id = r["run_id"].as_str().unwrap();
         let last_started = started
             .keys()
