@@ -4,8 +4,10 @@
 //! backend's types or SQL; a backend is one module beside [`sqlite`] (SQLite today, one file
 //! per project). One writer owns a [`Storage`] during a sweep; reports read through a
 //! [`Reader`].
+#[cfg(test)]
+pub(crate) mod conformance;
 mod location;
-mod postgres;
+mod pg;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use crate::run::{
 };
 
 pub use location::Location;
-pub use postgres::PgStore;
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,10 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Backend(String),
+    /// A PostgreSQL error as the client gave it, so a dropped connection can be told apart
+    /// and retried.
+    #[error("database error: {}", pg::describe(.0))]
+    Pg(postgres::Error),
     #[error("corrupt JSON in the database: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
@@ -51,7 +57,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub fn open(at: &Location) -> Result<Box<dyn Storage>> {
     match at {
         Location::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
-        Location::Postgres(url) => Err(PgStore::open(url).err().expect("not built")),
+        Location::Postgres(url) => Ok(Box::new(PgStore::open(url)?)),
     }
 }
 
@@ -59,7 +65,7 @@ pub fn open(at: &Location) -> Result<Box<dyn Storage>> {
 pub fn open_read_only(at: &Location) -> Result<Box<dyn Reader>> {
     match at {
         Location::Sqlite(path) => Ok(Box::new(SqliteStore::open_read_only(path)?)),
-        Location::Postgres(url) => PgStore::open_read_only(url),
+        Location::Postgres(url) => Ok(Box::new(PgStore::open_read_only(url)?)),
     }
 }
 
