@@ -11,6 +11,7 @@ mod predict;
 mod recipes;
 mod report_snapshots;
 mod scheduling;
+mod slurm;
 mod slurm_signals;
 mod submit;
 mod sweep_files;
