@@ -93,15 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (slots, note) =
         devices::choose(&found, &args.devices, args.runs_per_device).map_err(anyhow::Error::msg)?;
     let slurm = SlurmJob::from_env();
-    match (&slurm, note) {
-        (Some(job), note) => {
-            let trains_on = note.unwrap_or_else(|| format!("training on {}", shown(&slots)));
-            let host = crate::scheduler::host_name();
-            crate::say!("{}", job.start_line(&host, &trains_on));
-        }
-        (None, Some(note)) => crate::say!("{note}"),
-        (None, None) => {}
-    }
+    say_where(slurm.as_ref(), &slots, note);
     let runs_dir = args.db.runs_dir()?;
     let mut store = store::open(&args.db.db)?;
     if args.fresh {
@@ -158,6 +150,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_RUNS_FAILED)
     })
+}
+
+/// Where training happens, when it needs saying: under Slurm always (the job, host and GPUs
+/// Slurm gave, in one line a test greps), else only the reason for a CPU fallback.
+fn say_where(slurm: Option<&SlurmJob>, slots: &[Slot], note: Option<String>) {
+    match (slurm, note) {
+        (Some(job), note) => {
+            let trains_on = note.unwrap_or_else(|| format!("training on {}", shown(slots)));
+            let host = crate::scheduler::host_name();
+            crate::say!("{}", job.start_line(&host, &trains_on));
+        }
+        (None, Some(note)) => crate::say!("{note}"),
+        (None, None) => {}
+    }
 }
 
 /// The devices the slots train on, each once: `cuda:0, cuda:1`.

@@ -24,6 +24,7 @@ use crate::search::Strategy;
 use crate::store::Storage;
 
 mod gate;
+mod held;
 mod owner;
 mod retry;
 pub mod signals;
