@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{DbArg, EXIT_RUNS_FAILED};
-use crate::devices::Slot;
-use crate::devices::{self, Request, RunsPerDevice};
+use crate::devices::{self, Request, RunsPerDevice, Slot};
 use crate::run::FakeSpec;
 use crate::scheduler::signals::Graces;
 use crate::scheduler::{run_sweep, Options, Plan, SweepOutcome, DEFAULT_STALE_SECS};
@@ -191,7 +190,7 @@ fn requeue_if_asked(slurm: Option<&SlurmJob>, outcome: &SweepOutcome) {
         return;
     };
     let left = match outcome.left {
-        Some(n) => format!("{n} runs of the sweep left"),
+        Some(n) => format!("{n} run{} of the sweep left", if n == 1 { "" } else { "s" }),
         None => "the runs left unknown".into(),
     };
     if !crate::slurm::should_requeue(outcome.signal, outcome.other_signal, outcome.left) {

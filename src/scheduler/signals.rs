@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::{Control, ToWriter};
 
-/// Signal numbers, for exit codes (128 + n).
+/// Signal numbers (Linux's), for exit codes (128 + n).
 pub const SIGHUP: i32 = 1;
 pub const SIGINT: i32 = 2;
 pub const SIGUSR1: i32 = 10;

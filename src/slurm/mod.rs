@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::scheduler::signals::SIGUSR1;
+
 pub mod script;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +104,7 @@ impl SlurmJob {
 /// alone (the time limit is near, or preemption), while runs of the sweep are left (`None`:
 /// unknown, the store could not be read: requeue, since the next start finds out).
 pub fn should_requeue(first_signal: Option<i32>, other_signal: bool, left: Option<usize>) -> bool {
-    first_signal == Some(libc::SIGUSR1) && !other_signal && left != Some(0)
+    first_signal == Some(SIGUSR1) && !other_signal && left != Some(0)
 }
 
 /// `scontrol requeue JOB`: the job goes back to the queue and starts again later, on any
@@ -224,13 +226,17 @@ mod tests {
 
     #[test]
     fn requeues_after_sigusr1_alone_while_runs_are_left() {
-        let usr1 = Some(libc::SIGUSR1);
+        let usr1 = Some(SIGUSR1);
         assert!(should_requeue(usr1, false, Some(3)));
         assert!(should_requeue(usr1, false, None));
         assert!(!should_requeue(usr1, false, Some(0)));
         // scancel (SIGTERM) after the warning: the user wants the job gone.
         assert!(!should_requeue(usr1, true, Some(3)));
-        assert!(!should_requeue(Some(libc::SIGTERM), false, Some(3)));
+        assert!(!should_requeue(
+            Some(crate::scheduler::signals::SIGTERM),
+            false,
+            Some(3)
+        ));
         assert!(!should_requeue(None, false, Some(3)));
     }
 
