@@ -42,7 +42,8 @@ fn running_by(runs: &[Value], owner: &str) -> usize {
 }
 
 /// `sweep run` in its own process group (so that kill -9 of the group takes its workers
-/// too), started with `prefix` (a namespace wrapper) if any, stale after 2 s.
+/// too), started with `prefix` (a namespace wrapper) if any, stale after 3 s (heartbeats
+/// every 0.75 s: a loaded machine's late beat is not taken for a death).
 fn start_fake(dir: &Path, prefix: &[&str], gpus: usize, spec: &str, extra: &[&str]) -> Child {
     let exe = env!("CARGO_BIN_EXE_sweep");
     let mut cmd = match prefix.split_first() {
@@ -53,7 +54,7 @@ fn start_fake(dir: &Path, prefix: &[&str], gpus: usize, spec: &str, extra: &[&st
         }
         None => Command::new(exe),
     };
-    cmd.args(["run", "fake.toml", "--stale-after", "2"])
+    cmd.args(["run", "fake.toml", "--stale-after", "3"])
         .args(extra)
         .current_dir(dir)
         .env_remove("SLURM_JOB_ID")
@@ -140,7 +141,8 @@ fn takeover(prefix: &[&str], reason: &str) {
         "an epoch ran three times: {starts:?}"
     );
     if reason.contains("heartbeat") {
-        // Another host's runs wait for the stale time (2 s) before B takes them.
+        // Another host's runs wait for the stale time (3 s after A's last heartbeat, at most
+        // 0.75 s before the kill) before B takes them.
         assert!(killed_at.elapsed() >= Duration::from_secs(2), "{stderr}");
     }
 }
