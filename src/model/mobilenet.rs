@@ -574,8 +574,11 @@ mod tests {
                 losses.push(loss(&m).to_scalar::<f32>().unwrap());
             }
             assert!(losses.iter().all(|l| l.is_finite()), "{name}: {losses:?}");
+            // Not step by step: with batch norm over 6 images at 1x1 the loss surface is
+            // rough enough that the GEMM's summation order (AVX2 or AVX-512 kernels) decides
+            // whether one SGD step overshoots.
             assert!(
-                losses.windows(2).all(|l| l[1] < l[0]),
+                losses[1..].iter().all(|&l| l < losses[0]),
                 "{name}: losses {losses:?}"
             );
             assert!(losses[5] < 0.8 * losses[0], "{name}: losses {losses:?}");
