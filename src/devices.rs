@@ -1,5 +1,6 @@
 //! Devices: find the CUDA GPUs (count, name, memory), pick the ones a sweep may use, and fall
-//! back to the CPU with one line saying why.
+//! back to the CPU with one line saying why. The GPUs found are the ones this process's
+//! `CUDA_VISIBLE_DEVICES` shows (under Slurm, the job's), numbered from 0 as the driver does.
 //!
 //! The CPU build loads libcuda at run time only to list GPUs (feature `gpu-discovery`); only
 //! the CUDA build (`--features cuda`) can train on them.
@@ -93,6 +94,22 @@ pub fn discover() -> Discovery {
             }
         }
     }
+}
+
+/// The `CUDA_VISIBLE_DEVICES` that pins a worker to GPU `index` as this process sees it.
+/// The driver numbers only the GPUs this process's own `CUDA_VISIBLE_DEVICES` shows (Slurm
+/// sets it to the job's GPUs: `2,3` makes physical GPU 2 our GPU 0), so the worker gets that
+/// list's entry at `index` (an index or a `GPU-...` UUID), not `index` itself.
+pub fn pin(index: usize, visible: Option<&str>) -> String {
+    visible
+        .and_then(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .nth(index)
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| index.to_string())
 }
 
 /// The user's `--devices` choice.
@@ -316,6 +333,19 @@ mod tests {
             cpu_reason: reason.map(String::from),
             fake: false,
         }
+    }
+
+    #[test]
+    fn workers_are_pinned_to_the_gpus_this_process_was_given() {
+        assert_eq!(pin(0, None), "0");
+        assert_eq!(pin(1, None), "1");
+        // Slurm gave GPUs 2 and 3: our GPU 1 is physical GPU 3.
+        assert_eq!(pin(0, Some("2,3")), "2");
+        assert_eq!(pin(1, Some("2, 3")), "3");
+        assert_eq!(pin(0, Some("GPU-8f1c")), "GPU-8f1c");
+        // A list shorter than the GPUs found (it cannot be, but): the index.
+        assert_eq!(pin(2, Some("5")), "2");
+        assert_eq!(pin(0, Some("")), "0");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod report;
 pub mod run;
 pub mod scheduler;
 pub mod search;
+pub mod slurm;
 pub mod store;
 pub mod sweep;
 pub mod train;

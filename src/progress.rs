@@ -157,6 +157,12 @@ fn summary(outcome: &SweepOutcome) -> String {
             outcome.held_elsewhere
         );
     }
+    if outcome.finished_elsewhere > 0 {
+        s += &format!(
+            ", {} finished by another `sweep run`",
+            outcome.finished_elsewhere
+        );
+    }
     if outcome.interrupted {
         s += " (interrupted: run `sweep run` again to resume)";
     }

@@ -83,12 +83,13 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOPPING.store(true, Ordering::Relaxed);
 }
 
-/// SIGTERM, SIGHUP and SIGINT stop the job after its epoch, as the coordinator's `stop`
-/// does: Slurm and `docker stop` signal every process of a job, workers included, and a
+/// SIGTERM, SIGHUP, SIGINT and SIGUSR1 stop the job after its epoch, as the coordinator's
+/// `stop` does: Slurm and `docker stop` signal every process of a job, workers included
+/// (`scancel --signal=USR1` without `--batch` too, whose default action would kill), and a
 /// worker must then save and report `Stopped`, not die as a crash (issue 8).
 fn stop_on_signals() {
     #[cfg(unix)]
-    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGUSR1] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::util::{sweep, text};
 
 /// A sweep of `lrs.len() * seeds` fake runs of `epochs` epochs in `dir`.
-fn write_sweep(dir: &Path, lrs: &[&str], seeds: usize, epochs: usize) {
+pub(crate) fn write_sweep(dir: &Path, lrs: &[&str], seeds: usize, epochs: usize) {
     std::fs::create_dir_all(dir.join("train/a")).unwrap();
     let seeds: Vec<String> = (1..=seeds).map(|s| s.to_string()).collect();
     let text = format!(
@@ -24,7 +24,7 @@ fn write_sweep(dir: &Path, lrs: &[&str], seeds: usize, epochs: usize) {
 }
 
 /// The hidden test flags of `sweep run`: `gpus` fake GPUs and the fake trainer's script.
-fn fake_args(cmd: &mut Command, gpus: usize, spec: &str) {
+pub(crate) fn fake_args(cmd: &mut Command, gpus: usize, spec: &str) {
     cmd.args(["--fake-gpus", &gpus.to_string(), "--fake-trainer", spec]);
 }
 
@@ -47,7 +47,7 @@ fn run_to_end(dir: &Path, gpus: usize, spec: &str, extra: &[&str]) -> (i32, Stri
     )
 }
 
-fn status(dir: &Path) -> Vec<Value> {
+pub(crate) fn status(dir: &Path) -> Vec<Value> {
     let out = sweep(&["status", "--format", "json"], dir);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
@@ -77,7 +77,7 @@ fn by_label(runs: &[Value]) -> BTreeMap<String, Value> {
 }
 
 /// Epochs of every run must be exactly 1..=n.
-fn assert_complete(runs: &[Value], n: usize) {
+pub(crate) fn assert_complete(runs: &[Value], n: usize) {
     let want: Vec<Value> = (1..=n).map(|e| Value::from(e as u64)).collect();
     for r in runs {
         assert_eq!(r["status"], "done", "{r}");
@@ -86,7 +86,7 @@ fn assert_complete(runs: &[Value], n: usize) {
 }
 
 /// How many times each run started each epoch, from the fake trainer's log.
-fn starts(log: &Path) -> BTreeMap<(String, usize), usize> {
+pub(crate) fn starts(log: &Path) -> BTreeMap<(String, usize), usize> {
     let mut out = BTreeMap::new();
     for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
         let (id, epoch) = line.split_once(' ').unwrap();
@@ -678,9 +678,14 @@ fn the_queue_grows_with_the_runs_a_strategy_proposes() {
             runs_dir: dir.path().join("runs"),
             exe: env!("CARGO_BIN_EXE_sweep").into(),
             stale_after: Duration::from_secs(60),
-            stop_grace: Duration::from_secs(20),
+            graces: sweep::scheduler::signals::Graces {
+                stop: Duration::from_secs(20),
+                usr1: Duration::from_secs(90),
+            },
             heartbeat_every: Duration::from_millis(200),
             threads: Some(1),
+            wait_for_others: false,
+            job: None,
         };
         let store = sweep::store::open(&sweep::store::Location::Sqlite(db.clone())).unwrap();
         run_sweep(plan, store, opts, Box::new(Quiet)).unwrap()

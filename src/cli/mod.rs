@@ -8,6 +8,7 @@ mod predict;
 mod report;
 mod run;
 mod status;
+mod submit;
 mod validate;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub enum Command {
     Augment(augment::Args),
     /// Train every run of a sweep file that is not done yet, storing every epoch.
     Run(run::Args),
+    /// Submit a sweep to Slurm: array tasks that each train on their GPUs, sharing one store.
+    Submit(submit::Args),
     /// Report a stored sweep: one row per run, or the best run's classwise table.
     Report(report::Args),
     /// Classify images with a trained run's kept checkpoint (exit 2 if some were unreadable).
@@ -96,7 +99,7 @@ pub struct StoredSweep {
 
 /// Exit codes of `sweep run`: 0 all runs done, 1 an error stopped the command, 2 some runs
 /// failed (the others are stored), 128 + the signal when stopped by one (130 Ctrl-C, 143
-/// SIGTERM, 129 SIGHUP; runs resume on the next `sweep run`).
+/// SIGTERM, 129 SIGHUP, 138 SIGUSR1; runs resume on the next `sweep run`).
 pub const EXIT_RUNS_FAILED: u8 = 2;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(a) => plan::run(a),
         Command::Augment(a) => augment::run(a),
         Command::Run(a) => run::run(a),
+        Command::Submit(a) => submit::run(a),
         Command::Report(a) => report::run(a),
         Command::Status(a) => status::run(a),
         Command::Predict(a) => predict::run(a),

@@ -1,4 +1,5 @@
-//! `sweep status`: a sweep's runs, their states, devices, attempts and stored epochs.
+//! `sweep status`: a sweep's runs, their states, devices, attempts and stored epochs; for a
+//! running run also the host and Slurm job of the `sweep run` training it.
 use std::process::ExitCode;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
@@ -33,8 +34,32 @@ fn owner_alive(r: &RunRow) -> Option<bool> {
     if r.status != RunStatus::Running {
         return None;
     }
-    let fresh = r.heartbeat_age.is_some_and(|age| age < 60.0);
+    let fresh = r
+        .heartbeat_age
+        .is_some_and(|age| age < scheduler::DEFAULT_STALE_SECS as f64);
     Some(fresh && r.owner.as_deref().is_some_and(scheduler::owner_alive))
+}
+
+/// Who trains a `running` run: its owner's host and Slurm job (`None` for other runs).
+fn trained_by(r: &RunRow) -> Option<scheduler::Owner> {
+    if r.status != RunStatus::Running {
+        return None;
+    }
+    r.owner.as_deref().and_then(scheduler::Owner::parse)
+}
+
+/// The device column: the device, and for a running run where: `cuda:0 on node3 (job 12_3)`.
+fn shown_device(r: &RunRow) -> String {
+    let device = r.device.clone().unwrap_or_default();
+    match trained_by(r) {
+        Some(o) => {
+            let job = o.job.map(|j| format!(" (job {j})")).unwrap_or_default();
+            format!("{device} on {}{job}", o.host)
+                .trim_start()
+                .to_string()
+        }
+        None => device,
+    }
 }
 
 /// The status as shown: a run whose owner died (a crash, a full disk, kill -9) is not
@@ -83,12 +108,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let list: Vec<_> = rows
                 .iter()
                 .map(|(r, epochs)| {
+                    let by = trained_by(r);
                     json!({
                         "run_id": r.id, "index": r.index, "label": r.label, "status": r.status,
                         "device": r.device, "attempts": r.attempts, "error": r.error,
                         "epochs": epochs, "batch_size": r.batch_size, "note": r.note, "owner": r.owner,
                         "failure_kind": r.failure, "stop_reason": r.stop_reason,
                         "owner_alive": owner_alive(r), "retired": r.retired,
+                        "host": by.as_ref().map(|o| o.host.clone()),
+                        "slurm_job": by.and_then(|o| o.job),
                     })
                 })
                 .collect();
@@ -118,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     r.id.clone(),
                     for_terminal(&r.label),
                     shown_status(r),
-                    r.device.clone().unwrap_or_default(),
+                    for_terminal(&shown_device(r)),
                     r.attempts.to_string(),
                     ranges(epochs),
                     for_terminal(note.lines().next().unwrap_or("")),

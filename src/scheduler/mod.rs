@@ -6,8 +6,12 @@
 //! A worker's panic, NaN, out-of-memory error or crash is that run's failure (an OOM is
 //! retried once at half the batch size); the sweep goes on. The first Ctrl-C stops
 //! dispatching and lets running epochs finish and save; the second stops at once.
+//!
+//! Several processes may share one store (Slurm array tasks on one PostgreSQL server): each
+//! claims runs until none is left, and with `wait_for_others` also waits for the runs the
+//! others hold, taking over any they release or abandon, until every run is finished.
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -20,10 +24,13 @@ use crate::search::Strategy;
 use crate::store::Storage;
 
 mod gate;
+mod held;
+mod owner;
 mod retry;
 pub mod signals;
 mod slot;
 mod writer;
+pub use owner::{host_name, owner_alive, Owner, DEFAULT_STALE_SECS};
 use slot::SlotLoop;
 use writer::Writer;
 
@@ -37,11 +44,20 @@ pub struct SweepOutcome {
     pub pruned: usize,
     /// (run label, error) of each failed run.
     pub failed: Vec<(String, String)>,
-    /// Runs another `sweep run` process was training.
+    /// Runs another `sweep run` process was training (at the end: still training).
     pub held_elsewhere: usize,
+    /// Runs this process waited for that another one finished (done, pruned or failed).
+    pub finished_elsewhere: usize,
     pub interrupted: bool,
-    /// The first stopping signal (SIGINT 2, SIGHUP 1, SIGTERM 15): the exit code is 128 + it.
+    /// The first stopping signal (SIGINT 2, SIGHUP 1, SIGUSR1 10, SIGTERM 15): the exit code
+    /// is 128 + it.
     pub signal: Option<i32>,
+    /// A signal other than SIGUSR1 came after the first one (Slurm's SIGTERM after its
+    /// SIGUSR1 warning: the job is cancelled or out of time, not to be requeued).
+    pub other_signal: bool,
+    /// Runs of the sweep not finished (neither done, pruned nor failed) when it ended, by any
+    /// process; `None` when the store could not say.
+    pub left: Option<usize>,
 }
 
 /// Watches a sweep from the writer thread: every event after it is stored, and notes. The
@@ -91,11 +107,17 @@ pub struct Options {
     /// A `running` run whose owner sent no heartbeat for this long is taken over.
     pub stale_after: Duration,
     pub heartbeat_every: Duration,
-    /// After SIGTERM or SIGHUP, how long running epochs may take to finish and save before
+    /// How long running epochs may take to finish and save after a stopping signal before
     /// the sweep stops at once.
-    pub stop_grace: Duration,
+    pub graces: signals::Graces,
     /// CPU threads per worker; `None` leaves the environment's choice.
     pub threads: Option<usize>,
+    /// Once no run is left to claim, wait for the runs other processes hold (checking every
+    /// `heartbeat_every`), take over any they release or abandon, and end only when every run
+    /// is finished (Slurm array tasks sharing a store).
+    pub wait_for_others: bool,
+    /// The Slurm job this process runs in (`12_3`), named in the runs it holds.
+    pub job: Option<String>,
 }
 
 /// 0: dispatch; 1: drain (no new runs, running ones stop after their epoch); 2: stop now.
@@ -152,31 +174,6 @@ pub(crate) enum ToWriter {
     Note(String),
 }
 
-/// This process's name in the `owner` column: host and pid.
-pub fn owner_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
-    format!(
-        "{}:{}",
-        if host.is_empty() { "localhost" } else { &host },
-        std::process::id()
-    )
-}
-
-/// Whether the process named by `owner` may still be alive. Only processes on this host
-/// can be checked; others are judged by their heartbeats.
-pub fn owner_alive(owner: &str) -> bool {
-    let mine = owner_name();
-    let (host, pid) = owner.rsplit_once(':').unwrap_or((owner, ""));
-    let my_host = mine.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
-    if host != my_host || !Path::new("/proc/self").exists() {
-        return true;
-    }
-    pid.parse::<u32>()
-        .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists())
-}
-
 /// Train every run of the plan that is not done yet, storing each event as it happens.
 pub fn run_sweep(
     plan: Plan,
@@ -205,8 +202,10 @@ pub fn run_sweep(
         sweep: name.clone(),
         file,
         base_dir,
-        owner: owner_name(),
+        owner: Owner::this_process(opts.job.as_deref()).to_string(),
         stale_secs: opts.stale_after.as_secs_f64(),
+        wait_for_others: opts.wait_for_others,
+        held: HashSet::new(),
         runs: HashMap::new(),
         store_id: String::new(),
         fingerprints: HashMap::new(),
@@ -240,6 +239,7 @@ pub fn run_sweep(
         .display
         .begin(&name, &specs, &writer.outcome, &opts.slots);
     if writer.queue.is_empty() {
+        writer.outcome.left = Some(0);
         writer.display.finish(&writer.outcome);
         return Ok(writer.outcome);
     }
@@ -258,7 +258,7 @@ pub fn run_sweep(
         let (control_tx, control) = watch::channel(Control::Run);
         // Kept until the end: a dropped sender would wake every `changed()` forever.
         let _control_keep = control_tx.clone();
-        let signals = match signals::watch(control_tx, to_writer.clone(), opts.stop_grace) {
+        let signals = match signals::watch(control_tx, to_writer.clone(), opts.graces) {
             Ok(watching) => Some(tokio::spawn(watching)),
             Err(e) => {
                 let _ = to_writer.send(ToWriter::Note(format!(

@@ -270,7 +270,11 @@ impl SlotLoop {
         #[cfg(unix)]
         cmd.process_group(0);
         if let Slot::Gpu(i) = self.slot {
-            cmd.env("CUDA_VISIBLE_DEVICES", i.to_string());
+            let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+            cmd.env(
+                "CUDA_VISIBLE_DEVICES",
+                crate::devices::pin(i, visible.as_deref()),
+            );
         }
         // candle sizes its CPU thread pool once, at start: set it before the worker starts.
         if let Some(n) = self.threads {

@@ -1,7 +1,8 @@
 //! The coordinator's writer thread: the only owner of the store during a sweep, and of the
 //! queue. Slot loops ask it for their next run, for claims, resumes and verdicts; it stores
 //! every event, asks the search strategy what it thinks, lets the queue grow with the runs the
-//! strategy proposes, and tells the observer.
+//! strategy proposes, and tells the observer. Runs another process holds are remembered; when
+//! waiting for others, they are looked at again every heartbeat and queued once claimable.
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -10,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::oneshot;
 
+use super::held::{held_now, Held};
 use super::{owner_alive, Observer, Queued, SweepOutcome, ToWriter};
-use crate::run::{EpochSummary, Event, Provenance, ResumeState, RunSpec, Verdict};
+use crate::run::{EpochSummary, Event, Provenance, ResumeState, RunSpec, RunStatus, Verdict};
 use crate::search::{History, Strategy};
 use crate::store::Storage;
 
@@ -63,6 +65,10 @@ pub(super) struct Writer {
     pub(super) base_dir: PathBuf,
     pub(super) owner: String,
     pub(super) stale_secs: f64,
+    /// Wait for the runs in `held` before ending (see [`super::Options::wait_for_others`]).
+    pub(super) wait_for_others: bool,
+    /// Runs another process held when this one tried to claim them.
+    pub(super) held: HashSet<String>,
     /// Every run of the sweep by id, and how it is shown.
     pub(super) runs: HashMap<String, (RunSpec, String)>,
     /// `Storage::id` of the store.
@@ -149,7 +155,7 @@ impl Writer {
                     Err(Some(back)) => self.queue.push_front(back),
                     Err(None) => {}
                 }
-            } else if self.in_flight.is_empty() {
+            } else if self.in_flight.is_empty() && !self.waits_for_held() {
                 for slot in self.waiting.drain(..) {
                     let _ = slot.send(None);
                 }
@@ -157,6 +163,57 @@ impl Writer {
                 break;
             }
         }
+    }
+
+    /// Whether runs other processes hold keep this one from ending.
+    fn waits_for_held(&self) -> bool {
+        self.wait_for_others && !self.held.is_empty()
+    }
+
+    /// Look at the runs other processes hold again: forget those they finished, queue those
+    /// that became claimable (released, or their owner is gone), keep waiting for the rest.
+    fn recheck_held(&mut self) -> anyhow::Result<()> {
+        let db = self.store.location();
+        let rows = self
+            .store
+            .sweep(Some(&self.sweep))
+            .and_then(|s| self.store.runs(s.id))
+            .with_context(|| format!("cannot read the runs other processes hold from {db}"))?;
+        for row in &rows {
+            if !self.held.contains(&row.id) {
+                continue;
+            }
+            let Some(why) = held_now(row, &self.owner, self.stale_secs) else {
+                continue;
+            };
+            self.held.remove(&row.id);
+            match why {
+                Held::Finished => self.outcome.finished_elsewhere += 1,
+                Held::Claimable(why) => {
+                    let line = format!("{}: {why}; taking it over", self.label(&row.id));
+                    self.display.note(&line);
+                    if let Some((spec, _)) = self.runs.get(&row.id).cloned() {
+                        let q = self.queued(&spec);
+                        self.queue.push_back(q);
+                    }
+                }
+            }
+        }
+        self.outcome.held_elsewhere = self.held.len();
+        Ok(())
+    }
+
+    /// Runs of the sweep not finished by anyone (retired runs aside): what a requeued Slurm
+    /// task would find to do. `None` when the store cannot say.
+    fn left(&mut self) -> Option<usize> {
+        let sweep = self.store.sweep(Some(&self.sweep)).ok()?;
+        let rows = self.store.runs(sweep.id).ok()?;
+        let finished = [RunStatus::Done, RunStatus::Pruned, RunStatus::Failed];
+        Some(
+            rows.iter()
+                .filter(|r| !r.retired && !finished.contains(&r.status))
+                .count(),
+        )
     }
 
     /// A run ended (stored, or taken by another process): let the strategy propose more.
@@ -211,6 +268,7 @@ impl Writer {
         heartbeat_every: Duration,
     ) -> anyhow::Result<SweepOutcome> {
         let mut last_beat = Instant::now();
+        let mut last_check = Instant::now();
         loop {
             let msg = match inbox.recv_timeout(heartbeat_every) {
                 Ok(m) => Some(m),
@@ -227,8 +285,16 @@ impl Writer {
             if let Some(msg) = msg {
                 self.handle(msg)?;
             }
+            if self.waits_for_held()
+                && self.queue.is_empty()
+                && last_check.elapsed() >= heartbeat_every
+            {
+                self.recheck_held()?;
+                last_check = Instant::now();
+            }
             self.serve();
         }
+        self.outcome.left = self.left();
         self.display.finish(&self.outcome);
         Ok(self.outcome)
     }
@@ -317,15 +383,22 @@ impl Writer {
                 let _ = reply.send(self.resume(&run, &run_dir).with_context(at)?);
             }
             ToWriter::HeldElsewhere { run } => {
-                self.outcome.held_elsewhere += 1;
                 self.in_flight.remove(&run);
+                self.held.insert(run);
+                self.outcome.held_elsewhere = self.held.len();
             }
             ToWriter::Dispatched { run, ms } => {
                 self.store.record_dispatch(&run, ms).with_context(at)?
             }
             ToWriter::Interrupted(signal) => {
                 self.outcome.interrupted = true;
-                self.outcome.signal.get_or_insert(signal);
+                match self.outcome.signal {
+                    None => self.outcome.signal = Some(signal),
+                    Some(_) if signal != super::signals::SIGUSR1 => {
+                        self.outcome.other_signal = true
+                    }
+                    Some(_) => {}
+                }
             }
             ToWriter::Note(line) => self.display.note(&line),
         }
