@@ -97,9 +97,11 @@ fn sigusr1_saves_the_epoch_in_progress_releases_the_runs_and_requeues_the_job() 
         stderr.contains("slurm: requeued job 4240_2 (2 runs of the sweep left)"),
         "{stderr}"
     );
+    // The task by array and task id (4242 is its own job id, but one task of each array
+    // carries the array's id, which would requeue the whole array).
     assert_eq!(
         std::fs::read_to_string(&scontrol_log).unwrap(),
-        "requeue 4242\n"
+        "requeue 4240_2\n"
     );
     // Released at once for another task, each with every epoch it started stored: the one
     // in progress finished and saved.

@@ -205,7 +205,9 @@ fn requeue_if_asked(slurm: Option<&SlurmJob>, outcome: &SweepOutcome) {
         );
         return;
     }
-    match crate::slurm::requeue(&job.id) {
+    // The task by `ARRAY_ID_TASK`: one task's own id is the array's, and requeueing that id
+    // would requeue every task of the array.
+    match crate::slurm::requeue(&job.label) {
         Ok(()) => crate::say!("slurm: requeued job {} ({left}); it resumes them when it starts again", job.label),
         Err(e) => crate::say!("slurm: cannot requeue job {} ({left}): {e}; the runs are saved and released: other tasks, or `sweep submit` again, finish them", job.label),
     }

@@ -29,11 +29,11 @@ pub enum SlurmError {
 /// The Slurm job this process runs in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlurmJob {
-    /// `SLURM_JOB_ID`: this job's own id (an array task has one of its own): what
-    /// `scontrol requeue` takes.
+    /// `SLURM_JOB_ID`: this job's own id (an array task has one of its own, but one task of
+    /// each array carries the array's id, which `scontrol requeue` takes as the whole array).
     pub id: String,
-    /// How the job is shown and named in run owners: `12_3` for task 3 of array job 12, else
-    /// the job id.
+    /// How the job is shown, named in run owners and requeued: `12_3` for task 3 of array
+    /// job 12 (that task alone, whatever its own id), else the job id.
     pub label: String,
     /// `SLURM_JOB_GPUS`: the global indices of the GPUs Slurm gave the job.
     pub job_gpus: Option<String>,

@@ -11,6 +11,7 @@
 //! The client is the synchronous `postgres` crate, which runs its own small runtime: it is
 //! used only on the writer thread (and by short-lived report commands), never inside a tokio
 //! task.
+mod pass;
 mod read;
 mod schema;
 mod write;
@@ -116,6 +117,9 @@ impl PgStore {
         let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| {
             cannot(format!("not a PostgreSQL URL: {}", describe(&e)))
         })?;
+        pass::complete(&mut config, &|k| {
+            std::env::var(k).ok().filter(|v| !v.is_empty())
+        });
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
