@@ -238,8 +238,14 @@ fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
         None => Ok(y),
         Some(bias) => {
+            let bias = bias.to_dtype(y.dtype())?;
+            if kernels::supports(&y) {
+                return y
+                    .contiguous()?
+                    .apply_op2(&bias.contiguous()?, kernels::bias::BiasAdd);
+            }
             let c = y.dim(1)?;
-            y.broadcast_add(&bias.reshape((1, c, 1, 1))?.to_dtype(y.dtype())?)
+            y.broadcast_add(&bias.reshape((1, c, 1, 1))?)
         }
     }
 }
@@ -379,6 +385,10 @@ pub fn linear(x: &Tensor, layer: &Linear) -> Result<Tensor> {
     let (x, w) = precision::operands(x, layer.weight())?;
     let y = x.matmul(&w.t()?)?;
     let y = match layer.bias() {
+        Some(b) if kernels::supports(&y) && y.rank() == 2 => y.apply_op2(
+            &b.to_dtype(y.dtype())?.contiguous()?,
+            kernels::bias::BiasAdd,
+        )?,
         Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?)?,
         None => y,
     };

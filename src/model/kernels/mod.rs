@@ -72,6 +72,7 @@ macro_rules! with_act {
     };
 }
 
+pub(crate) mod bias;
 pub(crate) mod conv;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;

@@ -223,3 +223,27 @@ fn fast_exp_matches_libm() {
     assert!(exp(-200.0) > 0.0 && exp(-200.0) < 1e-37);
     assert!(exp(200.0).is_finite() && exp(200.0) > 1e38);
 }
+
+/// The bias of dense layers and convolutions (one parallel pass each way) against candle's
+/// `broadcast_add`, outputs and gradients, on shapes whose work items split unevenly (many
+/// small images per item, a channel count not a multiple of the gradient's channel chunks).
+#[test]
+fn bias_add_matches_reference() {
+    for (x, w) in [
+        (&[3usize, 11][..], &[5usize, 11][..]),
+        (&[33, 700], &[13, 700]),
+    ] {
+        compare("linear", &[x, w, &[w[0]]], 1e-5, &|t| {
+            let layer = candle_nn::Linear::new(t[1].clone(), Some(t[2].clone()));
+            ops::linear(&t[0], &layer)
+        });
+    }
+    for (b, ci, h, w, co) in [(5, 2, 3, 3, 9), (2, 3, 17, 13, 19), (1, 1, 1, 1, 1)] {
+        compare(
+            &format!("conv2d 1x1 + bias {b}x{ci}x{h}x{w} -> {co}"),
+            &[&[b, ci, h, w], &[co, ci, 1, 1], &[co]],
+            1e-5,
+            &|t| ops::conv2d(&t[0], &t[1], Some(&t[2]), 1, 0),
+        );
+    }
+}
