@@ -94,6 +94,9 @@ fn max_pool_matches_reference() {
         (1, 2, 8, 8, 2, 2, 0),
         (1, 2, 5, 7, 3, 1, 1),
         (2, 2, 9, 5, 3, 3, 0),
+        // The 2x2 / stride 2 path, odd sizes floored, many planes to a work item.
+        (2, 3, 7, 9, 2, 2, 0),
+        (3, 40, 4, 6, 2, 2, 0),
     ] {
         let name = format!("max_pool {b}x{c}x{h}x{w}, k {k} s {s} p {p}");
         // Overlapping windows add gradients in another order: f32 rounding differs slightly.
