@@ -383,7 +383,12 @@ pub fn avg_pool_global(x: &Tensor) -> Result<Tensor> {
 /// (bf16 operands and result in bf16 autocast; the bias is added in the result's dtype).
 pub fn linear(x: &Tensor, layer: &Linear) -> Result<Tensor> {
     let (x, w) = precision::operands(x, layer.weight())?;
-    let y = x.matmul(&w.t()?)?;
+    let y = if kernels::supports(&x) && x.rank() == 2 && w.dtype() == x.dtype() {
+        x.contiguous()?
+            .apply_op2(&w.contiguous()?, kernels::dense::Dense::Forward)?
+    } else {
+        x.matmul(&w.t()?)?
+    };
     let y = match layer.bias() {
         Some(b) if kernels::supports(&y) && y.rank() == 2 => y.apply_op2(
             &b.to_dtype(y.dtype())?.contiguous()?,

@@ -76,6 +76,7 @@ pub(crate) mod bias;
 pub(crate) mod conv;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+pub(crate) mod dense;
 pub(crate) mod depthwise;
 pub(crate) mod eltwise;
 pub(crate) mod geom;
