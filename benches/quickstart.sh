@@ -7,6 +7,8 @@
 # (PyTorch seconds / sweep seconds: above 1 means sweep is faster).
 #
 #   benches/quickstart.sh [THREADS]        (default 2; ROUNDS=3, MAX_LOAD=0.5)
+#   PATIENCE=12 benches/quickstart.sh      (early stopping off: both sides train all 12 epochs;
+#                                           with the recipe's 3, each side's own split decides)
 #   PYTHON=/path/to/python benches/quickstart.sh
 #
 # PyTorch (with Pillow) is not a dependency of the crate: scripts/equivalence.sh makes a venv
@@ -25,8 +27,11 @@ trap 'rm -rf "$out"' EXIT
 source benches/quiet.sh
 cargo build --release --locked
 data="$PWD/data/fashion-mini"
+patience="${PATIENCE:-3}"
 sed -e "s|\"../data/fashion-mini|\"$data|" -e 's|^lr = .*|lr = [0.001]|' -e 's|^seed = .*|seed = 1|' \
+    -e "s|early_stopping = { monitor = \"val_loss\", patience = 3 }|early_stopping = { monitor = \"val_loss\", patience = $patience }|" \
     sweeps/quickstart.toml >"$out/quickstart.toml"
+grep -q "patience = $patience }" "$out/quickstart.toml" || { echo "cannot set the patience in sweeps/quickstart.toml" >&2; exit 1; }
 export RAYON_NUM_THREADS="$threads" CANDLE_NUM_THREADS="$threads"
 export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
 
@@ -43,7 +48,7 @@ sweep_once() {
 for round in $(seq 1 "$rounds"); do
     quiet_round "round $round/$rounds: sweep run, $threads thread(s)" "$out/ours.$round" sweep_once
     quiet_round "round $round/$rounds: PyTorch loop, $threads thread(s)" "$out/torch.$round" \
-        "$python" benches/quickstart_peer.py --threads "$threads" --seed 1 --lr 0.001 --data "$data"
+        "$python" benches/quickstart_peer.py --threads "$threads" --seed 1 --lr 0.001 --patience "$patience" --data "$data"
 done
 require_rounds 'ours.*' 'torch.*'
 best() { cat "$@" | awk '/^RESULT wall_s/ { if (b == "" || $3 < b) b = $3 } END { print b }'; }
@@ -53,6 +58,8 @@ echo
 echo "## $(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $threads thread(s), best of $rounds, PyTorch $("$python" -c 'import torch; print(torch.__version__)')"
 sed 's/^/    /' "$out/loads"
 echo
-echo "| quickstart, one run | sweep s | PyTorch s | PyTorch / sweep |"
-echo "|---|---:|---:|---:|"
-awk -v o="$ours" -v t="$torch" 'BEGIN { printf "| lr 0.001, seed 1, up to 12 epochs | %.1f | %.1f | %.2fx |\n", o, t, t / o }'
+epochs() { grep -hoE "$1" "$out"/$2.* | grep -oE "[0-9]+" | sort -u | paste -sd/; }
+echo "| quickstart, one run (patience $patience) | sweep s | PyTorch s | PyTorch / sweep | epochs (sweep, PyTorch) |"
+echo "|---|---:|---:|---:|---|"
+awk -v o="$ours" -v t="$torch" -v e="$(epochs 'completed [0-9]+|stopped[^0-9]*[0-9]+' 'ours'), $(epochs '^epochs [0-9]+' 'torch')" \
+    'BEGIN { printf "| lr 0.001, seed 1, up to 12 epochs | %.1f | %.1f | %.2fx | %s |\n", o, t, t / o, e }'

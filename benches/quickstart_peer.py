@@ -9,7 +9,7 @@ from the seed; Adam (lr 0.001, betas .9/.999, eps 1e-8), batch 32, shuffled each
 (patience 3), learning rate halved after 2 epochs without improvement; the best epoch's
 weights saved to disk when it improves; the test folder evaluated with the best weights.
 
-    python benches/quickstart_peer.py [--threads 2] [--seed 1] [--lr 0.001] [--epochs 12]
+    python benches/quickstart_peer.py [--threads 2] [--seed 1] [--lr 0.001] [--epochs 12] [--patience 3]
 
 Prints `RESULT wall_s <seconds from the interpreter's start>`, epochs trained and test accuracy.
 """
@@ -78,6 +78,7 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--patience", type=int, default=3, help="early stopping's patience")
     p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "data", "fashion-mini"))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -116,7 +117,7 @@ def main():
             torch.save(model.state_dict(), ckpt)
         else:
             since += 1
-            if since >= 3:
+            if since >= a.patience:
                 break
     model.load_state_dict(torch.load(ckpt))
     tloss, tacc = evaluate(model, tx, ty)
