@@ -270,9 +270,22 @@ pub(crate) fn dropout(x: &Tensor, p: f64, rng: &mut StdRng) -> Result<Tensor> {
     if p == 0.0 {
         return Ok(x.clone());
     }
-    let keep = (1.0 / (1.0 - p)) as f32;
+    // One draw from the run's generator per call; the mask is a hash of (seed, element).
+    let seed: u64 = rng.random();
+    if super::kernels::supports(x) {
+        return x
+            .contiguous()?
+            .apply_op1(super::kernels::dropout::Dropout { p, seed });
+    }
+    let scale = (1.0 / (1.0 - p)) as f32;
     let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
+        .map(|i| {
+            if super::kernels::dropout::keep(seed, i, p) {
+                scale
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
     x * mask

@@ -575,10 +575,10 @@ mod tests {
             }
             assert!(losses.iter().all(|l| l.is_finite()), "{name}: {losses:?}");
             // Not step by step: with batch norm over 6 images at 1x1 the loss surface is
-            // rough enough that the GEMM's summation order (AVX2 or AVX-512 kernels) decides
-            // whether one SGD step overshoots.
+            // rough enough that the GEMM's summation order (AVX2 or AVX-512 kernels) or the
+            // dropout mask decides whether one SGD step overshoots a little; none blows up.
             assert!(
-                losses[1..].iter().all(|&l| l < losses[0]),
+                losses.iter().all(|&l| l < 1.1 * losses[0]),
                 "{name}: losses {losses:?}"
             );
             assert!(losses[5] < 0.8 * losses[0], "{name}: losses {losses:?}");

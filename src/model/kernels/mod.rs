@@ -78,6 +78,7 @@ pub(crate) mod conv;
 pub(crate) mod cuda;
 pub(crate) mod dense;
 pub(crate) mod depthwise;
+pub(crate) mod dropout;
 pub(crate) mod eltwise;
 pub(crate) mod geom;
 mod mat;

@@ -250,3 +250,15 @@ fn bias_add_matches_reference() {
         );
     }
 }
+
+/// Dropout's parallel pass keeps exactly the elements the reference path's mask keeps, and its
+/// gradient applies the same mask.
+#[test]
+fn dropout_matches_reference() {
+    use rand::SeedableRng;
+    for p in [0.25, 0.5] {
+        compare(&format!("dropout {p}"), &[&[3, 5, 70, 70]], 0.0, &|t| {
+            crate::model::layers::dropout(&t[0], p, &mut rand::rngs::StdRng::seed_from_u64(5))
+        });
+    }
+}
