@@ -237,9 +237,9 @@ fn quickstart_reaches_80_percent_validation_accuracy() {
 }
 
 /// bf16 autocast trains the quickstart CNN to fp32's accuracy within one point: the mean best
-/// validation accuracy over three seeds (sweeps/precision.toml: same data, all 12 epochs, seeds 42-44, fp32
-/// and bf16; on the CPU bf16's rounding is emulated). One seed alone moves a run's accuracy by
-/// a point or two, so single runs are not compared. Slow: `cargo test --release -- --ignored`.
+/// validation accuracy over three seeds (sweeps/precision.toml: same data, all 12 epochs,
+/// seeds 42-44, fp32 and bf16; on the CPU bf16's rounding is emulated). One seed alone moves
+/// a run's accuracy by a point or two, so single runs are not compared. Slow: `cargo test --release -- --ignored`.
 #[test]
 #[ignore]
 fn bf16_trains_the_quickstart_to_fp32_accuracy_within_one_point() {
