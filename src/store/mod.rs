@@ -76,7 +76,23 @@ pub trait Reader {
     /// Every sweep, most recently run first.
     fn sweeps(&self) -> Result<Vec<SweepRow>>;
     /// The sweep called `name`, or the one run most recently.
-    fn sweep(&self, name: Option<&str>) -> Result<SweepRow>;
+    fn sweep(&self, name: Option<&str>) -> Result<SweepRow> {
+        let sweeps = self.sweeps()?;
+        match name {
+            Some(n) => sweeps.iter().find(|s| s.name == n).cloned().ok_or_else(|| {
+                let known: Vec<_> = sweeps.iter().map(|s| s.name.as_str()).collect();
+                StoreError::NotFound(format!(
+                    "no sweep named \"{n}\" in the database; known sweeps: {}",
+                    known.join(", ")
+                ))
+            }),
+            None => sweeps.into_iter().next().ok_or_else(|| {
+                StoreError::NotFound(
+                    "the database holds no sweep yet: run `sweep run FILE` first".into(),
+                )
+            }),
+        }
+    }
     /// A sweep's runs in run order.
     fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>>;
     /// A run's stored epochs in order.
@@ -154,6 +170,30 @@ pub trait Storage: Reader + Send {
     fn heartbeat(&mut self, owner: &str) -> Result<()>;
     /// Store one event.
     fn apply(&mut self, event: &Event) -> Result<()>;
+}
+
+/// Whether a run in `status`, held by `holder` whose last heartbeat is `age` seconds old, may
+/// be claimed by `owner`: the rule both backends apply inside their claim transaction. A run
+/// `owner` holds already is not claimed again, unless `retry` (the same claim run again
+/// after a dropped connection did not confirm its commit).
+pub(crate) fn claimable(
+    status: RunStatus,
+    holder: Option<&str>,
+    age: Option<f64>,
+    owner: &str,
+    stale_secs: f64,
+    owner_alive: &dyn Fn(&str) -> bool,
+    retry: bool,
+) -> bool {
+    match status {
+        RunStatus::Queued | RunStatus::Stopped => true,
+        RunStatus::Running => match holder {
+            Some(h) if h == owner => retry,
+            Some(h) => !owner_alive(h) || age.is_none_or(|a| a > stale_secs),
+            None => true,
+        },
+        RunStatus::Done | RunStatus::Failed | RunStatus::Pruned => false,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

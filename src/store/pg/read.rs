@@ -61,24 +61,6 @@ impl Reader for PgStore {
         })
     }
 
-    fn sweep(&self, name: Option<&str>) -> Result<SweepRow> {
-        let sweeps = self.sweeps()?;
-        match name {
-            Some(n) => sweeps.iter().find(|s| s.name == n).cloned().ok_or_else(|| {
-                let known: Vec<_> = sweeps.iter().map(|s| s.name.as_str()).collect();
-                StoreError::NotFound(format!(
-                    "no sweep named \"{n}\" in the database; known sweeps: {}",
-                    known.join(", ")
-                ))
-            }),
-            None => sweeps.into_iter().next().ok_or_else(|| {
-                StoreError::NotFound(
-                    "the database holds no sweep yet: run `sweep run FILE` first".into(),
-                )
-            }),
-        }
-    }
-
     fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>> {
         let rows = self.with(|c, _| {
             Ok(c.query(

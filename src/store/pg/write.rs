@@ -172,17 +172,17 @@ impl Storage for PgStore {
             let holder: Option<String> = row.get(1);
             let age: Option<f64> = row.get(2);
             let batch_size: Option<i64> = row.get(3);
-            let free = match status {
-                RunStatus::Queued | RunStatus::Stopped => true,
-                RunStatus::Running => match holder.as_deref() {
-                    // Ours already: only when this is a retry of a claim whose commit the
-                    // dropped connection did not confirm.
-                    Some(h) if h == owner => attempt > 0,
-                    Some(h) => !owner_alive(h) || age.is_none_or(|a| a > stale_secs),
-                    None => true,
-                },
-                RunStatus::Done | RunStatus::Failed | RunStatus::Pruned => false,
-            };
+            // A claim of ours already is ours only when this is a retry of a claim whose
+            // commit the dropped connection did not confirm.
+            let free = crate::store::claimable(
+                status,
+                holder.as_deref(),
+                age,
+                owner,
+                stale_secs,
+                owner_alive,
+                attempt > 0,
+            );
             if !free {
                 return Ok(None);
             }

@@ -6,9 +6,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::SqliteStore;
 use crate::run::Skipped;
 use crate::run::{ClassMetrics, Confusion, EpochSummary, Metrics};
-use crate::store::{
-    EpochRow, Evaluated, Reader, Result, RunRow, SplitMetrics, StoreError, SweepRow,
-};
+use crate::store::{EpochRow, Evaluated, Reader, Result, RunRow, SplitMetrics, SweepRow};
 
 fn opt_usize(r: &Row, i: usize) -> rusqlite::Result<Option<usize>> {
     Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as usize))
@@ -67,25 +65,6 @@ impl Reader for SqliteStore {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// The sweep called `name`, or the most recently run one.
-    fn sweep(&self, name: Option<&str>) -> Result<SweepRow> {
-        let sweeps = self.sweeps()?;
-        match name {
-            Some(n) => sweeps.iter().find(|s| s.name == n).cloned().ok_or_else(|| {
-                let known: Vec<_> = sweeps.iter().map(|s| s.name.as_str()).collect();
-                StoreError::NotFound(format!(
-                    "no sweep named \"{n}\" in the database; known sweeps: {}",
-                    known.join(", ")
-                ))
-            }),
-            None => sweeps.into_iter().next().ok_or_else(|| {
-                StoreError::NotFound(
-                    "the database holds no sweep yet: run `sweep run FILE` first".into(),
-                )
-            }),
-        }
     }
 
     fn runs(&self, sweep_id: i64) -> Result<Vec<RunRow>> {

@@ -159,15 +159,15 @@ impl Storage for SqliteStore {
         let Some((status, holder, age, batch_size)) = row else {
             return Ok(None);
         };
-        let free = match status {
-            RunStatus::Queued | RunStatus::Stopped => true,
-            RunStatus::Running => match holder.as_deref() {
-                Some(h) if h == owner => false,
-                Some(h) => !owner_alive(h) || age.is_none_or(|a| a > stale_secs),
-                None => true,
-            },
-            RunStatus::Done | RunStatus::Failed | RunStatus::Pruned => false,
-        };
+        let free = crate::store::claimable(
+            status,
+            holder.as_deref(),
+            age,
+            owner,
+            stale_secs,
+            owner_alive,
+            false,
+        );
         if !free {
             return Ok(None);
         }
