@@ -196,6 +196,13 @@ pub(crate) fn claimable(
     }
 }
 
+/// Whether a claimed run resumes from its saved `state`, given the last epoch the store holds
+/// (`stored`): the state must reach at least that far and record its epochs. Otherwise the
+/// run's results are cleared and it starts over.
+pub(crate) fn resumes(state: Option<&ResumeState>, stored: usize) -> bool {
+    state.is_some_and(|s| s.epoch >= stored && !s.records.is_empty())
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepRow {
     pub id: i64,
@@ -269,6 +276,33 @@ pub struct SplitMetrics {
     pub metrics: Metrics,
     pub confusion: Confusion,
     pub loss: Option<f64>,
+}
+
+impl SplitMetrics {
+    /// A split's result from its stored rows: the averages recomputed from the confusion
+    /// matrix, and the stored per-class rows (with their names) kept when they cover every
+    /// class of it.
+    pub(crate) fn from_stored(
+        split: &str,
+        epoch: usize,
+        confusion: Confusion,
+        classes: Vec<(String, crate::run::ClassMetrics)>,
+        loss: Option<f64>,
+    ) -> SplitMetrics {
+        let mut metrics = Metrics::from_confusion(&confusion);
+        let (class_names, per_class): (Vec<String>, Vec<_>) = classes.into_iter().unzip();
+        if per_class.len() == metrics.classes.len() {
+            metrics.classes = per_class;
+        }
+        SplitMetrics {
+            split: split.into(),
+            epoch,
+            class_names,
+            metrics,
+            confusion,
+            loss,
+        }
+    }
 }
 
 /// What a successful claim found.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use postgres::Row;
 
 use super::PgStore;
-use crate::run::{ClassMetrics, Confusion, EpochSummary, Metrics, Phase, Skipped};
+use crate::run::{ClassMetrics, Confusion, EpochSummary, Phase, Skipped};
 use crate::store::{
     EpochRow, Evaluated, Reader, Result, RunRow, SplitMetrics, StoreError, SweepRow,
 };
@@ -244,20 +244,20 @@ impl Reader for PgStore {
         let confusion = Confusion {
             matrix: serde_json::from_str(&matrix)?,
         };
-        let mut metrics = Metrics::from_confusion(&confusion);
-        let class_names: Vec<String> = classes.iter().map(|r| r.get(0)).collect();
-        let per_class: Vec<ClassMetrics> = classes
+        let classes = classes
             .iter()
-            .map(|r| ClassMetrics {
-                precision: r.get(1),
-                recall: r.get(2),
-                f1: r.get(3),
-                support: r.get::<_, i64>(4) as u64,
+            .map(|r| {
+                (
+                    r.get(0),
+                    ClassMetrics {
+                        precision: r.get(1),
+                        recall: r.get(2),
+                        f1: r.get(3),
+                        support: r.get::<_, i64>(4) as u64,
+                    },
+                )
             })
             .collect();
-        if per_class.len() == metrics.classes.len() {
-            metrics.classes = per_class;
-        }
         let loss = match split {
             "val" => self.with(|c, _| {
                 Ok(c.query_opt(
@@ -268,13 +268,8 @@ impl Reader for PgStore {
             })?,
             _ => self.evaluation(run_id, split)?.and_then(|(_, l)| l),
         };
-        Ok(Some(SplitMetrics {
-            split: split.into(),
-            epoch,
-            class_names,
-            metrics,
-            confusion,
-            loss,
-        }))
+        Ok(Some(SplitMetrics::from_stored(
+            split, epoch, confusion, classes, loss,
+        )))
     }
 }

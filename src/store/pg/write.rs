@@ -214,17 +214,13 @@ impl Storage for PgStore {
                     &[&run],
                 )?
                 .get(0);
-            match state {
-                Some(s) if s.epoch as i64 >= stored && !s.records.is_empty() => {
-                    Ok(Some(stored as usize))
-                }
-                _ => {
-                    let mut tx = c.transaction()?;
-                    clear_results(&mut tx, run)?;
-                    tx.commit()?;
-                    Ok(None)
-                }
+            if crate::store::resumes(state, stored as usize) {
+                return Ok(Some(stored as usize));
             }
+            let mut tx = c.transaction()?;
+            clear_results(&mut tx, run)?;
+            tx.commit()?;
+            Ok(None)
         })
     }
 

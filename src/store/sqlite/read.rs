@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::SqliteStore;
 use crate::run::Skipped;
-use crate::run::{ClassMetrics, Confusion, EpochSummary, Metrics};
+use crate::run::{ClassMetrics, Confusion, EpochSummary};
 use crate::store::{EpochRow, Evaluated, Reader, Result, RunRow, SplitMetrics, SweepRow};
 
 fn opt_usize(r: &Row, i: usize) -> rusqlite::Result<Option<usize>> {
@@ -267,32 +267,23 @@ impl Reader for SqliteStore {
         let confusion = Confusion {
             matrix: serde_json::from_str(&matrix)?,
         };
-        let mut metrics = Metrics::from_confusion(&confusion);
         let mut stmt = self.conn.prepare_cached(
             "SELECT class_index, class_name, precision, recall, f1, support FROM class_metrics
              WHERE run_id = ?1 AND split = ?2 AND epoch = ?3 ORDER BY class_index",
         )?;
-        let rows = stmt.query_map(params![run_id, split, epoch as i64], |r| {
-            Ok((
-                r.get::<_, String>(1)?,
-                ClassMetrics {
-                    precision: r.get(2)?,
-                    recall: r.get(3)?,
-                    f1: r.get(4)?,
-                    support: r.get::<_, i64>(5)? as u64,
-                },
-            ))
-        })?;
-        let mut class_names = Vec::new();
-        let mut classes = Vec::new();
-        for row in rows {
-            let (name, m) = row?;
-            class_names.push(name);
-            classes.push(m);
-        }
-        if classes.len() == metrics.classes.len() {
-            metrics.classes = classes;
-        }
+        let classes = stmt
+            .query_map(params![run_id, split, epoch as i64], |r| {
+                Ok((
+                    r.get::<_, String>(1)?,
+                    ClassMetrics {
+                        precision: r.get(2)?,
+                        recall: r.get(3)?,
+                        f1: r.get(4)?,
+                        support: r.get::<_, i64>(5)? as u64,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         let loss = match split {
             "val" => self
                 .conn
@@ -305,13 +296,8 @@ impl Reader for SqliteStore {
                 .flatten(),
             _ => self.evaluation(run_id, split)?.and_then(|(_, l)| l),
         };
-        Ok(Some(SplitMetrics {
-            split: split.into(),
-            epoch,
-            class_names,
-            metrics,
-            confusion,
-            loss,
-        }))
+        Ok(Some(SplitMetrics::from_stored(
+            split, epoch, confusion, classes, loss,
+        )))
     }
 }

@@ -197,17 +197,13 @@ impl Storage for SqliteStore {
             [run],
             |r| r.get(0),
         )?;
-        match state {
-            Some(s) if s.epoch as i64 >= stored && !s.records.is_empty() => {
-                Ok(Some(stored as usize))
-            }
-            _ => {
-                let tx = self.conn.transaction()?;
-                clear_results(&tx, run)?;
-                tx.commit()?;
-                Ok(None)
-            }
+        if crate::store::resumes(state, stored as usize) {
+            return Ok(Some(stored as usize));
         }
+        let tx = self.conn.transaction()?;
+        clear_results(&tx, run)?;
+        tx.commit()?;
+        Ok(None)
     }
 
     /// After an out-of-memory failure: train again from scratch at `batch_size`.
