@@ -6,7 +6,7 @@
 //! `benches/compare_backbones.sh` runs both and prints the table of BENCHMARKS.md.
 //!
 //! `cargo bench --bench backbones -- [--threads N] [--seconds S] [--only resnet18@112,...]
-//! [--transfer scratch,frozen,finetune:layer4]` Every figure is also printed as
+//! [--transfer scratch,frozen,finetune:layer4] [--im2col]` Every figure is also printed as
 //! `RESULT <backbone>@<size>[/<mode>] <img/s> <peak MiB>`. `--transfer` times transfer
 //! learning's modes beside each other: `frozen` trains only the head (the base runs forward
 //! only, batch norm in inference mode), `finetune:STAGE` the stages from STAGE on.
@@ -80,6 +80,10 @@ fn peak_mib() -> f64 {
 fn main() -> Result<()> {
     let (threads, seconds) = common::threads_and_seconds(20.0);
     kernels::set_threads(threads);
+    // `--im2col`: 3x3 stride-1 layers through im2col + GEMM instead of Winograd (to measure
+    // what Winograd gives).
+    let im2col = std::env::args().any(|a| a == "--im2col");
+    kernels::set_winograd(!im2col);
     if let Some(case) = common::arg("--child") {
         let (name, size) = case.split_once('@').expect("NAME@SIZE[/MODE]");
         let (size, mode) = size.split_once('/').unwrap_or((size, "scratch"));
@@ -114,6 +118,7 @@ fn main() -> Result<()> {
         let out = Command::new(&exe)
             .args(["--child", &case, "--threads", &threads.to_string()])
             .args(["--seconds", &seconds.to_string()])
+            .args(im2col.then_some("--im2col"))
             .env("RAYON_NUM_THREADS", threads.to_string())
             .env("CANDLE_NUM_THREADS", threads.to_string())
             .output()

@@ -1,10 +1,10 @@
 //! Dense convolution, pass by pass: milliseconds and GFLOP/s of the forward pass, the input
 //! gradient and the weight gradient of the fast CPU kernels at the shapes of the backbones
-//! users train (ResNet-18/50 and VGG at 112x112, batch 32, and the 3x3 64->64 32x32 layer of the
-//! small benchmark). `benches/conv_peer.py` times the same passes in PyTorch (oneDNN);
+//! users train (ResNet-18/50 and VGG at 112x112, batch 32, the 3x3 64->64 32x32 layer of the
+//! small benchmark, and the 3x3 layers of its ResNet-18 w16 at 32x32 and 64x64). `benches/conv_peer.py` times the same passes in PyTorch (oneDNN);
 //! `benches/compare_conv.sh` runs both and prints the table of BENCHMARKS.md.
 //!
-//! `cargo bench --bench conv -- [--threads N] [--only NAME,NAME] [--seconds S]`
+//! `cargo bench --bench conv -- [--threads N] [--only NAME,NAME] [--seconds S] [--im2col]`
 //! Every figure is also printed as `RESULT <shape>:<pass> <ms>`.
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ const BATCH: usize = 32;
 
 /// A convolution layer: name, input channels, input size, output channels, kernel, stride,
 /// padding. The list is shared with `benches/conv_peer.py` (same names, same order).
-pub const SHAPES: [(&str, usize, usize, usize, usize, usize, usize); 14] = [
+pub const SHAPES: [(&str, usize, usize, usize, usize, usize, usize); 20] = [
     ("c3_64_32", 64, 32, 64, 3, 1, 1),
     ("vgg_b1", 64, 112, 64, 3, 1, 1),
     ("vgg_b2", 128, 56, 128, 3, 1, 1),
@@ -33,6 +33,12 @@ pub const SHAPES: [(&str, usize, usize, usize, usize, usize, usize); 14] = [
     ("r50_expand1", 64, 28, 256, 1, 1, 0),
     ("r50_reduce3", 1024, 7, 256, 1, 1, 0),
     ("r50_l3", 256, 7, 256, 3, 1, 1),
+    ("w16_32_l1", 16, 32, 16, 3, 1, 1),
+    ("w16_32_l2", 32, 16, 32, 3, 1, 1),
+    ("w16_32_l3", 64, 8, 64, 3, 1, 1),
+    ("w16_32_l4", 128, 4, 128, 3, 1, 1),
+    ("w16_64_l1", 16, 64, 16, 3, 1, 1),
+    ("w16_64_l4", 128, 8, 128, 3, 1, 1),
 ];
 
 /// Median milliseconds of `f` over about `seconds` (at least 3 runs after one warm-up).
@@ -54,6 +60,8 @@ fn main() -> Result<()> {
     let only: Option<Vec<String>> =
         common::arg("--only").map(|v| v.split(',').map(str::to_string).collect());
     kernels::set_threads(threads);
+    // `--im2col`: 3x3 stride-1 layers through im2col + GEMM instead of Winograd.
+    kernels::set_winograd(!std::env::args().any(|a| a == "--im2col"));
     println!("conv passes, batch {BATCH}, {threads} thread(s): ms (GFLOP/s)");
     println!(
         "{:<12} {:>22} {:>10} {:>10} {:>10}",

@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDTyp
 
 use super::geom::{col2im, im2col, tiles, Block, Geom, Pass};
 use super::mat::{gemm, View};
-use super::{par_chunks, slice, Float};
+use super::{par_chunks, slice, winograd, Float};
 
 /// Weight-gradient work items to aim for: the gradient is split by input channels and,
 /// when there are fewer channel chunks than this, by groups of images whose partial results
@@ -24,7 +24,7 @@ const CHUNK_COLS: usize = 128;
 const SMALL_GRADIENT: usize = 1 << 16;
 
 /// Threads for gemm itself: all of them when there is less than one work item per thread.
-fn inner_threads(items: usize) -> usize {
+pub(crate) fn inner_threads(items: usize) -> usize {
     let n = super::threads();
     if items < n {
         n
@@ -35,6 +35,9 @@ fn inner_threads(items: usize) -> usize {
 
 /// Forward pass: `y = conv(x, weight)`, `(b, co, oh, ow)` row-major.
 pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T>> {
+    if winograd::applies(g) {
+        return winograd::forward(g, x, weight);
+    }
     let (k, hw, ohw) = (g.k(), g.h * g.w, g.oh * g.ow);
     let mut y = vec![T::zero(); g.b * g.co * ohw];
     let lhs = View::new(weight, k, 1);

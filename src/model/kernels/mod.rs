@@ -87,6 +87,7 @@ mod norm_sums;
 pub(crate) mod pool;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 pub use geom::Pass as ConvPass;
 
@@ -261,6 +262,14 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
 scratch!(f32, SCRATCH_F32, exp_f32);
 scratch!(f64, SCRATCH_F64, f64::exp);
 
+/// Whether the CPU has AVX-512 (F and VL), for the kernels compiled twice: once for the
+/// baseline and once with those features enabled, chosen at run time.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
+}
+
 /// The contiguous data of a kernel input (the dispatchers make every input contiguous).
 pub(crate) fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
     let all = T::cpu_storage_as_slice(s)?;
@@ -320,6 +329,23 @@ pub fn set_fast_path(enabled: bool) {
 /// Whether the fast CPU kernels are enabled for the calling thread (see [`set_fast_path`]).
 pub fn fast_path_enabled() -> bool {
     FAST_PATH.with(|f| f.get())
+}
+
+thread_local! {
+    static WINOGRAD: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Enables (the default) or disables, for the calling thread, the Winograd path of 3x3
+/// stride-1 convolutions (then they run through im2col + GEMM like every other shape). For
+/// benchmarks and tests that compare the two.
+#[doc(hidden)]
+pub fn set_winograd(enabled: bool) {
+    WINOGRAD.with(|f| f.set(enabled));
+}
+
+/// Whether the Winograd path is enabled for the calling thread (see [`set_winograd`]).
+fn winograd_enabled() -> bool {
+    WINOGRAD.with(|f| f.get())
 }
 
 /// Threads the kernels use; 0 means all of candle's pool.

@@ -64,6 +64,47 @@ fn conv2d_matches_reference_with_several_images_per_gemm() {
 }
 
 #[test]
+fn winograd_conv2d_matches_reference() {
+    // 3x3 stride-1 layers with 64 channels and at least 100 output positions take the
+    // Winograd path (forward, and the input gradient as a forward convolution): odd output
+    // sizes (a last tile half outside), padding 0, 1 and 2, images grouped per block (12x12)
+    // and one image split into bands of tile rows (48x40).
+    for (b, ci, h, w, co, p) in [
+        (3, 64, 11, 13, 64, 1),
+        (2, 64, 12, 12, 72, 0),
+        (2, 64, 10, 9, 64, 2),
+        (5, 64, 12, 12, 64, 1),
+        (1, 64, 48, 40, 64, 1),
+    ] {
+        compare(
+            &format!("winograd conv2d {b}x{ci}x{h}x{w} -> {co}, p {p}"),
+            &[&[b, ci, h, w], &[co, ci, 3, 3]],
+            1e-4,
+            &|t| ops::conv2d(&t[0], &t[1], None, 1, p),
+        );
+    }
+}
+
+#[test]
+fn winograd_and_im2col_agree() {
+    // The same layer through both paths of the fast kernels, in f32: Winograd's transforms
+    // change the rounding (so the two differ at all: the layer did take the Winograd path),
+    // not the result.
+    let x = rand_tensor(&[2, 64, 14, 14], 5)
+        .to_dtype(DType::F32)
+        .unwrap();
+    let k = rand_tensor(&[64, 64, 3, 3], 6)
+        .to_dtype(DType::F32)
+        .unwrap();
+    let winograd = ops::conv2d(&x, &k, None, 1, 1).unwrap();
+    super::super::set_winograd(false);
+    let im2col = ops::conv2d(&x, &k, None, 1, 1);
+    super::super::set_winograd(true);
+    let d = rel_diff(&winograd, &im2col.unwrap());
+    assert!(d > 0.0 && d < 5e-5, "Winograd and im2col differ by {d}");
+}
+
+#[test]
 fn depthwise_matches_reference_and_finite_differences() {
     for (b, c, h, w, k, s, p) in [
         (2, 3, 7, 6, 3, 2, 1),

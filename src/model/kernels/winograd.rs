@@ -1,0 +1,407 @@
+//! Winograd F(2x2, 3x3) convolution for 3x3 stride-1 layers (Lavin and Gray, 2016): each
+//! 2x2 output tile is computed from a 4x4 input tile in a transformed domain, with 16
+//! multiplications per input channel instead of 36, so the GEMMs do 2.25x less work than the
+//! im2col path's.
+//!
+//! Per block of tiles: the input tiles are transformed (`V = B^T d B`, 16 matrices of `ci x
+//! tiles`), multiplied by the transformed weights (`U = G g G^T`, 16 matrices of `co x ci`,
+//! computed once per call) in 16 GEMMs, and transformed back (`Y = A^T M A`) straight into the
+//! output. Blocks are whole images when images are small, else bands of tile rows of one
+//! image, sized so that a block's transformed data stays in the cache. Every output element
+//! is computed by the same sequence of operations whatever the thread count.
+use candle_core::Result;
+
+use super::geom::Geom;
+use super::mat::{gemm, View};
+use super::{par_chunks, Float};
+
+/// The fewest input and output channels, and output positions per image, for which the
+/// transforms pay for themselves. Measured with `benches/conv.rs` against the im2col path
+/// (`--im2col`), 2 threads, batch 32: 64 -> 64 channels at 32x32 takes 11.6 ms instead of
+/// 14.9, 128 -> 128 at 14x14 8.2 instead of 11.4; but 16 -> 16 at 32x32 1.8 instead of 1.0,
+/// 128 -> 128 at 8x8 3.4 instead of 3.2 and 512 -> 512 at 4x4 15.8 instead of 12.3.
+const MIN_CHANNELS: usize = 64;
+const MIN_POSITIONS: usize = 100;
+
+/// Bytes of transformed input and output per block (both live at once): within a core's
+/// L2 cache.
+const BLOCK_BYTES: usize = 4096 * 1024;
+
+/// Work items to aim for when whole images are grouped (4: even for 1, 2 or 4 threads).
+const MIN_ITEMS: usize = 4;
+
+/// The fewest tiles worth one round of 16 GEMMs.
+const MIN_TILES: usize = 64;
+
+/// Whether the Winograd path computes this convolution: 3x3, stride 1, padding at most 2,
+/// enough channels and a large enough output.
+pub(crate) fn applies(g: &Geom) -> bool {
+    super::winograd_enabled()
+        && g.kh == 3
+        && g.kw == 3
+        && g.stride == 1
+        && g.pad <= 2
+        && g.ci >= MIN_CHANNELS
+        && g.co >= MIN_CHANNELS
+        && g.oh * g.ow >= MIN_POSITIONS
+}
+
+/// The transformed weights `U = G g G^T`, `(co, 16, ci)`: row `o * 16 + xi` holds element
+/// `(xi / 4, xi % 4)` of the 4x4 transforms of output channel `o`'s filters, so matrix `xi`
+/// of the product is the `co x ci` view from `xi * ci` with row stride `16 * ci`.
+fn transform_weights<T: Float>(g: &Geom, weight: &[T]) -> Result<Vec<T>> {
+    let ci = g.ci;
+    let half = T::from_f64(0.5);
+    let mut u = vec![T::zero(); 16 * g.co * ci];
+    par_chunks(&mut u, 16 * ci, 0, |o, uo, _| {
+        for (c, k) in weight[o * ci * 9..(o + 1) * ci * 9]
+            .chunks_exact(9)
+            .enumerate()
+        {
+            // G k: 4x3, rows (k0, (k0 + k1 + k2) / 2, (k0 - k1 + k2) / 2, k2) per column.
+            let mut gk = [[T::zero(); 3]; 4];
+            for j in 0..3 {
+                let (a, b, c) = (k[j], k[3 + j], k[6 + j]);
+                gk[0][j] = a;
+                gk[1][j] = (a + b + c) * half;
+                gk[2][j] = (a - b + c) * half;
+                gk[3][j] = c;
+            }
+            for (i, row) in gk.iter().enumerate() {
+                let (a, b, c2) = (row[0], row[1], row[2]);
+                let t = [a, (a + b + c2) * half, (a - b + c2) * half, c2];
+                for (j, v) in t.into_iter().enumerate() {
+                    uo[(4 * i + j) * ci + c] = v;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(u)
+}
+
+/// A block of tiles: images `b0..b1`, tile rows `r0..r1` of each.
+#[derive(Clone, Copy)]
+struct Tiles {
+    b0: usize,
+    b1: usize,
+    r0: usize,
+    r1: usize,
+}
+
+/// The geometry of the tiling: `th x tw` tiles of 2x2 outputs per image.
+struct Tiling {
+    th: usize,
+    tw: usize,
+}
+
+impl Tiling {
+    fn new(g: &Geom) -> Self {
+        Tiling {
+            th: g.oh.div_ceil(2),
+            tw: g.ow.div_ceil(2),
+        }
+    }
+}
+
+/// Forward pass `y = conv(x, weight)` for a convolution where [`applies`] holds.
+pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T>> {
+    let (co, ci, ohw) = (g.co, g.ci, g.oh * g.ow);
+    let tl = Tiling::new(g);
+    let u = transform_weights(g, weight)?;
+    let mut y = vec![T::zero(); g.b * co * ohw];
+    // Tiles per block: as many as fit the cache budget, at least MIN_TILES.
+    let per_tile = 16 * (ci + co) * std::mem::size_of::<T>();
+    let budget = (BLOCK_BYTES / per_tile).max(MIN_TILES);
+    let img_tiles = tl.th * tl.tw;
+    let (images, rows) = if img_tiles >= budget {
+        (1, (budget / tl.tw).max(1))
+    } else {
+        // At least MIN_ITEMS work items where the batch allows, so that the transforms
+        // (which run inside an item) keep every thread busy.
+        let most = g.b.div_ceil(MIN_ITEMS).max(1);
+        ((budget / img_tiles).clamp(1, most), tl.th)
+    };
+    let max_tiles = images * rows * tl.tw;
+    let row_len = tl.tw + 1;
+    let scratch = 16 * (ci + co) * max_tiles + 8 * row_len;
+    let par = super::conv::inner_threads(g.b.div_ceil(images));
+    par_chunks(&mut y, images * co * ohw, scratch, |item, yi, buf| {
+        let (v, rest) = buf.split_at_mut(16 * ci * max_tiles);
+        let (m, rows_buf) = rest.split_at_mut(16 * co * max_tiles);
+        let b0 = item * images;
+        let b1 = b0 + yi.len() / (co * ohw);
+        for r0 in (0..tl.th).step_by(rows) {
+            let at = Tiles {
+                b0,
+                b1,
+                r0,
+                r1: (r0 + rows).min(tl.th),
+            };
+            let nt = (b1 - b0) * (at.r1 - at.r0) * tl.tw;
+            transform_input(g, &tl, x, at, &mut v[..16 * ci * nt], rows_buf);
+            for xi in 0..16 {
+                let lhs = View::new(&u[xi * ci..], 16 * ci, 1);
+                let rhs = View::new(&v[xi * ci * nt..(xi + 1) * ci * nt], nt, 1);
+                gemm(
+                    co,
+                    nt,
+                    ci,
+                    &mut m[xi * co * nt..(xi + 1) * co * nt],
+                    nt,
+                    false,
+                    lhs,
+                    rhs,
+                    par,
+                )?;
+            }
+            transform_output(g, &tl, &m[..16 * co * nt], at, yi, rows_buf);
+        }
+        Ok(())
+    })?;
+    Ok(y)
+}
+
+/// `V = B^T d B` for every tile of the block and input channel: matrix `xi` of `v` is `ci x
+/// nt`, tile `t = (image * rows + row) * tw + column`. `buf` holds 8 rows of `tw + 1`.
+fn transform_input<T: Float>(
+    g: &Geom,
+    tl: &Tiling,
+    x: &[T],
+    at: Tiles,
+    v: &mut [T],
+    buf: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        // SAFETY: the CPU has the features the copy was compiled for.
+        return unsafe { transform_input_v4(g, tl, x, at, v, buf) };
+    }
+    transform_input_body(g, tl, x, at, v, buf)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+fn transform_input_v4<T: Float>(
+    g: &Geom,
+    tl: &Tiling,
+    x: &[T],
+    at: Tiles,
+    v: &mut [T],
+    buf: &mut [T],
+) {
+    transform_input_body(g, tl, x, at, v, buf)
+}
+
+#[inline(always)]
+fn transform_input_body<T: Float>(
+    g: &Geom,
+    tl: &Tiling,
+    x: &[T],
+    at: Tiles,
+    v: &mut [T],
+    buf: &mut [T],
+) {
+    let (h, w, p, tw) = (g.h, g.w, g.pad, tl.tw);
+    let rows = at.r1 - at.r0;
+    let nt = (at.b1 - at.b0) * rows * tw;
+    let cn = g.ci * nt;
+    let n = tw + 1;
+    // The four input rows of a tile row, split into even and odd padded columns: column
+    // `2 * tx + j - p` of the input is `e[tx + j / 2]` for even j, `o[tx + j / 2]` for odd.
+    let eo = &mut buf[..8 * n];
+    for b in at.b0..at.b1 {
+        for c in 0..g.ci {
+            let plane = &x[(b * g.ci + c) * h * w..][..h * w];
+            for ty in at.r0..at.r1 {
+                for i in 0..4 {
+                    let (e, o) = eo[2 * i * n..(2 * i + 2) * n].split_at_mut(n);
+                    let ih = (2 * ty + i) as isize - p as isize;
+                    if ih < 0 || ih >= h as isize {
+                        e.fill(T::zero());
+                        o.fill(T::zero());
+                        continue;
+                    }
+                    deinterleave(&plane[ih as usize * w..][..w], p, e, o);
+                }
+                let t0 = ((b - at.b0) * rows + (ty - at.r0)) * tw;
+                let base = c * nt + t0;
+                // d B for each of the four rows: [d0 - d2, d1 + d2, d2 - d1, d1 - d3], then
+                // B^T over the rows.
+                let row = |i: usize| -> Row<'_, T> {
+                    let e = &eo[2 * i * n..(2 * i + 1) * n];
+                    let o = &eo[(2 * i + 1) * n..(2 * i + 2) * n];
+                    (&e[..tw], &e[1..], &o[..tw], &o[1..])
+                };
+                let rws = [row(0), row(1), row(2), row(3)];
+                rows_to_v(&rws, v, base, cn, tw, 0, |(e0, e1, _, _), tx| {
+                    e0[tx] - e1[tx]
+                });
+                rows_to_v(&rws, v, base, cn, tw, 1, |(_, e1, o0, _), tx| {
+                    o0[tx] + e1[tx]
+                });
+                rows_to_v(&rws, v, base, cn, tw, 2, |(_, e1, o0, _), tx| {
+                    e1[tx] - o0[tx]
+                });
+                rows_to_v(&rws, v, base, cn, tw, 3, |(_, _, o0, o1), tx| {
+                    o0[tx] - o1[tx]
+                });
+            }
+        }
+    }
+}
+
+/// One padded input row split for the transform: even columns from 0 and from 1, odd
+/// columns from 0 and from 1.
+type Row<'a, T> = (&'a [T], &'a [T], &'a [T], &'a [T]);
+
+/// Column `j` of `d B` for the four rows (`pick`), then `B^T` over the rows: writes
+/// `V[4a + j]` for the `tw` tiles from `base`.
+#[inline(always)]
+fn rows_to_v<T: Float>(
+    rws: &[Row<'_, T>; 4],
+    v: &mut [T],
+    base: usize,
+    cn: usize,
+    tw: usize,
+    j: usize,
+    pick: impl Fn(Row<'_, T>, usize) -> T,
+) {
+    let (v0, rest) = v[base + j * cn..].split_at_mut(4 * cn);
+    let (v1, rest) = rest.split_at_mut(4 * cn);
+    let (v2, v3) = rest.split_at_mut(4 * cn);
+    let (v0, v1, v2, v3) = (&mut v0[..tw], &mut v1[..tw], &mut v2[..tw], &mut v3[..tw]);
+    for tx in 0..tw {
+        let (q0, q1, q2, q3) = (
+            pick(rws[0], tx),
+            pick(rws[1], tx),
+            pick(rws[2], tx),
+            pick(rws[3], tx),
+        );
+        v0[tx] = q0 - q2;
+        v1[tx] = q1 + q2;
+        v2[tx] = q2 - q1;
+        v3[tx] = q1 - q3;
+    }
+}
+
+/// Splits an input row padded by `p` zeros on the left (and as many as needed on the right)
+/// into its even (`e`) and odd (`o`) padded columns.
+#[inline(always)]
+fn deinterleave<T: Float>(row: &[T], p: usize, e: &mut [T], o: &mut [T]) {
+    let w = row.len() as isize;
+    let get = |c: isize| {
+        if c >= 0 && c < w {
+            row[c as usize]
+        } else {
+            T::zero()
+        }
+    };
+    let n = e.len();
+    // Columns k whose two inputs 2k - p and 2k + 1 - p both lie in the row.
+    let lo = p.div_ceil(2).min(n);
+    let hi = ((row.len() + p).saturating_sub(1) / 2).clamp(lo, n);
+    for k in (0..lo).chain(hi..n) {
+        let c = (2 * k) as isize - p as isize;
+        e[k] = get(c);
+        o[k] = get(c + 1);
+    }
+    let from = 2 * lo - p;
+    for (k, pair) in (lo..hi).zip(row[from..].chunks_exact(2)) {
+        e[k] = pair[0];
+        o[k] = pair[1];
+    }
+}
+
+/// `Y = A^T M A` for every tile of the block and output channel, written into the block's
+/// images of `y` (`yi` holds the item's images, the first being image `at.b0`).
+fn transform_output<T: Float>(
+    g: &Geom,
+    tl: &Tiling,
+    m: &[T],
+    at: Tiles,
+    yi: &mut [T],
+    buf: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        // SAFETY: the CPU has the features the copy was compiled for.
+        return unsafe { transform_output_v4(g, tl, m, at, yi, buf) };
+    }
+    transform_output_body(g, tl, m, at, yi, buf)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+fn transform_output_v4<T: Float>(
+    g: &Geom,
+    tl: &Tiling,
+    m: &[T],
+    at: Tiles,
+    yi: &mut [T],
+    buf: &mut [T],
+) {
+    transform_output_body(g, tl, m, at, yi, buf)
+}
+
+#[inline(always)]
+fn transform_output_body<T: Float>(
+    g: &Geom,
+    tl: &Tiling,
+    m: &[T],
+    at: Tiles,
+    yi: &mut [T],
+    buf: &mut [T],
+) {
+    let (oh, ow, tw) = (g.oh, g.ow, tl.tw);
+    let rows = at.r1 - at.r0;
+    let nt = (at.b1 - at.b0) * rows * tw;
+    let cn = g.co * nt;
+    let out = &mut buf[..4 * tw];
+    for (bi, yb) in yi.chunks_mut(g.co * oh * ow).enumerate() {
+        for o in 0..g.co {
+            let plane = &mut yb[o * oh * ow..][..oh * ow];
+            for ty in at.r0..at.r1 {
+                let base = o * nt + ((bi * rows) + (ty - at.r0)) * tw;
+                let mm = |xi: usize| &m[xi * cn + base..][..tw];
+                let (y00, rest) = out.split_at_mut(tw);
+                let (y01, rest) = rest.split_at_mut(tw);
+                let (y10, y11) = rest.split_at_mut(tw);
+                let ms: [&[T]; 16] = std::array::from_fn(mm);
+                for tx in 0..tw {
+                    // A^T over the rows of M: [m0 + m1 + m2, m1 - m2 - m3] per column, then
+                    // A over the columns.
+                    let col = |j: usize| {
+                        let (m0, m1, m2, m3) =
+                            (ms[j][tx], ms[4 + j][tx], ms[8 + j][tx], ms[12 + j][tx]);
+                        (m0 + m1 + m2, m1 - m2 - m3)
+                    };
+                    let (c0, c1, c2, c3) = (col(0), col(1), col(2), col(3));
+                    y00[tx] = c0.0 + c1.0 + c2.0;
+                    y01[tx] = c1.0 - c2.0 - c3.0;
+                    y10[tx] = c0.1 + c1.1 + c2.1;
+                    y11[tx] = c1.1 - c2.1 - c3.1;
+                }
+                let r = 2 * ty;
+                interleave(&y00[..], &y01[..], &mut plane[r * ow..(r + 1) * ow]);
+                if r + 1 < oh {
+                    interleave(&y10[..], &y11[..], &mut plane[(r + 1) * ow..(r + 2) * ow]);
+                }
+            }
+        }
+    }
+}
+
+/// `dst[2k] = even[k]`, `dst[2k + 1] = odd[k]` (the last odd one dropped for an odd length).
+#[inline(always)]
+fn interleave<T: Float>(even: &[T], odd: &[T], dst: &mut [T]) {
+    let half = dst.len() / 2;
+    let mut pairs = dst.chunks_exact_mut(2);
+    for ((d, &a), &b) in (&mut pairs).zip(even).zip(odd) {
+        d[0] = a;
+        d[1] = b;
+    }
+    if let [last] = pairs.into_remainder() {
+        *last = even[half];
+    }
+}
