@@ -80,10 +80,11 @@ fn peak_mib() -> f64 {
 fn main() -> Result<()> {
     let (threads, seconds) = common::threads_and_seconds(20.0);
     kernels::set_threads(threads);
-    // `--im2col`: 3x3 stride-1 layers through im2col + GEMM instead of Winograd (to measure
-    // what Winograd gives).
+    // `--im2col`: every convolution through im2col + GEMM, without Winograd and the direct
+    // kernel (to measure what they give).
     let im2col = std::env::args().any(|a| a == "--im2col");
     kernels::set_winograd(!im2col);
+    kernels::set_direct(!im2col);
     if let Some(case) = common::arg("--child") {
         let (name, size) = case.split_once('@').expect("NAME@SIZE[/MODE]");
         let (size, mode) = size.split_once('/').unwrap_or((size, "scratch"));

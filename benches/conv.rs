@@ -4,7 +4,7 @@
 //! small benchmark, and the 3x3 layers of its ResNet-18 w16 at 32x32 and 64x64). `benches/conv_peer.py` times the same passes in PyTorch (oneDNN);
 //! `benches/compare_conv.sh` runs both and prints the table of BENCHMARKS.md.
 //!
-//! `cargo bench --bench conv -- [--threads N] [--only NAME,NAME] [--seconds S] [--im2col]`
+//! `cargo bench --bench conv -- [--threads N] [--only NAME,NAME] [--seconds S] [--im2col | --no-winograd | --no-direct]`
 //! Every figure is also printed as `RESULT <shape>:<pass> <ms>`.
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ const BATCH: usize = 32;
 
 /// A convolution layer: name, input channels, input size, output channels, kernel, stride,
 /// padding. The list is shared with `benches/conv_peer.py` (same names, same order).
-pub const SHAPES: [(&str, usize, usize, usize, usize, usize, usize); 20] = [
+pub const SHAPES: [(&str, usize, usize, usize, usize, usize, usize); 22] = [
     ("c3_64_32", 64, 32, 64, 3, 1, 1),
     ("vgg_b1", 64, 112, 64, 3, 1, 1),
     ("vgg_b2", 128, 56, 128, 3, 1, 1),
@@ -38,6 +38,8 @@ pub const SHAPES: [(&str, usize, usize, usize, usize, usize, usize); 20] = [
     ("w16_32_l3", 64, 8, 64, 3, 1, 1),
     ("w16_32_l4", 128, 4, 128, 3, 1, 1),
     ("w16_64_l1", 16, 64, 16, 3, 1, 1),
+    ("w16_64_l2", 32, 32, 32, 3, 1, 1),
+    ("w16_64_l3", 64, 16, 64, 3, 1, 1),
     ("w16_64_l4", 128, 8, 128, 3, 1, 1),
 ];
 
@@ -60,8 +62,11 @@ fn main() -> Result<()> {
     let only: Option<Vec<String>> =
         common::arg("--only").map(|v| v.split(',').map(str::to_string).collect());
     kernels::set_threads(threads);
-    // `--im2col`: 3x3 stride-1 layers through im2col + GEMM instead of Winograd.
-    kernels::set_winograd(!std::env::args().any(|a| a == "--im2col"));
+    // `--im2col`: every layer through im2col + GEMM (no Winograd, no direct kernel);
+    // `--no-winograd`, `--no-direct`: without one of the two.
+    let flag = |f: &str| std::env::args().any(|a| a == f);
+    kernels::set_winograd(!flag("--im2col") && !flag("--no-winograd"));
+    kernels::set_direct(!flag("--im2col") && !flag("--no-direct"));
     println!("conv passes, batch {BATCH}, {threads} thread(s): ms (GFLOP/s)");
     println!(
         "{:<12} {:>22} {:>10} {:>10} {:>10}",

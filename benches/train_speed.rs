@@ -5,7 +5,7 @@
 //! the kernels share, from it.
 //!
 //! `cargo bench --bench train_speed -- [--threads N] [--steps N] [--sizes 32,64]
-//! [--no-reference | --reference-only] [--no-ops]`
+//! [--no-reference | --reference-only] [--no-ops] [--im2col]`
 //! Every figure is also printed as a machine-readable line `RESULT <key> <value>` (img/s or
 //! ms), which `benches/compare.sh` joins with `benches/pytorch_peer.py`'s output.
 use std::time::Instant;
@@ -173,6 +173,7 @@ fn train_speed_in_child(size: usize, steps: usize, threads: usize) -> Result<f64
             "--steps",
             &steps.to_string(),
         ])
+        .args(im2col().then_some("--im2col"))
         .env("RAYON_NUM_THREADS", threads.to_string())
         .env("CANDLE_NUM_THREADS", threads.to_string())
         .output()?;
@@ -183,9 +184,17 @@ fn train_speed_in_child(size: usize, steps: usize, threads: usize) -> Result<f64
         .ok_or_else(|| candle_core::Error::Msg(format!("child run failed: {text}")))
 }
 
+/// `--im2col`: every convolution through im2col + GEMM (no Winograd, no direct kernel), to
+/// measure what the two give.
+fn im2col() -> bool {
+    std::env::args().any(|a| a == "--im2col")
+}
+
 fn main() -> Result<()> {
     let a = args();
     kernels::set_threads(a.threads);
+    kernels::set_winograd(!im2col());
+    kernels::set_direct(!im2col());
     let threads = kernels::threads();
     if a.child {
         for &size in &a.sizes {

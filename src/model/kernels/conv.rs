@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDTyp
 
 use super::geom::{col2im, im2col, tiles, Block, Geom, Pass};
 use super::mat::{gemm, View};
-use super::{par_chunks, slice, winograd, Float};
+use super::{direct, par_chunks, slice, winograd, Float};
 
 /// Weight-gradient work items to aim for: the gradient is split by input channels and,
 /// when there are fewer channel chunks than this, by groups of images whose partial results
@@ -37,6 +37,11 @@ pub(crate) fn inner_threads(items: usize) -> usize {
 pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T>> {
     if winograd::applies(g) {
         return winograd::forward(g, x, weight);
+    }
+    if direct::applies(g) && direct::available() {
+        if let (Some(x), Some(w)) = (super::as_f32(x), super::as_f32(weight)) {
+            return Ok(super::from_f32(direct::forward(g, x, w)?));
+        }
     }
     let (k, hw, ohw) = (g.k(), g.h * g.w, g.oh * g.ow);
     let mut y = vec![T::zero(); g.b * g.co * ohw];

@@ -78,6 +78,7 @@ pub(crate) mod conv;
 pub(crate) mod cuda;
 pub(crate) mod dense;
 pub(crate) mod depthwise;
+pub(crate) mod direct;
 pub(crate) mod dropout;
 pub(crate) mod eltwise;
 pub(crate) mod geom;
@@ -346,6 +347,37 @@ pub fn set_winograd(enabled: bool) {
 /// Whether the Winograd path is enabled for the calling thread (see [`set_winograd`]).
 fn winograd_enabled() -> bool {
     WINOGRAD.with(|f| f.get())
+}
+
+thread_local! {
+    static DIRECT: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Enables (the default) or disables, for the calling thread, the direct AVX-512 convolution
+/// kernel (then those layers run through im2col + GEMM). For benchmarks and tests.
+#[doc(hidden)]
+pub fn set_direct(enabled: bool) {
+    DIRECT.with(|f| f.set(enabled));
+}
+
+/// Whether the direct kernel is enabled for the calling thread (see [`set_direct`]).
+fn direct_enabled() -> bool {
+    DIRECT.with(|f| f.get())
+}
+
+/// `s` as f32 data when `T` is f32.
+pub(crate) fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: `T` is f32 itself, so the slice is reinterpreted as its own type.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
+/// An f32 vector as a `Vec<T>`; panics unless `T` is f32 (see [`as_f32`]).
+pub(crate) fn from_f32<T: Float>(v: Vec<f32>) -> Vec<T> {
+    assert!(std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>());
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: `T` is f32 (asserted), so pointer, length and capacity describe a valid Vec<T>.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) }
 }
 
 /// Threads the kernels use; 0 means all of candle's pool.

@@ -15,16 +15,18 @@ use super::geom::Geom;
 use super::mat::{gemm, View};
 use super::{par_chunks, Float};
 
-/// The fewest input and output channels, and output positions per image, for which the
-/// transforms pay for themselves. Measured with `benches/conv.rs` against the im2col path
-/// (`--im2col`), 2 threads, batch 32: 64 -> 64 channels at 32x32 takes 11.6 ms instead of
-/// 14.9, 128 -> 128 at 14x14 8.2 instead of 11.4; but 16 -> 16 at 32x32 1.8 instead of 1.0,
-/// 128 -> 128 at 8x8 3.4 instead of 3.2 and 512 -> 512 at 4x4 15.8 instead of 12.3.
+/// Where the transforms pay for themselves: at least 64 input and output channels, 196
+/// output positions per image (14x14) and 24,576 input channels x positions. Measured with
+/// `benches/conv.rs` against the direct kernel and im2col (`--no-winograd`), 2 threads, batch
+/// 32: 64 -> 64 channels at 112x112 takes 99 ms instead of 160, at 32x32 11.5 instead of
+/// 12.5, 128 -> 128 at 14x14 8.0 instead of 9.2; but 64 -> 64 at 16x16 3.7 instead of 3.2,
+/// 16 -> 16 at 32x32 1.8 instead of 1.0, 512 -> 512 at 4x4 15.8 instead of 12.3.
 const MIN_CHANNELS: usize = 64;
-const MIN_POSITIONS: usize = 100;
+const MIN_POSITIONS: usize = 196;
+const MIN_WORK: usize = 24_576;
 
-/// Bytes of transformed input and output per block (both live at once): within a core's
-/// L2 cache.
+/// Bytes of transformed input and output per block (both live at once): larger blocks give
+/// the 16 GEMMs wider matrices; of 0.5 to 4 MiB, 4 MiB measured fastest (at 32x32 and 14x14).
 const BLOCK_BYTES: usize = 4096 * 1024;
 
 /// Work items to aim for when whole images are grouped (4: even for 1, 2 or 4 threads).
@@ -44,6 +46,7 @@ pub(crate) fn applies(g: &Geom) -> bool {
         && g.ci >= MIN_CHANNELS
         && g.co >= MIN_CHANNELS
         && g.oh * g.ow >= MIN_POSITIONS
+        && g.ci * g.oh * g.ow >= MIN_WORK
 }
 
 /// The transformed weights `U = G g G^T`, `(co, 16, ci)`: row `o * 16 + xi` holds element

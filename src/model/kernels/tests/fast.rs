@@ -65,16 +65,16 @@ fn conv2d_matches_reference_with_several_images_per_gemm() {
 
 #[test]
 fn winograd_conv2d_matches_reference() {
-    // 3x3 stride-1 layers with 64 channels and at least 100 output positions take the
+    // 3x3 stride-1 layers with 128 channels and at least 196 output positions take the
     // Winograd path (forward, and the input gradient as a forward convolution): odd output
-    // sizes (a last tile half outside), padding 0, 1 and 2, images grouped per block (12x12)
+    // sizes (a last tile half outside), padding 0, 1 and 2, images grouped per block (14x14)
     // and one image split into bands of tile rows (48x40).
     for (b, ci, h, w, co, p) in [
-        (3, 64, 11, 13, 64, 1),
-        (2, 64, 12, 12, 72, 0),
-        (2, 64, 10, 9, 64, 2),
-        (5, 64, 12, 12, 64, 1),
-        (1, 64, 48, 40, 64, 1),
+        (3, 128, 15, 17, 128, 1),
+        (2, 128, 16, 16, 136, 0),
+        (2, 128, 14, 15, 128, 2),
+        (5, 128, 14, 14, 128, 1),
+        (1, 128, 48, 40, 128, 1),
     ] {
         compare(
             &format!("winograd conv2d {b}x{ci}x{h}x{w} -> {co}, p {p}"),
@@ -98,10 +98,72 @@ fn winograd_and_im2col_agree() {
         .unwrap();
     let winograd = ops::conv2d(&x, &k, None, 1, 1).unwrap();
     super::super::set_winograd(false);
+    super::super::set_direct(false);
     let im2col = ops::conv2d(&x, &k, None, 1, 1);
     super::super::set_winograd(true);
+    super::super::set_direct(true);
     let d = rel_diff(&winograd, &im2col.unwrap());
     assert!(d > 0.0 && d < 5e-5, "Winograd and im2col differ by {d}");
+}
+
+#[test]
+fn direct_conv2d_matches_reference() {
+    // f32 layers with at least 32 output channels and at most 1152 taps take the direct
+    // kernel on a CPU with AVX-512 (forward, and stride-1 input gradients as forward
+    // convolutions); f64 stays on im2col. Output channels in full and partial blocks of 32
+    // and 64, pixel counts that leave short pixel blocks, strides 1 to 3, a strided 1x1, a
+    // 7x7/2 stem, and 128 x 9 taps (two panel chunks of 1024 taps at 64 channels).
+    for (b, ci, h, w, co, k, s, p) in [
+        (3, 5, 9, 7, 40, 3, 1, 1),
+        (2, 3, 17, 15, 64, 7, 2, 3),
+        (5, 8, 6, 6, 33, 3, 2, 1),
+        (2, 6, 11, 10, 32, 1, 2, 0),
+        (2, 4, 10, 9, 48, 5, 3, 2),
+        (3, 128, 5, 4, 64, 3, 1, 1),
+        (1, 16, 7, 7, 96, 3, 1, 0),
+    ] {
+        compare(
+            &format!("direct conv2d {b}x{ci}x{h}x{w} -> {co}, k {k} s {s} p {p}"),
+            &[&[b, ci, h, w], &[co, ci, k, k]],
+            1e-4,
+            &|t| ops::conv2d(&t[0], &t[1], None, s, p),
+        );
+    }
+}
+
+#[test]
+fn direct_kernel_agrees_with_im2col() {
+    // The direct kernel called by itself (so it certainly ran) against the im2col path, on a
+    // strided layer with a partial block of output channels and a short pixel block.
+    use super::super::geom::Geom;
+    use super::super::{conv, direct};
+    if !direct::available() {
+        eprintln!("skipped: this CPU has no AVX-512, so the direct kernel never runs here");
+        return;
+    }
+    let g = Geom::new((3, 24, 9, 9), (40, 3, 3), 2, 1).unwrap();
+    let x: Vec<f32> = rand_tensor(&[3 * 24 * 81], 7)
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let k: Vec<f32> = rand_tensor(&[40 * 24 * 9], 8)
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let ours = direct::forward(&g, &x, &k).unwrap();
+    super::super::set_direct(false);
+    let im2col = conv::forward(&g, &x, &k);
+    super::super::set_direct(true);
+    let im2col = im2col.unwrap();
+    assert_eq!(ours.len(), im2col.len());
+    let worst = ours
+        .iter()
+        .zip(&im2col)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-5, "direct and im2col differ by {worst}");
 }
 
 #[test]
