@@ -5,7 +5,7 @@
 //! was 15% of the training step.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::{par_chunks, slice, Float};
+use super::{par_chunks, par_new, slice, Float};
 
 /// Channels per parallel work item of the gradient.
 const GRAD_CHANNELS: usize = 8;
@@ -22,13 +22,12 @@ fn dims(l: &Layout, op: &str) -> Result<(usize, usize, usize)> {
 /// `x + bias[c]` over `x` laid out as (B, `c`, `inner`), whole images per work item (several
 /// when they are small).
 fn add<T: Float>(x: &[T], bias: &[T], c: usize, inner: usize) -> Result<Vec<T>> {
-    let mut y = vec![T::zero(); x.len()];
     if inner == 0 || c == 0 {
-        return Ok(y);
+        return Ok(vec![T::zero(); x.len()]);
     }
     let image = c * inner;
     let per_item = image * (16 * 1024 / image).max(1);
-    par_chunks(&mut y, per_item, 0, |i, yi, _| {
+    par_new(x.len(), per_item, 0, |i, yi, _| {
         let first_plane = i * per_item / inner;
         let planes = yi.chunks_mut(inner).zip(x[i * per_item..].chunks(inner));
         for (k, (d, s)) in planes.enumerate() {
@@ -38,8 +37,7 @@ fn add<T: Float>(x: &[T], bias: &[T], c: usize, inner: usize) -> Result<Vec<T>> 
             }
         }
         Ok(())
-    })?;
-    Ok(y)
+    })
 }
 
 /// The sum over images and positions of each channel of `dy` (`b`, `c`, `inner`): image by

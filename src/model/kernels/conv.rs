@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDTyp
 
 use super::geom::{col2im, im2col, tiles, Block, Geom, Pass};
 use super::mat::{gemm, View};
-use super::{direct, par_chunks, slice, winograd, Float};
+use super::{direct, par_chunks, par_new, slice, winograd, Float};
 
 /// Weight-gradient work items to aim for: the gradient is split by input channels and,
 /// when there are fewer channel chunks than this, by groups of images whose partial results
@@ -44,7 +44,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
         }
     }
     let (k, hw, ohw) = (g.k(), g.h * g.w, g.oh * g.ow);
-    let mut y = vec![T::zero(); g.b * g.co * ohw];
+    let len = g.b * g.co * ohw;
     let lhs = View::new(weight, k, 1);
     let per = g.images_per_gemm();
     if per > 1 {
@@ -52,8 +52,8 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
         // scratch, then each image's rows copied out.
         let n_max = per * ohw;
         let par = inner_threads(g.b.div_ceil(per));
-        par_chunks(
-            &mut y,
+        return par_new(
+            len,
             per * g.co * ohw,
             (k + g.co) * n_max,
             |item, yi, buf| {
@@ -67,13 +67,12 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
                 scatter(&out[..g.co * n], yi, g.co, ohw);
                 Ok(())
             },
-        )?;
-        return Ok(y);
+        );
     }
     let tile = g.tile_rows::<T>(k);
     let scratch = if g.pointwise() { 0 } else { k * tile * g.ow };
     let par = inner_threads(g.b);
-    par_chunks(&mut y, g.co * ohw, scratch, |b, yb, col| {
+    par_new(len, g.co * ohw, scratch, |b, yb, col| {
         let xb = &x[b * g.ci * hw..(b + 1) * g.ci * hw];
         if g.pointwise() {
             return gemm(g.co, ohw, k, yb, ohw, false, lhs, View::new(xb, hw, 1), par);
@@ -85,8 +84,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
             gemm(g.co, n, k, &mut yb[r0 * g.ow..], ohw, false, lhs, rhs, par)?;
         }
         Ok(())
-    })?;
-    Ok(y)
+    })
 }
 
 /// The im2col columns of the whole images `images` of `x`, for input channels `c0..c1`, side

@@ -14,7 +14,7 @@ use std::arch::x86_64::*;
 use candle_core::Result;
 
 use super::geom::Geom;
-use super::par_chunks;
+use super::{par_chunks, par_new};
 
 /// Output pixels of a work item to aim for (whole images are grouped up to it).
 const ITEM_PIXELS: usize = 256;
@@ -101,9 +101,8 @@ pub(crate) fn forward(g: &Geom, x: &[f32], weight: &[f32]) -> Result<Vec<f32>> {
     }
     let most = g.b.div_ceil(MIN_ITEMS).max(1);
     let images = ITEM_PIXELS.div_ceil(ohw).clamp(1, most);
-    let mut y = vec![0f32; g.b * g.co * ohw];
-    par_chunks(
-        &mut y,
+    par_new(
+        g.b * g.co * ohw,
         images * g.co * ohw,
         images * (g.ci * plane + ohw * ob),
         |item, yi, buf| {
@@ -154,8 +153,7 @@ pub(crate) fn forward(g: &Geom, x: &[f32], weight: &[f32]) -> Result<Vec<f32>> {
             }
             Ok(())
         },
-    )?;
-    Ok(y)
+    )
 }
 
 /// Copies `n` images `ci x h x w` into `xp` with `pad` zeros around each plane.

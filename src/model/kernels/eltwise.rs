@@ -3,15 +3,14 @@
 //! ReLU6 and SiLU (one parallel pass each way; candle's are several single-threaded ones).
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
-use super::{par_chunks, slice, Act, Float, Relu6Act, ReluAct, SiluAct};
+use super::{par_new, slice, Act, Float, Relu6Act, ReluAct, SiluAct};
 
 /// Elements per parallel work item.
 const CHUNK: usize = 32 * 1024;
 
 /// `out[i] = f(a[i], b[i])` in parallel (`b` may be empty for a unary op).
 fn map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Send + Sync) -> Result<Vec<T>> {
-    let mut out = vec![T::zero(); a.len()];
-    par_chunks(&mut out, CHUNK, 0, |i, o, _| {
+    par_new(a.len(), CHUNK, 0, |i, o, _| {
         let (start, len) = (i * CHUNK, o.len());
         let a = &a[start..start + len];
         if b.is_empty() {
@@ -24,8 +23,7 @@ fn map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Send + Sync) -> Resul
             }
         }
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// The elementwise ops of this module.

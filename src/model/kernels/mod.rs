@@ -505,6 +505,39 @@ pub(crate) fn par_chunks<T: Float>(
     })
 }
 
+/// A new vector of `len` elements computed like [`par_chunks`] over it: each work item's
+/// chunk is zero-filled by the thread that computes it, right before `f` writes it (while it
+/// is in that core's cache), instead of the whole output being zero-filled up front on the
+/// calling thread, which took a tenth of a training step.
+pub(crate) fn par_new<T: Float>(
+    len: usize,
+    chunk: usize,
+    scratch: usize,
+    f: impl Fn(usize, &mut [T], &mut [T]) -> Result<()> + Send + Sync,
+) -> Result<Vec<T>> {
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    if chunk == 0 || len == 0 {
+        out.resize(len, T::zero());
+        return Ok(out);
+    }
+    let base = SharedMut(out.spare_capacity_mut().as_mut_ptr());
+    par_items(len.div_ceil(chunk), |i| {
+        // SAFETY: the spare capacity holds `len` elements, borrowed (through `out`) for the
+        // whole call, and each item index is used once.
+        let part = unsafe { chunk_of(&base, len, chunk, i) };
+        for v in part.iter_mut() {
+            v.write(T::zero());
+        }
+        // SAFETY: every element of `part` was just initialised.
+        let part = unsafe { &mut *(part as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
+        T::with_scratch(scratch, |buf| f(i, part, buf))
+    })?;
+    // SAFETY: the items cover `0..len`, and each initialised its chunk before `f` ran. (On an
+    // error the vector is dropped as empty.)
+    unsafe { out.set_len(len) };
+    Ok(out)
+}
+
 /// Like [`par_chunks`] over two slices at once, cut into the same number of chunks
 /// (`ca` and `cb` elements each), without scratch.
 pub(crate) fn par_chunks2<A: Send, B: Send>(

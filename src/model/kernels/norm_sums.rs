@@ -3,7 +3,7 @@
 //! the data type over blocks of 64 elements, and across blocks in f64.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, WithDType};
 
-use super::{par_chunks, slice, Act, Activation, Float};
+use super::{par_chunks, par_new, slice, Act, Activation, Float};
 
 /// `(b, c, inner)` of a tensor with at least two dimensions.
 pub(super) fn split(shape: &Shape) -> Result<(usize, usize, usize)> {
@@ -65,13 +65,13 @@ fn channel_sums<T: Float, F: Fn(T, T) -> (T, T)>(
     Ok(out)
 }
 
-/// Calls `f(plane, channel, part)` for each `(image, channel)` plane of `out` in parallel.
+/// A new `(b, c, inner)` tensor's data, computed by `f(plane, channel, part)` for each
+/// `(image, channel)` plane in parallel; `f` writes every element of its plane.
 pub(super) fn per_plane<T: Float>(
-    out: &mut [T],
-    (_, c, inner): (usize, usize, usize),
+    (b, c, inner): (usize, usize, usize),
     f: impl Fn(usize, usize, &mut [T]) + Send + Sync,
-) -> Result<()> {
-    par_chunks(out, inner, 0, |plane, part, _| {
+) -> Result<Vec<T>> {
+    par_new(b * c * inner, inner, 0, |plane, part, _| {
         f(plane, plane % c, part);
         Ok(())
     })
@@ -181,8 +181,7 @@ impl CustomOp2 for GradInput {
         let inner = dims.2;
         let out = by_dtype!(s1, self.name(), T => {
             let (x, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
-            let mut dx = vec![T::from_f64(0.0); x.len()];
-            with_act!(self.act, A => per_plane(&mut dx, dims, |plane, ch, part| {
+            let dx = with_act!(self.act, A => per_plane(dims, |plane, ch, part| {
                 let (a, bx, c0) = (T::from_f64(self.a[ch]), T::from_f64(self.bx[ch]), T::from_f64(self.c0[ch]));
                 let (scale, shift) = (T::from_f64(self.scale[ch]), T::from_f64(self.shift[ch]));
                 let r = plane * inner..(plane + 1) * inner;

@@ -13,7 +13,7 @@ use candle_core::Result;
 
 use super::geom::Geom;
 use super::mat::{gemm, View};
-use super::{par_chunks, Float};
+use super::{par_chunks, par_new, Float};
 
 /// Where the transforms pay for themselves: at least 64 input and output channels, 196
 /// output positions per image (14x14) and 24,576 input channels x positions. Measured with
@@ -112,7 +112,6 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
     let (co, ci, ohw) = (g.co, g.ci, g.oh * g.ow);
     let tl = Tiling::new(g);
     let u = transform_weights(g, weight)?;
-    let mut y = vec![T::zero(); g.b * co * ohw];
     // Tiles per block: as many as fit the cache budget, at least MIN_TILES.
     let per_tile = 16 * (ci + co) * std::mem::size_of::<T>();
     let budget = (BLOCK_BYTES / per_tile).max(MIN_TILES);
@@ -129,40 +128,44 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
     let row_len = tl.tw + 1;
     let scratch = 16 * (ci + co) * max_tiles + 8 * row_len;
     let par = super::conv::inner_threads(g.b.div_ceil(images));
-    par_chunks(&mut y, images * co * ohw, scratch, |item, yi, buf| {
-        let (v, rest) = buf.split_at_mut(16 * ci * max_tiles);
-        let (m, rows_buf) = rest.split_at_mut(16 * co * max_tiles);
-        let b0 = item * images;
-        let b1 = b0 + yi.len() / (co * ohw);
-        for r0 in (0..tl.th).step_by(rows) {
-            let at = Tiles {
-                b0,
-                b1,
-                r0,
-                r1: (r0 + rows).min(tl.th),
-            };
-            let nt = (b1 - b0) * (at.r1 - at.r0) * tl.tw;
-            transform_input(g, &tl, x, at, &mut v[..16 * ci * nt], rows_buf);
-            for xi in 0..16 {
-                let lhs = View::new(&u[xi * ci..], 16 * ci, 1);
-                let rhs = View::new(&v[xi * ci * nt..(xi + 1) * ci * nt], nt, 1);
-                gemm(
-                    co,
-                    nt,
-                    ci,
-                    &mut m[xi * co * nt..(xi + 1) * co * nt],
-                    nt,
-                    false,
-                    lhs,
-                    rhs,
-                    par,
-                )?;
+    par_new(
+        g.b * co * ohw,
+        images * co * ohw,
+        scratch,
+        |item, yi, buf| {
+            let (v, rest) = buf.split_at_mut(16 * ci * max_tiles);
+            let (m, rows_buf) = rest.split_at_mut(16 * co * max_tiles);
+            let b0 = item * images;
+            let b1 = b0 + yi.len() / (co * ohw);
+            for r0 in (0..tl.th).step_by(rows) {
+                let at = Tiles {
+                    b0,
+                    b1,
+                    r0,
+                    r1: (r0 + rows).min(tl.th),
+                };
+                let nt = (b1 - b0) * (at.r1 - at.r0) * tl.tw;
+                transform_input(g, &tl, x, at, &mut v[..16 * ci * nt], rows_buf);
+                for xi in 0..16 {
+                    let lhs = View::new(&u[xi * ci..], 16 * ci, 1);
+                    let rhs = View::new(&v[xi * ci * nt..(xi + 1) * ci * nt], nt, 1);
+                    gemm(
+                        co,
+                        nt,
+                        ci,
+                        &mut m[xi * co * nt..(xi + 1) * co * nt],
+                        nt,
+                        false,
+                        lhs,
+                        rhs,
+                        par,
+                    )?;
+                }
+                transform_output(g, &tl, &m[..16 * co * nt], at, yi, rows_buf);
             }
-            transform_output(g, &tl, &m[..16 * co * nt], at, yi, rows_buf);
-        }
-        Ok(())
-    })?;
-    Ok(y)
+            Ok(())
+        },
+    )
 }
 
 /// `V = B^T d B` for every tile of the block and input channel: matrix `xi` of `v` is `ci x
