@@ -244,6 +244,9 @@ fn chunk_channels(ci: usize, chunks: usize, i: usize) -> (usize, usize) {
 /// and builds only their im2col rows) times groups of images; the groups' partial results
 /// are added in a fixed order, so the result is the same for every thread count.
 pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T>> {
+    if winograd::applies(g) {
+        return winograd::weight_grad(g, x, dy);
+    }
     let (k, hw, ohw, kk) = (g.k(), g.h * g.w, g.oh * g.ow, g.kh * g.kw);
     let per = g.images_per_gemm();
     let spans = g.b.div_ceil(per);
