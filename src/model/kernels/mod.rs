@@ -5,8 +5,11 @@
 //! every elementwise op on one thread. The ops here replace the hot paths of training on the
 //! CPU:
 //!
-//! * [`conv`]: dense 2D convolution through im2col/col2im + the `gemm` crate, for the
-//!   forward pass and both gradients (input and weight), batch-parallel;
+//! * [`conv`]: dense 2D convolution, forward pass and both gradients (input and weight),
+//!   batch-parallel, by one of three algorithms chosen by shape: [`winograd`] F(2x2, 3x3) for
+//!   3x3 stride-1 layers with many channels on large maps, the [`direct`] AVX-512 kernel
+//!   (f32) for the other layers with at most 1152 taps, else im2col/col2im + the `gemm`
+//!   crate;
 //! * [`depthwise`]: direct depthwise convolution (`groups == channels`), all three passes;
 //! * [`pool`]: max-pooling forward and backward (first maximum wins, like PyTorch);
 //! * [`norm`]: batch norm forward/backward in one pass each, optionally fused with the ReLU
