@@ -38,7 +38,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
     if winograd::applies(g) {
         return winograd::forward(g, x, weight);
     }
-    if direct::applies(g) && direct::available() {
+    if direct::applies(g) {
         if let (Some(x), Some(w)) = (super::as_f32(x), super::as_f32(weight)) {
             return Ok(super::from_f32(direct::forward(g, x, w)?));
         }
@@ -332,12 +332,7 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
         },
     )?;
     // Add the groups in order, then lay the channel chunks out as `(co, ci * kk)`.
-    let (first, rest) = partials.split_at_mut(chunks * part);
-    for grp in rest.chunks(chunks * part) {
-        for (a, b) in first.iter_mut().zip(grp) {
-            *a += *b;
-        }
-    }
+    let first = super::add_in_order(&mut partials, chunks * part);
     let mut dw = vec![T::zero(); g.co * k];
     for (chunk, p) in first.chunks(part).enumerate() {
         let (c0, c1) = chunk_channels(g.ci, chunks, chunk);

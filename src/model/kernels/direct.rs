@@ -22,6 +22,10 @@ const ITEM_PIXELS: usize = 256;
 /// Weights of a panel chunk (floats): 256 KiB, a quarter of the L2 cache.
 const PANEL_CHUNK: usize = 64 * 1024;
 
+/// The most pixels of a microkernel block (of the `pixels::<NP, _>` instances below): `sums`
+/// has that many rows to spare, room for any short last block to be computed whole.
+const MAX_NP: usize = 12;
+
 /// Work items to aim for (4: even for 1, 2 or 4 threads).
 const MIN_ITEMS: usize = 4;
 
@@ -33,10 +37,14 @@ const MIN_ITEMS: usize = 4;
 const MAX_TAPS: usize = 1152;
 const MIN_CHANNELS: usize = 32;
 
-/// Whether the direct kernel computes this convolution's forward pass (in f32, where
-/// [`available`]).
+/// Whether the direct kernel computes this convolution's forward pass (in f32): the CPU has
+/// it ([`available`]) and the shape is one it is faster for.
 pub(crate) fn applies(g: &Geom) -> bool {
-    super::direct_enabled() && !g.pointwise() && g.k() <= MAX_TAPS && g.co >= MIN_CHANNELS
+    super::direct_enabled()
+        && available()
+        && !g.pointwise()
+        && g.k() <= MAX_TAPS
+        && g.co >= MIN_CHANNELS
 }
 
 /// Whether the direct kernel can run here: an x86-64 CPU with AVX-512.
@@ -74,8 +82,9 @@ pub(crate) fn forward(g: &Geom, x: &[f32], weight: &[f32]) -> Result<Vec<f32>> {
     let (hp, wp_) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
     let plane = hp * wp_;
     let (k, ohw) = (g.k(), g.oh * g.ow);
-    // Blocks of 32 output channels with 8 pixels, or of 16 with 12 (few channels): 16 or 12
-    // accumulators, which leaves registers for the broadcasts the compiler hoists.
+    // Blocks of 64 output channels with 4 pixels, of 32 with 8, or of 16 with 12 (few
+    // channels): 16 or 12 accumulators, which leaves registers for the broadcasts the
+    // compiler hoists.
     let ob = if g.co <= 16 {
         16
     } else if g.co.is_multiple_of(64) {
@@ -104,7 +113,7 @@ pub(crate) fn forward(g: &Geom, x: &[f32], weight: &[f32]) -> Result<Vec<f32>> {
     par_new(
         g.b * g.co * ohw,
         images * g.co * ohw,
-        images * (g.ci * plane + ohw * ob),
+        images * g.ci * plane + (images * ohw + MAX_NP) * ob,
         |item, yi, buf| {
             let (xp, sums) = buf.split_at_mut(images * g.ci * plane);
             let n = yi.len() / (g.co * ohw);
@@ -123,8 +132,9 @@ pub(crate) fn forward(g: &Geom, x: &[f32], weight: &[f32]) -> Result<Vec<f32>> {
             for (blk, panel) in packed.chunks_exact(k * ob).enumerate() {
                 let o0 = blk * ob;
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `available()` (AVX-512) is checked by the caller; every base plus every
-                // offset lies inside `xp` (see `pixels`), and the panel holds `k * ob` weights.
+                // SAFETY: callers run this only where `available()` (AVX-512); every base plus
+                // every offset lies inside `xp` (see `pixels`), the panel holds `k * ob`
+                // weights, and `sums` has `MAX_NP` rows to spare.
                 unsafe {
                     if ob == 64 {
                         pixels::<4, 4>(xp, &bases, &offsets, panel, sums);
@@ -140,8 +150,8 @@ pub(crate) fn forward(g: &Geom, x: &[f32], weight: &[f32]) -> Result<Vec<f32>> {
                     candle_core::bail!("direct conv: not available on this CPU")
                 }
                 // `sums` holds `ob` channels per pixel: write each channel's plane in order
-                // (storing pixel by pixel would touch `live` planes, often 4 KiB apart,
-                // which share the L1 cache's sets).
+                // (storing pixel by pixel would touch `ob` planes, often 4 KiB apart, which
+                // share the L1 cache's sets).
                 for j in 0..ob.min(g.co - o0) {
                     for (i, plane) in yi.chunks_exact_mut(g.co * ohw).enumerate() {
                         let row = &mut plane[(o0 + j) * ohw..][..ohw];
@@ -174,11 +184,12 @@ fn pad_images(g: &Geom, x: &[f32], xp: &mut [f32]) {
 /// Runs the microkernel over all pixels `bases` in blocks of `NP`, leaving the `16 * NV`
 /// output channels of pixel `p` in `sums[p * 16 * NV..]`. The taps are taken in chunks
 /// whose slice of the panel stays in the L2 cache while every pixel block uses it; the
-/// partial sums wait in `sums` (`bases.len()` rows of `16 * NV`).
+/// partial sums wait in `sums`. A short last block computes its last pixel again into the
+/// rows past the end, so `sums` has rows for `bases.len()` rounded up to `NP`.
 ///
 /// # Safety
 /// The CPU must have AVX-512F; `bases[p] + offsets[t]` must be inside `xp` for every pixel and
-/// tap, and `panel` must hold `offsets.len() * 16 * NV` weights.
+/// tap, `panel` must hold `offsets.len() * 16 * NV` weights, and `sums` the rows above.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pixels<const NP: usize, const NV: usize>(
@@ -194,7 +205,7 @@ unsafe fn pixels<const NP: usize, const NV: usize>(
     assert!(
         max_base + max_off < xp.len()
             && panel.len() >= offsets.len() * ob
-            && sums.len() >= bases.len() * ob
+            && sums.len() >= bases.len().next_multiple_of(NP) * ob
     );
     let chunk = PANEL_CHUNK / ob;
     for (ci, offs) in offsets.chunks(chunk).enumerate() {
@@ -204,20 +215,7 @@ unsafe fn pixels<const NP: usize, const NV: usize>(
             for (i, ptr) in ptrs.iter_mut().enumerate() {
                 *ptr = xp.as_ptr().add(block[i.min(block.len() - 1)] as usize);
             }
-            // A short last block computes its last pixel again into rows past it, which
-            // `sums` has room for only when it is full: use a scratch block then.
-            let mut spare = [0f32; 16 * 4 * 16];
-            let out = if block.len() == NP {
-                sums.as_mut_ptr().add(p0 * ob)
-            } else {
-                let rows = &mut spare[..NP * ob];
-                rows[..block.len() * ob].copy_from_slice(&sums[p0 * ob..][..block.len() * ob]);
-                rows.as_mut_ptr()
-            };
-            tile::<NP, NV>(&ptrs, offs, w, out, ci > 0);
-            if block.len() < NP {
-                sums[p0 * ob..][..block.len() * ob].copy_from_slice(&spare[..block.len() * ob]);
-            }
+            tile::<NP, NV>(&ptrs, offs, w, sums.as_mut_ptr().add(p0 * ob), ci > 0);
         }
     }
 }

@@ -541,6 +541,18 @@ pub(crate) fn par_new<T: Float>(
     Ok(out)
 }
 
+/// Adds the consecutive `len`-element partial results in `parts` into the first, in order
+/// (so the sum is the same whatever thread computed each part), and returns it.
+pub(crate) fn add_in_order<T: Float>(parts: &mut [T], len: usize) -> &[T] {
+    let (first, rest) = parts.split_at_mut(len);
+    for part in rest.chunks(len) {
+        for (a, b) in first.iter_mut().zip(part) {
+            *a += *b;
+        }
+    }
+    first
+}
+
 /// Like [`par_chunks`] over two slices at once, cut into the same number of chunks
 /// (`ca` and `cb` elements each), without scratch.
 pub(crate) fn par_chunks2<A: Send, B: Send>(

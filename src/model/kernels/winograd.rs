@@ -15,6 +15,29 @@ use super::geom::Geom;
 use super::mat::{gemm, View};
 use super::{par_chunks, par_new, Float};
 
+/// Defines `fn $name<T: Float>(args)`, which runs `$body(args)` compiled twice: with AVX-512
+/// where the CPU has it (chosen at run time), else for the baseline. `$body` is
+/// `#[inline(always)]`, so each copy is compiled, and vectorised, for its own features.
+macro_rules! avx512_twin {
+    ($(#[$doc:meta])* $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        fn $name<T: Float>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                fn v4<T: Float>($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if super::has_avx512() {
+                    // SAFETY: the CPU has the features `v4` was compiled for.
+                    return unsafe { v4($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
 /// Where the transforms pay for themselves: at least 64 input and output channels, 196
 /// output positions per image (14x14) and 24,576 input channels x positions. Measured with
 /// `benches/conv.rs` against the direct kernel and im2col (`--no-winograd`), 2 threads, batch
@@ -105,6 +128,41 @@ impl Tiling {
             tw: g.ow.div_ceil(2),
         }
     }
+
+    /// The block shape for about `budget` tiles per block: `(images, tile rows)`, bands of
+    /// rows of one image when an image has at least that many tiles, else up to `most`
+    /// whole images.
+    fn blocking(&self, budget: usize, most: usize) -> (usize, usize) {
+        let img_tiles = self.th * self.tw;
+        if img_tiles >= budget {
+            (1, (budget / self.tw).max(1))
+        } else {
+            ((budget / img_tiles).clamp(1, most), self.th)
+        }
+    }
+
+    /// The blocks of images `b0..b1` for the block shape `(images, rows)`.
+    fn blocks(
+        &self,
+        (b0, b1): (usize, usize),
+        (images, rows): (usize, usize),
+    ) -> impl Iterator<Item = Tiles> + '_ {
+        (b0..b1).step_by(images).flat_map(move |b| {
+            (0..self.th).step_by(rows).map(move |r0| Tiles {
+                b0: b,
+                b1: (b + images).min(b1),
+                r0,
+                r1: (r0 + rows).min(self.th),
+            })
+        })
+    }
+}
+
+impl Tiles {
+    /// The number of tiles in the block.
+    fn count(&self, tl: &Tiling) -> usize {
+        (self.b1 - self.b0) * (self.r1 - self.r0) * tl.tw
+    }
 }
 
 /// Forward pass `y = conv(x, weight)` for a convolution where [`applies`] holds.
@@ -112,58 +170,44 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
     let (co, ci, ohw) = (g.co, g.ci, g.oh * g.ow);
     let tl = Tiling::new(g);
     let u = transform_weights(g, weight)?;
-    // Tiles per block: as many as fit the cache budget, at least MIN_TILES.
+    // Tiles per block: as many as fit the cache budget, at least MIN_TILES; at least
+    // MIN_ITEMS work items where the batch allows, so that the transforms (which run inside
+    // an item) keep every thread busy.
     let per_tile = 16 * (ci + co) * std::mem::size_of::<T>();
     let budget = (BLOCK_BYTES / per_tile).max(MIN_TILES);
-    let img_tiles = tl.th * tl.tw;
-    let (images, rows) = if img_tiles >= budget {
-        (1, (budget / tl.tw).max(1))
-    } else {
-        // At least MIN_ITEMS work items where the batch allows, so that the transforms
-        // (which run inside an item) keep every thread busy.
-        let most = g.b.div_ceil(MIN_ITEMS).max(1);
-        ((budget / img_tiles).clamp(1, most), tl.th)
-    };
+    let shape = tl.blocking(budget, g.b.div_ceil(MIN_ITEMS).max(1));
+    let (images, rows) = shape;
     let max_tiles = images * rows * tl.tw;
-    let row_len = tl.tw + 1;
-    let max_ld = max_tiles;
-    let scratch = 16 * (ci + co) * max_ld + 12 * row_len;
+    let scratch = 16 * (ci + co) * max_tiles + 12 * (tl.tw + 1);
     let par = super::conv::inner_threads(g.b.div_ceil(images));
     par_new(
         g.b * co * ohw,
         images * co * ohw,
         scratch,
         |item, yi, buf| {
-            let (v, rest) = buf.split_at_mut(16 * ci * max_ld);
-            let (m, rows_buf) = rest.split_at_mut(16 * co * max_ld);
+            let (v, rest) = buf.split_at_mut(16 * ci * max_tiles);
+            let (m, rows_buf) = rest.split_at_mut(16 * co * max_tiles);
             let b0 = item * images;
             let b1 = b0 + yi.len() / (co * ohw);
-            for r0 in (0..tl.th).step_by(rows) {
-                let at = Tiles {
-                    b0,
-                    b1,
-                    r0,
-                    r1: (r0 + rows).min(tl.th),
-                };
-                let nt = (b1 - b0) * (at.r1 - at.r0) * tl.tw;
-                let ld = nt;
-                transform_input(g, &tl, x, at, &mut v[..16 * ci * ld], rows_buf);
+            for at in tl.blocks((b0, b1), shape) {
+                let nt = at.count(&tl);
+                transform_input(g, &tl, x, at, &mut v[..16 * ci * nt], rows_buf);
                 for xi in 0..16 {
                     let lhs = View::new(&u[xi * ci..], 16 * ci, 1);
-                    let rhs = View::new(&v[xi * ci * ld..(xi + 1) * ci * ld], ld, 1);
+                    let rhs = View::new(&v[xi * ci * nt..(xi + 1) * ci * nt], nt, 1);
                     gemm(
                         co,
                         nt,
                         ci,
-                        &mut m[xi * co * ld..(xi + 1) * co * ld],
-                        ld,
+                        &mut m[xi * co * nt..(xi + 1) * co * nt],
+                        nt,
                         false,
                         lhs,
                         rhs,
                         par,
                     )?;
                 }
-                transform_output(g, &tl, &m[..16 * co * ld], at, yi, rows_buf);
+                transform_output(g, &tl, &m[..16 * co * nt], at, yi, rows_buf);
             }
             Ok(())
         },
@@ -187,55 +231,32 @@ const GRAD_TILES: usize = 240;
 pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T>> {
     let (co, ci) = (g.co, g.ci);
     let tl = Tiling::new(g);
-    let budget = GRAD_TILES;
-    let img_tiles = tl.th * tl.tw;
     let item_images = g.b.div_ceil(GRAD_ITEMS).max(1);
     let items = g.b.div_ceil(item_images);
-    // Blocks within an item: bands of tile rows of one image, or whole images.
-    let (images, rows) = if img_tiles >= budget {
-        (1, (budget / tl.tw).max(1))
-    } else {
-        ((budget / img_tiles).clamp(1, item_images), tl.th)
-    };
-    let max_tiles = images * rows * tl.tw;
-    let max_ld = max_tiles;
-    let scratch = 16 * (ci + co) * max_ld + 8 * (tl.tw + 1);
+    let shape = tl.blocking(GRAD_TILES, item_images);
+    let max_tiles = shape.0 * shape.1 * tl.tw;
+    let scratch = 16 * (ci + co) * max_tiles + 8 * (tl.tw + 1);
     let part = 16 * co * ci;
     let par = super::conv::inner_threads(items);
     let mut partials = vec![T::zero(); items * part];
     par_chunks(&mut partials, part, scratch, |item, acc, buf| {
-        let (v, rest) = buf.split_at_mut(16 * ci * max_ld);
-        let (d, rows_buf) = rest.split_at_mut(16 * co * max_ld);
-        let last = ((item + 1) * item_images).min(g.b);
-        for b0 in (item * item_images..last).step_by(images) {
-            let b1 = (b0 + images).min(last);
-            for r0 in (0..tl.th).step_by(rows) {
-                let at = Tiles {
-                    b0,
-                    b1,
-                    r0,
-                    r1: (r0 + rows).min(tl.th),
-                };
-                let nt = (b1 - b0) * (at.r1 - at.r0) * tl.tw;
-                let ld = nt;
-                transform_input(g, &tl, x, at, &mut v[..16 * ci * ld], rows_buf);
-                transform_grad(g, &tl, dy, at, &mut d[..16 * co * ld], rows_buf);
-                for xi in 0..16 {
-                    let lhs = View::new(&d[xi * co * ld..(xi + 1) * co * ld], ld, 1);
-                    let rhs = View::new(&v[xi * ci * ld..(xi + 1) * ci * ld], 1, ld);
-                    let out = &mut acc[xi * co * ci..(xi + 1) * co * ci];
-                    gemm(co, ci, nt, out, ci, true, lhs, rhs, par)?;
-                }
+        let (v, rest) = buf.split_at_mut(16 * ci * max_tiles);
+        let (d, rows_buf) = rest.split_at_mut(16 * co * max_tiles);
+        let first = item * item_images;
+        for at in tl.blocks((first, (first + item_images).min(g.b)), shape) {
+            let nt = at.count(&tl);
+            transform_input(g, &tl, x, at, &mut v[..16 * ci * nt], rows_buf);
+            transform_grad(g, &tl, dy, at, &mut d[..16 * co * nt], rows_buf);
+            for xi in 0..16 {
+                let lhs = View::new(&d[xi * co * nt..(xi + 1) * co * nt], nt, 1);
+                let rhs = View::new(&v[xi * ci * nt..(xi + 1) * ci * nt], 1, nt);
+                let out = &mut acc[xi * co * ci..(xi + 1) * co * ci];
+                gemm(co, ci, nt, out, ci, true, lhs, rhs, par)?;
             }
         }
         Ok(())
     })?;
-    let (m, rest) = partials.split_at_mut(part);
-    for p in rest.chunks(part) {
-        for (a, b) in m.iter_mut().zip(p) {
-            *a += *b;
-        }
-    }
+    let m = super::add_in_order(&mut partials, part);
     // G^T M G per filter, G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]].
     let half = T::from_f64(0.5);
     let gt = |a: T, b: T, c: T, d: T| [a + (b + c) * half, (b - c) * half, (b + c) * half + d];
@@ -255,8 +276,7 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
 
 /// `A dY A^T` for every tile of the block and output channel of `dy` (`b x co x oh x ow`),
 /// `A = [[1, 0], [1, 1], [1, -1], [0, -1]]`, outputs past the edge taken as zero: matrix
-/// `xi` of `d` is `co x nt`, tiles numbered as in
-/// [`transform_input`].
+/// `xi` of `d` is `co x nt`, tiles numbered as in [`transform_input`].
 fn transform_grad<T: Float>(
     g: &Geom,
     tl: &Tiling,
@@ -267,8 +287,8 @@ fn transform_grad<T: Float>(
 ) {
     let (oh, ow, tw) = (g.oh, g.ow, tl.tw);
     let rows = at.r1 - at.r0;
-    let ld = (at.b1 - at.b0) * rows * tw;
-    let cn = g.co * ld;
+    let nt = at.count(tl);
+    let cn = g.co * nt;
     let eo = &mut buf[..4 * (tw + 1)];
     for b in at.b0..at.b1 {
         for o in 0..g.co {
@@ -284,7 +304,7 @@ fn transform_grad<T: Float>(
                         od.fill(T::zero());
                     }
                 }
-                let base = o * ld + ((b - at.b0) * rows + (ty - at.r0)) * tw;
+                let base = o * nt + ((b - at.b0) * rows + (ty - at.r0)) * tw;
                 let n = tw + 1;
                 let (d00, d01) = (&eo[..tw], &eo[n..n + tw]);
                 let (d10, d11) = (&eo[2 * n..2 * n + tw], &eo[3 * n..3 * n + tw]);
@@ -311,38 +331,18 @@ fn transform_grad<T: Float>(
     }
 }
 
-/// `V = B^T d B` for every tile of the block and input channel: matrix `xi` of `v` is `ci x
-/// nt`, tile `t = (image * rows + row) * tw + column`. `buf`
-/// holds 8 rows of `tw + 1`
-/// (and [`transform_output`] 12 rows of `tw`).
-fn transform_input<T: Float>(
+avx512_twin!(
+    /// `V = B^T d B` for every tile of the block and input channel: matrix `xi` of `v` is
+    /// `ci x nt`, tile `t = (image * rows + row) * tw + column`. `buf` holds 8 rows of
+    /// `tw + 1`.
+    transform_input => transform_input_body(
     g: &Geom,
     tl: &Tiling,
     x: &[T],
     at: Tiles,
     v: &mut [T],
     buf: &mut [T],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if super::has_avx512() {
-        // SAFETY: the CPU has the features the copy was compiled for.
-        return unsafe { transform_input_v4(g, tl, x, at, v, buf) };
-    }
-    transform_input_body(g, tl, x, at, v, buf)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-fn transform_input_v4<T: Float>(
-    g: &Geom,
-    tl: &Tiling,
-    x: &[T],
-    at: Tiles,
-    v: &mut [T],
-    buf: &mut [T],
-) {
-    transform_input_body(g, tl, x, at, v, buf)
-}
+));
 
 #[inline(always)]
 fn transform_input_body<T: Float>(
@@ -355,8 +355,8 @@ fn transform_input_body<T: Float>(
 ) {
     let (h, w, p, tw) = (g.h, g.w, g.pad, tl.tw);
     let rows = at.r1 - at.r0;
-    let ld = (at.b1 - at.b0) * rows * tw;
-    let cn = g.ci * ld;
+    let nt = at.count(tl);
+    let cn = g.ci * nt;
     let n = tw + 1;
     // The four input rows of a tile row, split into even and odd padded columns: column
     // `2 * tx + j - p` of the input is `e[tx + j / 2]` for even j, `o[tx + j / 2]` for odd.
@@ -376,7 +376,7 @@ fn transform_input_body<T: Float>(
                     deinterleave(&plane[ih as usize * w..][..w], p, e, o);
                 }
                 let t0 = ((b - at.b0) * rows + (ty - at.r0)) * tw;
-                let base = c * ld + t0;
+                let base = c * nt + t0;
                 // d B for each of the four rows: [d0 - d2, d1 + d2, d2 - d1, d1 - d3], then
                 // B^T over the rows.
                 let row = |i: usize| -> Row<'_, T> {
@@ -464,36 +464,18 @@ fn deinterleave<T: Float>(row: &[T], p: usize, e: &mut [T], o: &mut [T]) {
     }
 }
 
-/// `Y = A^T M A` for every tile of the block and output channel, written into the block's
-/// images of `y` (`yi` holds the item's images, the first being image `at.b0`).
-fn transform_output<T: Float>(
+avx512_twin!(
+    /// `Y = A^T M A` for every tile of the block and output channel, written into the
+    /// block's images of `y` (`yi` holds the item's images, the first being image `at.b0`).
+    /// `buf` holds 12 rows of `tw`.
+    transform_output => transform_output_body(
     g: &Geom,
     tl: &Tiling,
     m: &[T],
     at: Tiles,
     yi: &mut [T],
     buf: &mut [T],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if super::has_avx512() {
-        // SAFETY: the CPU has the features the copy was compiled for.
-        return unsafe { transform_output_v4(g, tl, m, at, yi, buf) };
-    }
-    transform_output_body(g, tl, m, at, yi, buf)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-fn transform_output_v4<T: Float>(
-    g: &Geom,
-    tl: &Tiling,
-    m: &[T],
-    at: Tiles,
-    yi: &mut [T],
-    buf: &mut [T],
-) {
-    transform_output_body(g, tl, m, at, yi, buf)
-}
+));
 
 #[inline(always)]
 fn transform_output_body<T: Float>(
@@ -506,15 +488,15 @@ fn transform_output_body<T: Float>(
 ) {
     let (oh, ow, tw) = (g.oh, g.ow, tl.tw);
     let rows = at.r1 - at.r0;
-    let ld = (at.b1 - at.b0) * rows * tw;
-    let cn = g.co * ld;
+    let nt = at.count(tl);
+    let cn = g.co * nt;
     let (out, cols) = buf[..12 * tw].split_at_mut(4 * tw);
     let cols = &mut cols[..8 * tw];
     for (bi, yb) in yi.chunks_mut(g.co * oh * ow).enumerate() {
         for o in 0..g.co {
             let plane = &mut yb[o * oh * ow..][..oh * ow];
             for ty in at.r0..at.r1 {
-                let base = o * ld + ((bi * rows) + (ty - at.r0)) * tw;
+                let base = o * nt + ((bi * rows) + (ty - at.r0)) * tw;
                 let mm = |xi: usize| &m[xi * cn + base..][..tw];
                 let (y00, rest) = out.split_at_mut(tw);
                 let (y01, rest) = rest.split_at_mut(tw);
