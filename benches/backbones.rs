@@ -6,10 +6,12 @@
 //! `benches/compare_backbones.sh` runs both and prints the table of BENCHMARKS.md.
 //!
 //! `cargo bench --bench backbones -- [--threads N] [--seconds S] [--only resnet18@112,...]
-//! [--transfer scratch,frozen,finetune:layer4] [--im2col]` Every figure is also printed as
-//! `RESULT <backbone>@<size>[/<mode>] <img/s> <peak MiB>`. `--transfer` times transfer
-//! learning's modes beside each other: `frozen` trains only the head (the base runs forward
-//! only, batch norm in inference mode), `finetune:STAGE` the stages from STAGE on.
+//! [--transfer scratch,frozen,finetune:layer4] [--im2col] [--simd baseline|avx2|avx512]`
+//! Every figure is also printed as `RESULT <backbone>@<size>[/<mode>] <img/s> <peak MiB>`.
+//! `--transfer` times transfer learning's modes beside each other: `frozen` trains only the
+//! head (the base runs forward only, batch norm in inference mode), `finetune:STAGE` the
+//! stages from STAGE on. `--simd` caps the instruction set of the kernels' loops (default:
+//! the widest the CPU has).
 use std::process::Command;
 use std::time::Instant;
 
@@ -85,6 +87,7 @@ fn main() -> Result<()> {
     let im2col = std::env::args().any(|a| a == "--im2col");
     kernels::set_winograd(!im2col);
     kernels::set_direct(!im2col);
+    let simd = common::simd_cap();
     if let Some(case) = common::arg("--child") {
         let (name, size) = case.split_once('@').expect("NAME@SIZE[/MODE]");
         let (size, mode) = size.split_once('/').unwrap_or((size, "scratch"));
@@ -120,6 +123,7 @@ fn main() -> Result<()> {
             .args(["--child", &case, "--threads", &threads.to_string()])
             .args(["--seconds", &seconds.to_string()])
             .args(im2col.then_some("--im2col"))
+            .args(simd.iter().flat_map(|v| ["--simd", v]))
             .env("RAYON_NUM_THREADS", threads.to_string())
             .env("CANDLE_NUM_THREADS", threads.to_string())
             .output()

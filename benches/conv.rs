@@ -4,7 +4,8 @@
 //! small benchmark, and the 3x3 layers of its ResNet-18 w16 at 32x32 and 64x64). `benches/conv_peer.py` times the same passes in PyTorch (oneDNN);
 //! `benches/compare_conv.sh` runs both and prints the table of BENCHMARKS.md.
 //!
-//! `cargo bench --bench conv -- [--threads N] [--only NAME,NAME] [--seconds S] [--im2col | --no-winograd | --no-direct]`
+//! `cargo bench --bench conv -- [--threads N] [--only NAME,NAME] [--seconds S]
+//! [--im2col | --no-winograd | --no-direct] [--simd baseline|avx2|avx512]`
 //! Every figure is also printed as `RESULT <shape>:<pass> <ms>`.
 use std::time::Instant;
 
@@ -67,6 +68,7 @@ fn main() -> Result<()> {
     let flag = |f: &str| std::env::args().any(|a| a == f);
     kernels::set_winograd(!flag("--im2col") && !flag("--no-winograd"));
     kernels::set_direct(!flag("--im2col") && !flag("--no-direct"));
+    common::simd_cap();
     println!("conv passes, batch {BATCH}, {threads} thread(s): ms (GFLOP/s)");
     println!(
         "{:<12} {:>22} {:>10} {:>10} {:>10}",

@@ -5,7 +5,7 @@
 //! the kernels share, from it.
 //!
 //! `cargo bench --bench train_speed -- [--threads N] [--steps N] [--sizes 32,64]
-//! [--no-reference | --reference-only] [--no-ops] [--im2col]`
+//! [--no-reference | --reference-only] [--no-ops] [--im2col] [--simd baseline|avx2|avx512]`
 //! Every figure is also printed as a machine-readable line `RESULT <key> <value>` (img/s or
 //! ms), which `benches/compare.sh` joins with `benches/pytorch_peer.py`'s output.
 use std::time::Instant;
@@ -174,6 +174,7 @@ fn train_speed_in_child(size: usize, steps: usize, threads: usize) -> Result<f64
             &steps.to_string(),
         ])
         .args(im2col().then_some("--im2col"))
+        .args(common::arg("--simd").iter().flat_map(|v| ["--simd", v]))
         .env("RAYON_NUM_THREADS", threads.to_string())
         .env("CANDLE_NUM_THREADS", threads.to_string())
         .output()?;
@@ -195,6 +196,7 @@ fn main() -> Result<()> {
     kernels::set_threads(a.threads);
     kernels::set_winograd(!im2col());
     kernels::set_direct(!im2col());
+    common::simd_cap();
     let threads = kernels::threads();
     if a.child {
         for &size in &a.sizes {

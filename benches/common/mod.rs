@@ -83,3 +83,14 @@ pub fn threads_and_seconds(seconds: f64) -> (usize, f64) {
         .unwrap_or(seconds);
     (threads, seconds)
 }
+
+/// `--simd baseline|avx2|avx512`: caps the instruction set of the kernels' loops on this
+/// thread (to measure what each level gives); returns the flag's value to pass on to child
+/// processes. The default is the widest the CPU has.
+pub fn simd_cap() -> Option<String> {
+    let value = arg("--simd")?;
+    let level = sweep::model::kernels::Simd::parse(&value)
+        .unwrap_or_else(|| panic!("--simd {value}: expected baseline, avx2 or avx512"));
+    sweep::model::kernels::set_simd(level);
+    Some(value)
+}

@@ -27,39 +27,51 @@ fn add<T: Float>(x: &[T], bias: &[T], c: usize, inner: usize) -> Result<Vec<T>> 
     }
     let image = c * inner;
     let per_item = image * (16 * 1024 / image).max(1);
-    par_new(x.len(), per_item, 0, |i, yi, _| {
-        let first_plane = i * per_item / inner;
-        let planes = yi.chunks_mut(inner).zip(x[i * per_item..].chunks(inner));
-        for (k, (d, s)) in planes.enumerate() {
-            let b = bias[(first_plane + k) % c];
-            for (d, s) in d.iter_mut().zip(s) {
-                *d = *s + b;
+    par_new(
+        x.len(),
+        per_item,
+        0,
+        #[inline(always)]
+        |i, yi, _| {
+            let first_plane = i * per_item / inner;
+            let planes = yi.chunks_mut(inner).zip(x[i * per_item..].chunks(inner));
+            for (k, (d, s)) in planes.enumerate() {
+                let b = bias[(first_plane + k) % c];
+                for (d, s) in d.iter_mut().zip(s) {
+                    *d = *s + b;
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }
 
 /// The sum over images and positions of each channel of `dy` (`b`, `c`, `inner`): image by
 /// image in order, whatever the thread count.
 fn grad<T: Float>(dy: &[T], b: usize, c: usize, inner: usize) -> Result<Vec<T>> {
     let mut g = vec![T::zero(); c];
-    par_chunks(&mut g, GRAD_CHANNELS, 0, |i, gi, _| {
-        for (k, g) in gi.iter_mut().enumerate() {
-            let ch = i * GRAD_CHANNELS + k;
-            let mut total = T::zero();
-            for img in 0..b {
-                let start = (img * c + ch) * inner;
-                let mut part = T::zero();
-                for v in &dy[start..start + inner] {
-                    part += *v;
+    par_chunks(
+        &mut g,
+        GRAD_CHANNELS,
+        0,
+        #[inline(always)]
+        |i, gi, _| {
+            for (k, g) in gi.iter_mut().enumerate() {
+                let ch = i * GRAD_CHANNELS + k;
+                let mut total = T::zero();
+                for img in 0..b {
+                    let start = (img * c + ch) * inner;
+                    let mut part = T::zero();
+                    for v in &dy[start..start + inner] {
+                        part += *v;
+                    }
+                    total += part;
                 }
-                total += part;
+                *g = total;
             }
-            *g = total;
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     Ok(g)
 }
 

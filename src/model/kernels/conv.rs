@@ -56,6 +56,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
             len,
             per * g.co * ohw,
             (k + g.co) * n_max,
+            #[inline(always)]
             |item, yi, buf| {
                 let images = yi.len() / (g.co * ohw);
                 let n = images * ohw;
@@ -72,19 +73,25 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
     let tile = g.tile_rows::<T>(k);
     let scratch = if g.pointwise() { 0 } else { k * tile * g.ow };
     let par = inner_threads(g.b);
-    par_new(len, g.co * ohw, scratch, |b, yb, col| {
-        let xb = &x[b * g.ci * hw..(b + 1) * g.ci * hw];
-        if g.pointwise() {
-            return gemm(g.co, ohw, k, yb, ohw, false, lhs, View::new(xb, hw, 1), par);
-        }
-        for (r0, r1) in tiles(g.oh, tile) {
-            let n = (r1 - r0) * g.ow;
-            im2col(g, xb, col, Block::rows(g, r0, r1));
-            let rhs = View::new(&col[..k * n], n, 1);
-            gemm(g.co, n, k, &mut yb[r0 * g.ow..], ohw, false, lhs, rhs, par)?;
-        }
-        Ok(())
-    })
+    par_new(
+        len,
+        g.co * ohw,
+        scratch,
+        #[inline(always)]
+        |b, yb, col| {
+            let xb = &x[b * g.ci * hw..(b + 1) * g.ci * hw];
+            if g.pointwise() {
+                return gemm(g.co, ohw, k, yb, ohw, false, lhs, View::new(xb, hw, 1), par);
+            }
+            for (r0, r1) in tiles(g.oh, tile) {
+                let n = (r1 - r0) * g.ow;
+                im2col(g, xb, col, Block::rows(g, r0, r1));
+                let rhs = View::new(&col[..k * n], n, 1);
+                gemm(g.co, n, k, &mut yb[r0 * g.ow..], ohw, false, lhs, rhs, par)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// The im2col columns of the whole images `images` of `x`, for input channels `c0..c1`, side
@@ -154,6 +161,7 @@ pub(crate) fn input_grad<T: Float>(g: &Geom, dy: &[T], weight: &[T]) -> Result<V
             &mut dx,
             per * g.ci * hw,
             (k + g.co) * n_max,
+            #[inline(always)]
             |item, dxi, buf| {
                 let images = dxi.len() / (g.ci * hw);
                 let n = images * ohw;
@@ -182,20 +190,26 @@ pub(crate) fn input_grad<T: Float>(g: &Geom, dy: &[T], weight: &[T]) -> Result<V
     let tile = g.tile_rows::<T>(k);
     let scratch = if g.pointwise() { 0 } else { k * tile * g.ow };
     let par = inner_threads(g.b);
-    par_chunks(&mut dx, g.ci * hw, scratch, |b, dxb, col| {
-        let dyb = &dy[b * g.co * ohw..(b + 1) * g.co * ohw];
-        if g.pointwise() {
-            let rhs = View::new(dyb, ohw, 1);
-            return gemm(k, hw, g.co, dxb, hw, false, lhs, rhs, par);
-        }
-        for (r0, r1) in tiles(g.oh, tile) {
-            let n = (r1 - r0) * g.ow;
-            let rhs = View::new(&dyb[r0 * g.ow..], ohw, 1);
-            gemm(k, n, g.co, &mut col[..k * n], n, false, lhs, rhs, par)?;
-            col2im(g, &mut col[..k * n], dxb, Block::rows(g, r0, r1));
-        }
-        Ok(())
-    })?;
+    par_chunks(
+        &mut dx,
+        g.ci * hw,
+        scratch,
+        #[inline(always)]
+        |b, dxb, col| {
+            let dyb = &dy[b * g.co * ohw..(b + 1) * g.co * ohw];
+            if g.pointwise() {
+                let rhs = View::new(dyb, ohw, 1);
+                return gemm(k, hw, g.co, dxb, hw, false, lhs, rhs, par);
+            }
+            for (r0, r1) in tiles(g.oh, tile) {
+                let n = (r1 - r0) * g.ow;
+                let rhs = View::new(&dyb[r0 * g.ow..], ohw, 1);
+                gemm(k, n, g.co, &mut col[..k * n], n, false, lhs, rhs, par)?;
+                col2im(g, &mut col[..k * n], dxb, Block::rows(g, r0, r1));
+            }
+            Ok(())
+        },
+    )?;
     Ok(dx)
 }
 
@@ -253,10 +267,16 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
     // Several images per GEMM need each span's dy as one `co x n` matrix.
     let dys = if per > 1 {
         let mut dys = vec![T::zero(); dy.len()];
-        par_chunks(&mut dys, per * g.co * ohw, 0, |s, out, _| {
-            gather(&dy[s * per * g.co * ohw..][..out.len()], out, g.co, ohw);
-            Ok(())
-        })?;
+        par_chunks(
+            &mut dys,
+            per * g.co * ohw,
+            0,
+            #[inline(always)]
+            |s, out, _| {
+                gather(&dy[s * per * g.co * ohw..][..out.len()], out, g.co, ohw);
+                Ok(())
+            },
+        )?;
         dys
     } else {
         Vec::new()
@@ -285,6 +305,7 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
         &mut partials,
         part,
         chunk_c * kk * n_max,
+        #[inline(always)]
         |item, acc, col| {
             let (grp, chunk) = (item / chunks, item % chunks);
             let (c0, c1) = chunk_channels(g.ci, chunks, chunk);

@@ -12,7 +12,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::geom::{Geom, Pass};
-use super::{par_chunks, slice, Float};
+use super::{par_chunks, par_new, slice, Float};
 
 /// The phase planes of one padded input plane.
 #[derive(Clone, Copy)]
@@ -49,35 +49,48 @@ impl Phases {
     }
 
     /// Writes the padded plane `x` (`h x w`) into `ph` (zeroing the padding).
+    #[inline(always)]
     fn split<T: Float>(&self, g: &Geom, x: &[T], ph: &mut [T]) {
         ph.fill(T::zero());
         for (r, row) in x.chunks_exact(g.w).enumerate() {
-            let r = r + self.pad;
-            if self.s == 1 {
-                ph[self.at(r, self.pad)..][..g.w].copy_from_slice(row);
-            } else {
-                for (c, v) in row.iter().enumerate() {
-                    ph[self.at(r, c + self.pad)] = *v;
+            self.for_row(g, r, |at, c0| {
+                let src = row[c0..].iter().step_by(self.s);
+                for (d, v) in ph[at..].iter_mut().zip(src) {
+                    *d = *v;
                 }
-            }
+            });
         }
     }
 
     /// The reverse of [`Phases::split`]: the plane `x` read back from `ph`, padding dropped.
+    #[inline(always)]
     fn merge<T: Float>(&self, g: &Geom, ph: &[T], x: &mut [T]) {
         for (r, row) in x.chunks_exact_mut(g.w).enumerate() {
-            let r = r + self.pad;
-            if self.s == 1 {
-                row.copy_from_slice(&ph[self.at(r, self.pad)..][..g.w]);
-            } else {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v = ph[self.at(r, c + self.pad)];
+            self.for_row(g, r, |at, c0| {
+                for (d, v) in row[c0..].iter_mut().step_by(self.s).zip(&ph[at..]) {
+                    *d = *v;
                 }
+            });
+        }
+    }
+
+    /// For input row `r` calls `f(at, c0)` once per column phase: the input columns `c0`,
+    /// `c0 + s`, ... land on consecutive elements of `ph` from `at`. No division per element,
+    /// which the stride-2 layers used to pay.
+    #[inline(always)]
+    fn for_row(&self, g: &Geom, r: usize, mut f: impl FnMut(usize, usize)) {
+        let r = r + self.pad;
+        for pc in 0..self.s {
+            // The first padded column `>= pad` of phase `pc`, and its input column.
+            let first = self.pad + (pc + self.s - self.pad % self.s) % self.s;
+            if first - self.pad < g.w {
+                f(self.at(r, first), first - self.pad);
             }
         }
     }
 
     /// Outputs laid out on the phase row length: `(oh - 1) * wh + ow` elements.
+    #[inline(always)]
     fn run(&self, g: &Geom) -> usize {
         (g.oh - 1) * self.wh + g.ow
     }
@@ -90,6 +103,7 @@ fn scratch_len(g: &Geom) -> usize {
 }
 
 /// One plane of the forward pass: `y (oh x ow) = x (h x w) * k (kh x kw)`.
+#[inline(always)]
 fn forward_plane<T: Float>(g: &Geom, x: &[T], k: &[T], y: &mut [T], scratch: &mut [T]) {
     let ph = Phases::new(g);
     let (planes, out) = scratch.split_at_mut(ph.len());
@@ -111,6 +125,7 @@ fn forward_plane<T: Float>(g: &Geom, x: &[T], k: &[T], y: &mut [T], scratch: &mu
 }
 
 /// `dy` (`oh x ow`) laid out on the phase row length, zero past each row.
+#[inline(always)]
 fn spread<T: Float>(g: &Geom, ph: &Phases, dy: &[T], out: &mut [T]) {
     out.fill(T::zero());
     for (oh, row) in dy.chunks_exact(g.ow).enumerate() {
@@ -119,6 +134,7 @@ fn spread<T: Float>(g: &Geom, ph: &Phases, dy: &[T], out: &mut [T]) {
 }
 
 /// One plane of the input gradient: `dx (h x w) = dy (oh x ow) *^T k`.
+#[inline(always)]
 fn input_grad_plane<T: Float>(g: &Geom, dy: &[T], k: &[T], dx: &mut [T], scratch: &mut [T]) {
     let ph = Phases::new(g);
     let (planes, d) = scratch.split_at_mut(ph.len());
@@ -138,8 +154,15 @@ fn input_grad_plane<T: Float>(g: &Geom, dy: &[T], k: &[T], dx: &mut [T], scratch
 }
 
 /// One plane's contribution to the weight gradient: `acc[tap]` gets `corr(x, dy)` at that
-/// tap, spread over 8 lanes so that the dot products vectorise.
-fn weight_grad_plane<T: Float>(g: &Geom, x: &[T], dy: &[T], acc: &mut [[T; 8]], scratch: &mut [T]) {
+/// tap, spread over [`LANES`] lanes so that the dot products vectorise.
+#[inline(always)]
+fn weight_grad_plane<T: Float>(
+    g: &Geom,
+    x: &[T],
+    dy: &[T],
+    acc: &mut [[T; LANES]],
+    scratch: &mut [T],
+) {
     let ph = Phases::new(g);
     let (planes, d) = scratch.split_at_mut(ph.len());
     let n = ph.run(g);
@@ -150,9 +173,12 @@ fn weight_grad_plane<T: Float>(g: &Geom, x: &[T], dy: &[T], acc: &mut [[T; 8]], 
         for kj in 0..g.kw {
             let from = ph.at(ki, kj);
             let lanes = &mut acc[ki * g.kw + kj];
-            let (mut dc, mut xc) = (d.chunks_exact(8), planes[from..from + n].chunks_exact(8));
+            let (mut dc, mut xc) = (
+                d.chunks_exact(LANES),
+                planes[from..from + n].chunks_exact(LANES),
+            );
             for (a, b) in (&mut dc).zip(&mut xc) {
-                for l in 0..8 {
+                for l in 0..LANES {
                     lanes[l] += a[l] * b[l];
                 }
             }
@@ -163,45 +189,80 @@ fn weight_grad_plane<T: Float>(g: &Geom, x: &[T], dy: &[T], acc: &mut [[T; 8]], 
     }
 }
 
+/// Lanes of the weight gradient's dot products: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// Elements a work item of the forward pass and the input gradient covers at least: whole
+/// planes, several of them on small maps (a 7x7 plane is 49 elements, and handing out 36,864
+/// such items one by one cost more than computing them).
+const MIN_ITEM: usize = 2048;
+
+/// Planes per work item for planes of `len` elements.
+fn planes_per_item(len: usize) -> usize {
+    (MIN_ITEM / len.max(1)).max(1)
+}
+
 fn forward<T: Float>(g: &Geom, x: &[T], k: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-    let mut y = vec![T::zero(); g.b * g.co * ohw];
-    par_chunks(&mut y, ohw, scratch_len(g), |i, yp, scratch| {
-        let c = i % g.co;
-        let (x, k) = (&x[i * hw..(i + 1) * hw], &k[c * kk..(c + 1) * kk]);
-        forward_plane(g, x, k, yp, scratch);
-        Ok(())
-    })?;
-    Ok(y)
+    let group = planes_per_item(ohw);
+    par_new(
+        g.b * g.co * ohw,
+        group * ohw,
+        scratch_len(g),
+        #[inline(always)]
+        |item, ys, scratch| {
+            for (j, yp) in ys.chunks_exact_mut(ohw).enumerate() {
+                let i = item * group + j;
+                let c = i % g.co;
+                let (x, k) = (&x[i * hw..(i + 1) * hw], &k[c * kk..(c + 1) * kk]);
+                forward_plane(g, x, k, yp, scratch);
+            }
+            Ok(())
+        },
+    )
 }
 
 fn input_grad<T: Float>(g: &Geom, dy: &[T], k: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-    let mut dx = vec![T::zero(); g.b * g.ci * hw];
-    par_chunks(&mut dx, hw, scratch_len(g), |i, dxp, scratch| {
-        let c = i % g.ci;
-        let (dy, k) = (&dy[i * ohw..(i + 1) * ohw], &k[c * kk..(c + 1) * kk]);
-        input_grad_plane(g, dy, k, dxp, scratch);
-        Ok(())
-    })?;
-    Ok(dx)
+    let group = planes_per_item(hw);
+    par_new(
+        g.b * g.ci * hw,
+        group * hw,
+        scratch_len(g),
+        #[inline(always)]
+        |item, dxs, scratch| {
+            for (j, dxp) in dxs.chunks_exact_mut(hw).enumerate() {
+                let i = item * group + j;
+                let c = i % g.ci;
+                let (dy, k) = (&dy[i * ohw..(i + 1) * ohw], &k[c * kk..(c + 1) * kk]);
+                input_grad_plane(g, dy, k, dxp, scratch);
+            }
+            Ok(())
+        },
+    )
 }
 
 fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
     let mut dk = vec![T::zero(); g.co * kk];
-    par_chunks(&mut dk, kk, scratch_len(g), |c, dkc, scratch| {
-        let mut acc = vec![[T::zero(); 8]; kk];
-        for b in 0..g.b {
-            let i = b * g.co + c;
-            let (xp, dyp) = (&x[i * hw..(i + 1) * hw], &dy[i * ohw..(i + 1) * ohw]);
-            weight_grad_plane(g, xp, dyp, &mut acc, scratch);
-        }
-        for (d, lanes) in dkc.iter_mut().zip(&acc) {
-            *d = lanes.iter().fold(T::zero(), |s, v| s + *v);
-        }
-        Ok(())
-    })?;
+    par_chunks(
+        &mut dk,
+        kk,
+        scratch_len(g),
+        #[inline(always)]
+        |c, dkc, scratch| {
+            let mut acc = vec![[T::zero(); LANES]; kk];
+            for b in 0..g.b {
+                let i = b * g.co + c;
+                let (xp, dyp) = (&x[i * hw..(i + 1) * hw], &dy[i * ohw..(i + 1) * ohw]);
+                weight_grad_plane(g, xp, dyp, &mut acc, scratch);
+            }
+            for (d, lanes) in dkc.iter_mut().zip(&acc) {
+                *d = lanes.iter().fold(T::zero(), |s, v| s + *v);
+            }
+            Ok(())
+        },
+    )?;
     Ok(dk)
 }
 

@@ -47,16 +47,10 @@ pub(crate) fn applies(g: &Geom) -> bool {
         && g.co >= MIN_CHANNELS
 }
 
-/// Whether the direct kernel can run here: an x86-64 CPU with AVX-512.
+/// Whether the direct kernel can run here: an x86-64 CPU with AVX-512 (and
+/// [`super::set_simd`] not capping the calling thread below it).
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        super::has_avx512()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    cfg!(target_arch = "x86_64") && super::Simd::current() == super::Simd::Avx512
 }
 
 /// The packed weights: `co` padded to blocks of `ob` output channels, each block `k x ob`

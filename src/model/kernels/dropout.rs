@@ -11,6 +11,7 @@ use super::{par_chunks, slice, Float};
 const CHUNK: usize = 32 * 1024;
 
 /// SplitMix64's finaliser: a bijection of 64-bit integers whose outputs pass BigCrush.
+#[inline(always)]
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -20,6 +21,7 @@ fn mix(mut z: u64) -> u64 {
 /// Whether element `i` survives dropout with probability `p` under `seed`: a uniform draw
 /// in [0, 1) from the top 53 bits of the hash, kept when at least `p` (PyTorch's rule:
 /// dropped with probability `p`).
+#[inline(always)]
 pub(crate) fn keep(seed: u64, i: usize, p: f64) -> bool {
     let bits = mix(seed ^ mix(i as u64 ^ 0x9E37_79B9_7F4A_7C15));
     (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64) >= p
@@ -37,15 +39,21 @@ impl Dropout {
         // The scale rounded to f32 first, as the reference path's f32 mask holds it.
         let scale = T::from_f64((1.0 / (1.0 - self.p)) as f32 as f64);
         let mut y = vec![T::zero(); x.len()];
-        par_chunks(&mut y, CHUNK, 0, |item, out, _| {
-            let start = item * CHUNK;
-            for (k, (d, v)) in out.iter_mut().zip(&x[start..]).enumerate() {
-                if keep(self.seed, start + k, self.p) {
-                    *d = *v * scale;
+        par_chunks(
+            &mut y,
+            CHUNK,
+            0,
+            #[inline(always)]
+            |item, out, _| {
+                let start = item * CHUNK;
+                for (k, (d, v)) in out.iter_mut().zip(&x[start..]).enumerate() {
+                    if keep(self.seed, start + k, self.p) {
+                        *d = *v * scale;
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         Ok(y)
     }
 }

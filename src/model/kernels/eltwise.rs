@@ -10,20 +10,26 @@ const CHUNK: usize = 32 * 1024;
 
 /// `out[i] = f(a[i], b[i])` in parallel (`b` may be empty for a unary op).
 fn map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Send + Sync) -> Result<Vec<T>> {
-    par_new(a.len(), CHUNK, 0, |i, o, _| {
-        let (start, len) = (i * CHUNK, o.len());
-        let a = &a[start..start + len];
-        if b.is_empty() {
-            for (d, x) in o.iter_mut().zip(a) {
-                *d = f(*x, T::zero());
+    par_new(
+        a.len(),
+        CHUNK,
+        0,
+        #[inline(always)]
+        |i, o, _| {
+            let (start, len) = (i * CHUNK, o.len());
+            let a = &a[start..start + len];
+            if b.is_empty() {
+                for (d, x) in o.iter_mut().zip(a) {
+                    *d = f(*x, T::zero());
+                }
+            } else {
+                for ((d, x), y) in o.iter_mut().zip(a).zip(&b[start..start + len]) {
+                    *d = f(*x, *y);
+                }
             }
-        } else {
-            for ((d, x), y) in o.iter_mut().zip(a).zip(&b[start..start + len]) {
-                *d = f(*x, *y);
-            }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }
 
 /// The elementwise ops of this module.

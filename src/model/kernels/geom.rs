@@ -173,6 +173,7 @@ fn for_each_tile_row<T>(
 }
 
 /// Fills the block `at` of `col` with the im2col columns of one image `x` (`ci x h x w`).
+#[inline(always)]
 pub(crate) fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T], at: Block) {
     if g.stride == 1 && g.ow == g.w {
         return im2col_same(g, x, col, at);
@@ -204,6 +205,7 @@ pub(crate) fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T], at: Block) {
 /// [`im2col`] for stride 1 and output width = input width (3x3 "same" convolutions): the
 /// valid output rows of one im2col row read consecutive input rows, so each is one
 /// contiguous copy followed by zeroing the columns that fall into the padding.
+#[inline(always)]
 fn im2col_same<T: Float>(g: &Geom, x: &[T], col: &mut [T], at: Block) {
     let (h, w, p) = (g.h, g.w, g.pad);
     let (r0, r1) = (at.r0, at.r1);
@@ -245,6 +247,7 @@ fn im2col_same<T: Float>(g: &Geom, x: &[T], col: &mut [T], at: Block) {
 }
 
 /// The reverse of [`im2col`] (col2im): adds the block `at` of `col` back into the image `x`.
+#[inline(always)]
 pub(crate) fn col2im<T: Float>(g: &Geom, col: &mut [T], x: &mut [T], at: Block) {
     let (w, s, p) = (g.w, g.stride, g.pad);
     for_each_tile_row(g, col, at, |kj, _oh, (lo, hi), src, d| {

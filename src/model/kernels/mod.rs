@@ -26,6 +26,10 @@
 //! the kernels use fewer. Results never depend on the thread count: every reduction splits
 //! its work into chunks fixed by the shapes alone and sums them in order.
 //!
+//! Vectors: every work item runs compiled for the widest instruction set the CPU has,
+//! AVX-512 or AVX2 + FMA, chosen at run time ([`simd`]); the same binary runs, with the
+//! baseline's SSE2, on any x86-64 CPU, and every level computes the same bits.
+//!
 //! Memory: on Linux with glibc the first kernel call tells malloc to keep freed memory for
 //! reuse instead of unmapping it (see `keep_freed_memory`), which removes the page faults
 //! and cross-core TLB flushes of allocating every activation afresh.
@@ -34,6 +38,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+
+pub use simd::{set_simd, Simd};
 
 /// Runs `$body` with `$t` bound to f32 or f64 according to the storage's dtype.
 macro_rules! by_dtype {
@@ -89,6 +95,7 @@ mod mat;
 pub mod norm;
 mod norm_sums;
 pub(crate) mod pool;
+pub mod simd;
 #[cfg(test)]
 mod tests;
 mod winograd;
@@ -265,14 +272,6 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
 
 scratch!(f32, SCRATCH_F32, exp_f32);
 scratch!(f64, SCRATCH_F64, f64::exp);
-
-/// Whether the CPU has AVX-512 (F and VL), for the kernels compiled twice: once for the
-/// baseline and once with those features enabled, chosen at run time.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-pub(crate) fn has_avx512() -> bool {
-    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
-}
 
 /// The contiguous data of a kernel input (the dispatchers make every input contiguous).
 pub(crate) fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
@@ -501,10 +500,16 @@ pub(crate) fn par_chunks<T: Float>(
         return Ok(());
     }
     let (len, base) = (data.len(), SharedMut(data.as_mut_ptr()));
+    let simd = Simd::current();
     par_items(len.div_ceil(chunk), |i| {
         // SAFETY: `data` is borrowed for the whole call and each item index is used once.
         let part = unsafe { chunk_of(&base, len, chunk, i) };
-        T::with_scratch(scratch, |buf| f(i, part, buf))
+        T::with_scratch(scratch, |buf| {
+            simd.run(
+                #[inline(always)]
+                || f(i, part, buf),
+            )
+        })
     })
 }
 
@@ -524,6 +529,7 @@ pub(crate) fn par_new<T: Float>(
         return Ok(out);
     }
     let base = SharedMut(out.spare_capacity_mut().as_mut_ptr());
+    let simd = Simd::current();
     par_items(len.div_ceil(chunk), |i| {
         // SAFETY: the spare capacity holds `len` elements, borrowed (through `out`) for the
         // whole call, and each item index is used once.
@@ -533,7 +539,12 @@ pub(crate) fn par_new<T: Float>(
         }
         // SAFETY: every element of `part` was just initialised.
         let part = unsafe { &mut *(part as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
-        T::with_scratch(scratch, |buf| f(i, part, buf))
+        T::with_scratch(scratch, |buf| {
+            simd.run(
+                #[inline(always)]
+                || f(i, part, buf),
+            )
+        })
     })?;
     // SAFETY: the items cover `0..len`, and each initialised its chunk before `f` ran. (On an
     // error the vector is dropped as empty.)
@@ -571,10 +582,14 @@ pub(crate) fn par_chunks2<A: Send, B: Send>(
     }
     let (la, pa) = (a.len(), SharedMut(a.as_mut_ptr()));
     let (lb, pb) = (b.len(), SharedMut(b.as_mut_ptr()));
+    let simd = Simd::current();
     par_items(la.div_ceil(ca), |i| {
         // SAFETY: both slices are borrowed for the whole call and each index is used once.
         let (x, y) = unsafe { (chunk_of(&pa, la, ca, i), chunk_of(&pb, lb, cb, i)) };
-        f(i, x, y)
+        simd.run(
+            #[inline(always)]
+            || f(i, x, y),
+        )
     })
 }
 

@@ -25,7 +25,7 @@ impl BatchNormOp {
             candle_core::bail!("batch norm: {} channels, {} weights", dims.1, gamma.len())
         }
         let (scale, shift) = self.affine(gamma, beta);
-        let y = with_act!(self.act, A => per_plane(dims, |plane, ch, yp| {
+        let y = with_act!(self.act, A => per_plane(dims, #[inline(always)] |plane, ch, yp| {
             let (scale, shift) = (T::from_f64(scale[ch]), T::from_f64(shift[ch]));
             for (d, v) in yp.iter_mut().zip(&x[plane * dims.2..]) {
                 *d = A::of(*v * scale + shift);

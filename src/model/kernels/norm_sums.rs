@@ -1,6 +1,6 @@
 //! The parallel passes of batch norm besides the output: per-channel batch statistics, the
-//! backward's per-channel sums, and the input gradient. Sums are accumulated in 8 lanes of
-//! the data type over blocks of 64 elements, and across blocks in f64.
+//! backward's per-channel sums, and the input gradient. Sums are accumulated in 16 lanes of
+//! the data type over blocks of 256 elements, and across blocks in f64.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, WithDType};
 
 use super::{par_chunks, par_new, slice, Act, Activation, Float};
@@ -14,33 +14,39 @@ pub(super) fn split(shape: &Shape) -> Result<(usize, usize, usize)> {
     Ok((dims[0], dims[1], dims[2..].iter().product()))
 }
 
-/// Sums of the pairs `f(a[i], b[i])` over two slices of one length: blocks of 64 elements
-/// are summed in 8 lanes of `T` (so the loop vectorises), and the block sums in f64.
+/// Sums of the pairs `f(a[i], b[i])` over two slices of one length: blocks of [`BLOCK`]
+/// elements are summed in [`LANES`] lanes of `T` (so the loop vectorises, 16 wide with
+/// AVX-512; a block's last few elements go into the first lanes), and the block sums in f64.
+/// A block is a whole 7x7 or 14x14 plane, which used to be summed element by element.
 #[inline(always)]
 fn lane_sums<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> (T, T)) -> (f64, f64) {
-    const BLOCK: usize = 64;
     let (mut sa, mut sb) = (0f64, 0f64);
-    let (blocks_a, blocks_b) = (a.chunks_exact(BLOCK), b.chunks_exact(BLOCK));
-    let (rest_a, rest_b) = (blocks_a.remainder(), blocks_b.remainder());
-    for (block_a, block_b) in blocks_a.zip(blocks_b) {
-        let (mut la, mut lb) = ([T::zero(); 8], [T::zero(); 8]);
-        for (ca, cb) in block_a.chunks_exact(8).zip(block_b.chunks_exact(8)) {
-            for l in 0..8 {
+    for (block_a, block_b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
+        let (mut la, mut lb) = ([T::zero(); LANES], [T::zero(); LANES]);
+        let (ca, cb) = (block_a.chunks_exact(LANES), block_b.chunks_exact(LANES));
+        let (rest_a, rest_b) = (ca.remainder(), cb.remainder());
+        for (ca, cb) in ca.zip(cb) {
+            for l in 0..LANES {
                 let (u, v) = f(ca[l], cb[l]);
                 la[l] += u;
                 lb[l] += v;
             }
         }
+        for (l, (x, y)) in rest_a.iter().zip(rest_b).enumerate() {
+            let (u, v) = f(*x, *y);
+            la[l] += u;
+            lb[l] += v;
+        }
         sa += la.iter().map(|v| v.to_f64()).sum::<f64>();
         sb += lb.iter().map(|v| v.to_f64()).sum::<f64>();
     }
-    for (u, v) in rest_a.iter().zip(rest_b) {
-        let (u, v) = f(*u, *v);
-        sa += u.to_f64();
-        sb += v.to_f64();
-    }
     (sa, sb)
 }
+
+/// Lanes of [`lane_sums`]: one AVX-512 register of f32.
+const LANES: usize = 16;
+/// Elements [`lane_sums`] adds in `T` (16 to a lane) before adding them into f64.
+const BLOCK: usize = 256;
 
 /// Per-channel sums over `(b, c, inner)` data `a` and `b` (same shape): `out[ch] = (sum f0,
 /// sum f1)` over every element of the channel, `f(ch)` giving the function of an element
@@ -52,30 +58,52 @@ fn channel_sums<T: Float, F: Fn(T, T) -> (T, T)>(
     f: impl Fn(usize) -> F + Send + Sync,
 ) -> Result<Vec<f64>> {
     let mut out = vec![0f64; c * 2];
-    par_chunks(&mut out, 2, 0, |ch, o, _| {
-        let g = f(ch);
-        for bi in 0..nb {
-            let r = (bi * c + ch) * inner..(bi * c + ch + 1) * inner;
-            let (u, v) = lane_sums(&a[r.clone()], &b[r], &g);
-            o[0] += u;
-            o[1] += v;
-        }
-        Ok(())
-    })?;
+    par_chunks(
+        &mut out,
+        2,
+        0,
+        #[inline(always)]
+        |ch, o, _| {
+            let g = f(ch);
+            for bi in 0..nb {
+                let r = (bi * c + ch) * inner..(bi * c + ch + 1) * inner;
+                let (u, v) = lane_sums(&a[r.clone()], &b[r], &g);
+                o[0] += u;
+                o[1] += v;
+            }
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
 /// A new `(b, c, inner)` tensor's data, computed by `f(plane, channel, part)` for each
-/// `(image, channel)` plane in parallel; `f` writes every element of its plane.
+/// `(image, channel)` plane in parallel; `f` writes every element of its plane. A work item
+/// covers whole planes, at least [`MIN_ITEM`] elements of them: the deep layers' 7x7 planes
+/// handed out one at a time cost more than they computed.
+#[inline(always)]
 pub(super) fn per_plane<T: Float>(
     (b, c, inner): (usize, usize, usize),
     f: impl Fn(usize, usize, &mut [T]) + Send + Sync,
 ) -> Result<Vec<T>> {
-    par_new(b * c * inner, inner, 0, |plane, part, _| {
-        f(plane, plane % c, part);
-        Ok(())
-    })
+    let group = (MIN_ITEM / inner.max(1)).max(1);
+    par_new(
+        b * c * inner,
+        group * inner,
+        0,
+        #[inline(always)]
+        |item, part, _| {
+            for (j, p) in part.chunks_exact_mut(inner).enumerate() {
+                let plane = item * group + j;
+                f(plane, plane % c, p);
+            }
+            Ok(())
+        },
+    )
 }
+
+/// Elements a work item of [`per_plane`] covers at least.
+const MIN_ITEM: usize = 2048;
 
 /// `x -> (c, 2)` f64: each channel's mean and biased variance.
 pub(super) struct ChannelStats;
@@ -181,7 +209,7 @@ impl CustomOp2 for GradInput {
         let inner = dims.2;
         let out = by_dtype!(s1, self.name(), T => {
             let (x, dy) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?);
-            let dx = with_act!(self.act, A => per_plane(dims, |plane, ch, part| {
+            let dx = with_act!(self.act, A => per_plane(dims, #[inline(always)] |plane, ch, part| {
                 let (a, bx, c0) = (T::from_f64(self.a[ch]), T::from_f64(self.bx[ch]), T::from_f64(self.c0[ch]));
                 let (scale, shift) = (T::from_f64(self.scale[ch]), T::from_f64(self.shift[ch]));
                 let r = plane * inner..(plane + 1) * inner;

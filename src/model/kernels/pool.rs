@@ -18,6 +18,7 @@ fn geom(l: &Layout, kernel: usize, stride: usize, pad: usize) -> Result<Geom> {
 /// of its first occurrence. Each window starts from its first valid element (so a window of
 /// NaN or -inf values still has an index) and later taps replace it only when strictly
 /// greater, without branches.
+#[inline(always)]
 fn forward_plane<T: Float>(g: &Geom, x: &[T], y: &mut [T], arg: &mut [u32]) {
     let (w, ow, s, p) = (g.w, g.ow, g.stride, g.pad);
     for oh in 0..g.oh {
@@ -50,6 +51,7 @@ fn forward_plane<T: Float>(g: &Geom, x: &[T], y: &mut [T], arg: &mut [u32]) {
 /// [`forward_plane`] for the common 2x2 window with stride 2 and no padding (the users' CNN,
 /// VGG, AlexNet's successors): four loads and three compares per output, in the same order
 /// and with the same first-maximum rule.
+#[inline(always)]
 fn forward_plane_2x2<T: Float>(g: &Geom, x: &[T], y: &mut [T], arg: &mut [u32]) {
     let (w, ow) = (g.w, g.ow);
     for oh in 0..g.oh {
@@ -107,19 +109,26 @@ impl MaxPool2d {
         let two_by_two = (g.kh, g.kw, g.stride, g.pad) == (2, 2, 2, 0);
         // Several small planes to a work item: about 4K outputs each.
         let planes = (4096 / ohw.max(1)).max(1);
-        par_chunks2(&mut y, planes * ohw, &mut arg, planes * ohw, |i, yp, ap| {
-            let first = i * planes;
-            let planes = yp.chunks_mut(ohw).zip(ap.chunks_mut(ohw)).enumerate();
-            for (k, (yp, ap)) in planes {
-                let xp = &x[(first + k) * hw..(first + k + 1) * hw];
-                if two_by_two {
-                    forward_plane_2x2(&g, xp, yp, ap);
-                } else {
-                    forward_plane(&g, xp, yp, ap);
+        par_chunks2(
+            &mut y,
+            planes * ohw,
+            &mut arg,
+            planes * ohw,
+            #[inline(always)]
+            |i, yp, ap| {
+                let first = i * planes;
+                let planes = yp.chunks_mut(ohw).zip(ap.chunks_mut(ohw)).enumerate();
+                for (k, (yp, ap)) in planes {
+                    let xp = &x[(first + k) * hw..(first + k + 1) * hw];
+                    if two_by_two {
+                        forward_plane_2x2(&g, xp, yp, ap);
+                    } else {
+                        forward_plane(&g, xp, yp, ap);
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         if self.keep_argmax {
             if let Ok(mut slot) = self.argmax.lock() {
                 *slot = Some(Arc::new(arg));
@@ -199,21 +208,27 @@ impl MaxPoolScatter {
             )
         }
         let mut dx = vec![T::zero(); b * c * hw];
-        par_chunks(&mut dx, hw, 0, |i, dxp, _| {
-            let (dyp, arg) = (
-                &dy[i * ohw..(i + 1) * ohw],
-                &self.argmax[i * ohw..(i + 1) * ohw],
-            );
-            for (g, a) in dyp.iter().zip(arg) {
-                match dxp.get_mut(*a as usize) {
-                    Some(d) => *d += *g,
-                    None => {
-                        candle_core::bail!("max_pool2d grad: index {a} outside a plane of {hw}")
+        par_chunks(
+            &mut dx,
+            hw,
+            0,
+            #[inline(always)]
+            |i, dxp, _| {
+                let (dyp, arg) = (
+                    &dy[i * ohw..(i + 1) * ohw],
+                    &self.argmax[i * ohw..(i + 1) * ohw],
+                );
+                for (g, a) in dyp.iter().zip(arg) {
+                    match dxp.get_mut(*a as usize) {
+                        Some(d) => *d += *g,
+                        None => {
+                            candle_core::bail!("max_pool2d grad: index {a} outside a plane of {hw}")
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         Ok((dx, Shape::from((b, c, self.h, self.w))))
     }
 }

@@ -15,29 +15,6 @@ use super::geom::Geom;
 use super::mat::{gemm, View};
 use super::{par_chunks, par_new, Float};
 
-/// Defines `fn $name<T: Float>(args)`, which runs `$body(args)` compiled twice: with AVX-512
-/// where the CPU has it (chosen at run time), else for the baseline. `$body` is
-/// `#[inline(always)]`, so each copy is compiled, and vectorised, for its own features.
-macro_rules! avx512_twin {
-    ($(#[$doc:meta])* $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
-        $(#[$doc])*
-        fn $name<T: Float>($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                fn v4<T: Float>($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                if super::has_avx512() {
-                    // SAFETY: the CPU has the features `v4` was compiled for.
-                    return unsafe { v4($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
 /// Where the transforms pay for themselves: at least 64 input and output channels, 196
 /// output positions per image (14x14) and 24,576 input channels x positions. Measured with
 /// `benches/conv.rs` against the direct kernel and im2col (`--no-winograd`), 2 threads, batch
@@ -79,30 +56,36 @@ fn transform_weights<T: Float>(g: &Geom, weight: &[T]) -> Result<Vec<T>> {
     let ci = g.ci;
     let half = T::from_f64(0.5);
     let mut u = vec![T::zero(); 16 * g.co * ci];
-    par_chunks(&mut u, 16 * ci, 0, |o, uo, _| {
-        for (c, k) in weight[o * ci * 9..(o + 1) * ci * 9]
-            .chunks_exact(9)
-            .enumerate()
-        {
-            // G k: 4x3, rows (k0, (k0 + k1 + k2) / 2, (k0 - k1 + k2) / 2, k2) per column.
-            let mut gk = [[T::zero(); 3]; 4];
-            for j in 0..3 {
-                let (a, b, c) = (k[j], k[3 + j], k[6 + j]);
-                gk[0][j] = a;
-                gk[1][j] = (a + b + c) * half;
-                gk[2][j] = (a - b + c) * half;
-                gk[3][j] = c;
-            }
-            for (i, row) in gk.iter().enumerate() {
-                let (a, b, c2) = (row[0], row[1], row[2]);
-                let t = [a, (a + b + c2) * half, (a - b + c2) * half, c2];
-                for (j, v) in t.into_iter().enumerate() {
-                    uo[(4 * i + j) * ci + c] = v;
+    par_chunks(
+        &mut u,
+        16 * ci,
+        0,
+        #[inline(always)]
+        |o, uo, _| {
+            for (c, k) in weight[o * ci * 9..(o + 1) * ci * 9]
+                .chunks_exact(9)
+                .enumerate()
+            {
+                // G k: 4x3, rows (k0, (k0 + k1 + k2) / 2, (k0 - k1 + k2) / 2, k2) per column.
+                let mut gk = [[T::zero(); 3]; 4];
+                for j in 0..3 {
+                    let (a, b, c) = (k[j], k[3 + j], k[6 + j]);
+                    gk[0][j] = a;
+                    gk[1][j] = (a + b + c) * half;
+                    gk[2][j] = (a - b + c) * half;
+                    gk[3][j] = c;
+                }
+                for (i, row) in gk.iter().enumerate() {
+                    let (a, b, c2) = (row[0], row[1], row[2]);
+                    let t = [a, (a + b + c2) * half, (a - b + c2) * half, c2];
+                    for (j, v) in t.into_iter().enumerate() {
+                        uo[(4 * i + j) * ci + c] = v;
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     Ok(u)
 }
 
@@ -184,6 +167,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
         g.b * co * ohw,
         images * co * ohw,
         scratch,
+        #[inline(always)]
         |item, yi, buf| {
             let (v, rest) = buf.split_at_mut(16 * ci * max_tiles);
             let (m, rows_buf) = rest.split_at_mut(16 * co * max_tiles);
@@ -239,23 +223,29 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
     let part = 16 * co * ci;
     let par = super::conv::inner_threads(items);
     let mut partials = vec![T::zero(); items * part];
-    par_chunks(&mut partials, part, scratch, |item, acc, buf| {
-        let (v, rest) = buf.split_at_mut(16 * ci * max_tiles);
-        let (d, rows_buf) = rest.split_at_mut(16 * co * max_tiles);
-        let first = item * item_images;
-        for at in tl.blocks((first, (first + item_images).min(g.b)), shape) {
-            let nt = at.count(&tl);
-            transform_input(g, &tl, x, at, &mut v[..16 * ci * nt], rows_buf);
-            transform_grad(g, &tl, dy, at, &mut d[..16 * co * nt], rows_buf);
-            for xi in 0..16 {
-                let lhs = View::new(&d[xi * co * nt..(xi + 1) * co * nt], nt, 1);
-                let rhs = View::new(&v[xi * ci * nt..(xi + 1) * ci * nt], 1, nt);
-                let out = &mut acc[xi * co * ci..(xi + 1) * co * ci];
-                gemm(co, ci, nt, out, ci, true, lhs, rhs, par)?;
+    par_chunks(
+        &mut partials,
+        part,
+        scratch,
+        #[inline(always)]
+        |item, acc, buf| {
+            let (v, rest) = buf.split_at_mut(16 * ci * max_tiles);
+            let (d, rows_buf) = rest.split_at_mut(16 * co * max_tiles);
+            let first = item * item_images;
+            for at in tl.blocks((first, (first + item_images).min(g.b)), shape) {
+                let nt = at.count(&tl);
+                transform_input(g, &tl, x, at, &mut v[..16 * ci * nt], rows_buf);
+                transform_grad(g, &tl, dy, at, &mut d[..16 * co * nt], rows_buf);
+                for xi in 0..16 {
+                    let lhs = View::new(&d[xi * co * nt..(xi + 1) * co * nt], nt, 1);
+                    let rhs = View::new(&v[xi * ci * nt..(xi + 1) * ci * nt], 1, nt);
+                    let out = &mut acc[xi * co * ci..(xi + 1) * co * ci];
+                    gemm(co, ci, nt, out, ci, true, lhs, rhs, par)?;
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     let m = super::add_in_order(&mut partials, part);
     // G^T M G per filter, G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]].
     let half = T::from_f64(0.5);
@@ -277,6 +267,7 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
 /// `A dY A^T` for every tile of the block and output channel of `dy` (`b x co x oh x ow`),
 /// `A = [[1, 0], [1, 1], [1, -1], [0, -1]]`, outputs past the edge taken as zero: matrix
 /// `xi` of `d` is `co x nt`, tiles numbered as in [`transform_input`].
+#[inline(always)]
 fn transform_grad<T: Float>(
     g: &Geom,
     tl: &Tiling,
@@ -331,21 +322,11 @@ fn transform_grad<T: Float>(
     }
 }
 
-avx512_twin!(
-    /// `V = B^T d B` for every tile of the block and input channel: matrix `xi` of `v` is
-    /// `ci x nt`, tile `t = (image * rows + row) * tw + column`. `buf` holds 8 rows of
-    /// `tw + 1`.
-    transform_input => transform_input_body(
-    g: &Geom,
-    tl: &Tiling,
-    x: &[T],
-    at: Tiles,
-    v: &mut [T],
-    buf: &mut [T],
-));
-
+/// `V = B^T d B` for every tile of the block and input channel: matrix `xi` of `v` is
+/// `ci x nt`, tile `t = (image * rows + row) * tw + column`. `buf` holds 8 rows of
+/// `tw + 1`.
 #[inline(always)]
-fn transform_input_body<T: Float>(
+fn transform_input<T: Float>(
     g: &Geom,
     tl: &Tiling,
     x: &[T],
@@ -464,21 +445,11 @@ fn deinterleave<T: Float>(row: &[T], p: usize, e: &mut [T], o: &mut [T]) {
     }
 }
 
-avx512_twin!(
-    /// `Y = A^T M A` for every tile of the block and output channel, written into the
-    /// block's images of `y` (`yi` holds the item's images, the first being image `at.b0`).
-    /// `buf` holds 12 rows of `tw`.
-    transform_output => transform_output_body(
-    g: &Geom,
-    tl: &Tiling,
-    m: &[T],
-    at: Tiles,
-    yi: &mut [T],
-    buf: &mut [T],
-));
-
+/// `Y = A^T M A` for every tile of the block and output channel, written into the
+/// block's images of `y` (`yi` holds the item's images, the first being image `at.b0`).
+/// `buf` holds 12 rows of `tw`.
 #[inline(always)]
-fn transform_output_body<T: Float>(
+fn transform_output<T: Float>(
     g: &Geom,
     tl: &Tiling,
     m: &[T],

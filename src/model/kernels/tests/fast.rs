@@ -178,6 +178,10 @@ fn depthwise_matches_reference_and_finite_differences() {
         (2, 3, 1, 1, 5, 1, 2),
         (1, 2, 2, 1, 5, 1, 2),
         (1, 2, 1, 2, 5, 2, 2),
+        // Padding not a multiple of the stride; many small planes to a work item (the last
+        // item short).
+        (1, 2, 10, 9, 5, 3, 2),
+        (3, 40, 4, 5, 3, 2, 1),
     ] {
         let name = format!("depthwise {b}x{c}x{h}x{w}, k {k} s {s} p {p}");
         compare(&name, &[&[b, c, h, w], &[c, 1, k, k], &[c]], 1e-5, &|t| {
@@ -254,13 +258,17 @@ fn batch_norm_matches_reference_with_running_stats() {
             Activation::Relu6,
             Activation::Silu,
         ] {
-            let name = format!("batch_norm train {train} {act:?}");
-            let dims: &[&[usize]] = &[&[3, 4, 5, 3], &[4], &[4]];
-            // gamma * 8: outputs beyond ReLU6's 6 as well as below 0.
-            compare(&name, dims, 1e-4, &|t| {
-                let gamma = (&t[1] * 8.0)?;
-                ops::batch_norm(&t[0], &norm(&gamma, &t[2]), train, act)
-            });
+            // Planes of 15 elements (less than one 16-lane chunk), and of 323 (a block of 256
+            // for the sums, then 4 chunks of 16 and 3 more), many planes to a work item.
+            for x in [&[3usize, 4, 5, 3][..], &[2, 9, 17, 19]] {
+                let name = format!("batch_norm train {train} {act:?} {x:?}");
+                let dims: &[&[usize]] = &[x, &x[1..2], &x[1..2]];
+                // gamma * 8: outputs beyond ReLU6's 6 as well as below 0.
+                compare(&name, dims, 1e-4, &|t| {
+                    let gamma = (&t[1] * 8.0)?;
+                    ops::batch_norm(&t[0], &norm(&gamma, &t[2]), train, act)
+                });
+            }
         }
     }
     // The running statistics move the same way on both paths.
@@ -363,5 +371,95 @@ fn dropout_matches_reference() {
         compare(&format!("dropout {p}"), &[&[3, 5, 70, 70]], 0.0, &|t| {
             crate::model::layers::dropout(&t[0], p, &mut rand::rngs::StdRng::seed_from_u64(5))
         });
+    }
+}
+
+/// Every instruction-set level the kernels' loops are compiled for (`kernels::simd`) gives the
+/// same values and gradients bit for bit, through a small net that takes every kernel:
+/// Winograd and im2col convolutions, batch norm fused with SiLU / ReLU6 / ReLU, stride-2
+/// depthwise, max pooling, the residual join, SiLU, dropout, global pooling and a linear
+/// head. (The direct kernel, AVX-512 only, is off: it sums in another order than im2col.)
+/// On a CPU without AVX-512 (or AVX2) the levels it lacks are skipped, with a message.
+#[test]
+fn simd_levels_agree_bit_for_bit() {
+    use crate::model::kernels::{set_direct, set_simd, Simd};
+    use candle_core::Var;
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            set_simd(Simd::Avx512);
+            set_direct(true);
+        }
+    }
+    let _restore = Restore;
+    set_direct(false);
+    let f32 = |dims: &[usize], seed| rand_tensor(dims, seed).to_dtype(DType::F32).unwrap();
+    let inputs = [
+        f32(&[2, 3, 16, 16], 60),
+        f32(&[64, 3, 3, 3], 61),
+        f32(&[64, 64, 3, 3], 62),
+        f32(&[64, 1, 5, 5], 63),
+        f32(&[64], 64),
+        f32(&[64], 65),
+        f32(&[10, 64], 66),
+    ];
+    let run = |level: Simd| -> Vec<Vec<f32>> {
+        use rand::SeedableRng;
+        set_simd(level);
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|t| Var::from_tensor(t).unwrap())
+            .collect();
+        let t: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let loss = (|| -> candle_core::Result<Tensor> {
+            let bn = |seed: u32| -> candle_core::Result<BatchNorm> {
+                Ok(norm(&(&t[4] * f64::from(seed))?, &t[5]))
+            };
+            let x = ops::conv2d(&t[0], &t[1], None, 1, 1)?;
+            let x = ops::batch_norm(&x, &bn(2)?, true, Activation::Silu)?;
+            // 64 -> 64 channels, 3x3, 16x16: Winograd's shape.
+            let y = ops::conv2d(&x, &t[2], None, 1, 1)?;
+            let y = ops::batch_norm(&y, &bn(3)?, true, Activation::Relu6)?;
+            let y = ops::add_relu(&x, &y)?;
+            let y = ops::depthwise_conv2d(&y, &t[3], Some(&t[5]), 2, 2)?;
+            let y = ops::batch_norm(&y, &bn(4)?, true, Activation::Relu)?;
+            let y = ops::silu(&ops::max_pool2d(&y, 3, 2, 1)?)?;
+            let y =
+                crate::model::layers::dropout(&y, 0.25, &mut rand::rngs::StdRng::seed_from_u64(7))?;
+            let y = ops::avg_pool_global(&y)?;
+            let head = candle_nn::Linear::new(t[6].clone(), None);
+            (ops::linear(&y, &head)? * &f32(&[2, 10], 67))?.sum_all()
+        })()
+        .unwrap();
+        let grads = loss.backward().unwrap();
+        let mut out = vec![loss.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
+        for v in &vars {
+            let g = grads
+                .get(v.as_tensor())
+                .expect("every input has a gradient");
+            out.push(g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        }
+        out
+    };
+    let baseline = run(Simd::Baseline);
+    for level in [Simd::Avx2, Simd::Avx512] {
+        if level > Simd::detected() {
+            eprintln!("simd_levels_agree_bit_for_bit: this CPU lacks {level:?}, not compared");
+            continue;
+        }
+        let got = run(level);
+        for (i, (a, b)) in baseline.iter().zip(&got).enumerate() {
+            let differ = a
+                .iter()
+                .zip(b)
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count();
+            assert_eq!(
+                differ,
+                0,
+                "{level:?}: {differ} of {} values of output {i} differ",
+                a.len()
+            );
+        }
     }
 }
