@@ -12,7 +12,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::geom::{Geom, Pass};
-use super::{par_chunks, par_new, slice, Float};
+use super::{par_chunks, par_planes, slice, Float};
 
 /// The phase planes of one padded input plane.
 #[derive(Clone, Copy)]
@@ -192,52 +192,32 @@ fn weight_grad_plane<T: Float>(
 /// Lanes of the weight gradient's dot products: one AVX-512 register of f32.
 const LANES: usize = 16;
 
-/// Elements a work item of the forward pass and the input gradient covers at least: whole
-/// planes, several of them on small maps (a 7x7 plane is 49 elements, and handing out 36,864
-/// such items one by one cost more than computing them).
-const MIN_ITEM: usize = 2048;
-
-/// Planes per work item for planes of `len` elements.
-fn planes_per_item(len: usize) -> usize {
-    (MIN_ITEM / len.max(1)).max(1)
-}
-
 fn forward<T: Float>(g: &Geom, x: &[T], k: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-    let group = planes_per_item(ohw);
-    par_new(
+    par_planes(
         g.b * g.co * ohw,
-        group * ohw,
+        ohw,
         scratch_len(g),
         #[inline(always)]
-        |item, ys, scratch| {
-            for (j, yp) in ys.chunks_exact_mut(ohw).enumerate() {
-                let i = item * group + j;
-                let c = i % g.co;
-                let (x, k) = (&x[i * hw..(i + 1) * hw], &k[c * kk..(c + 1) * kk]);
-                forward_plane(g, x, k, yp, scratch);
-            }
-            Ok(())
+        |i, yp, scratch| {
+            let c = i % g.co;
+            let (x, k) = (&x[i * hw..(i + 1) * hw], &k[c * kk..(c + 1) * kk]);
+            forward_plane(g, x, k, yp, scratch);
         },
     )
 }
 
 fn input_grad<T: Float>(g: &Geom, dy: &[T], k: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
-    let group = planes_per_item(hw);
-    par_new(
+    par_planes(
         g.b * g.ci * hw,
-        group * hw,
+        hw,
         scratch_len(g),
         #[inline(always)]
-        |item, dxs, scratch| {
-            for (j, dxp) in dxs.chunks_exact_mut(hw).enumerate() {
-                let i = item * group + j;
-                let c = i % g.ci;
-                let (dy, k) = (&dy[i * ohw..(i + 1) * ohw], &k[c * kk..(c + 1) * kk]);
-                input_grad_plane(g, dy, k, dxp, scratch);
-            }
-            Ok(())
+        |i, dxp, scratch| {
+            let c = i % g.ci;
+            let (dy, k) = (&dy[i * ohw..(i + 1) * ohw], &k[c * kk..(c + 1) * kk]);
+            input_grad_plane(g, dy, k, dxp, scratch);
         },
     )
 }

@@ -3,7 +3,7 @@
 //! the data type over blocks of 256 elements, and across blocks in f64.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, WithDType};
 
-use super::{par_chunks, par_new, slice, Act, Activation, Float};
+use super::{par_chunks, par_planes, slice, Act, Activation, Float};
 
 /// `(b, c, inner)` of a tensor with at least two dimensions.
 pub(super) fn split(shape: &Shape) -> Result<(usize, usize, usize)> {
@@ -78,32 +78,21 @@ fn channel_sums<T: Float, F: Fn(T, T) -> (T, T)>(
 }
 
 /// A new `(b, c, inner)` tensor's data, computed by `f(plane, channel, part)` for each
-/// `(image, channel)` plane in parallel; `f` writes every element of its plane. A work item
-/// covers whole planes, at least [`MIN_ITEM`] elements of them: the deep layers' 7x7 planes
-/// handed out one at a time cost more than they computed.
+/// `(image, channel)` plane in parallel (several small planes to a work item); `f` writes
+/// every element of its plane.
 #[inline(always)]
 pub(super) fn per_plane<T: Float>(
     (b, c, inner): (usize, usize, usize),
     f: impl Fn(usize, usize, &mut [T]) + Send + Sync,
 ) -> Result<Vec<T>> {
-    let group = (MIN_ITEM / inner.max(1)).max(1);
-    par_new(
+    par_planes(
         b * c * inner,
-        group * inner,
+        inner,
         0,
         #[inline(always)]
-        |item, part, _| {
-            for (j, p) in part.chunks_exact_mut(inner).enumerate() {
-                let plane = item * group + j;
-                f(plane, plane % c, p);
-            }
-            Ok(())
-        },
+        |plane, part, _| f(plane, plane % c, part),
     )
 }
-
-/// Elements a work item of [`per_plane`] covers at least.
-const MIN_ITEM: usize = 2048;
 
 /// `x -> (c, 2)` f64: each channel's mean and biased variance.
 pub(super) struct ChannelStats;
