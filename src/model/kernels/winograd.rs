@@ -161,7 +161,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
     let shape = tl.blocking(budget, g.b.div_ceil(MIN_ITEMS).max(1));
     let (images, rows) = shape;
     let max_tiles = images * rows * tl.tw;
-    let scratch = 16 * (ci + co) * max_tiles + 12 * (tl.tw + 1);
+    let scratch = 16 * (ci + co) * max_tiles + (12 * (tl.tw + 1)).max(input_buf(&tl, rows));
     let par = super::conv::inner_threads(g.b.div_ceil(images));
     par_new(
         g.b * co * ohw,
@@ -219,7 +219,7 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
     let items = g.b.div_ceil(item_images);
     let shape = tl.blocking(GRAD_TILES, item_images);
     let max_tiles = shape.0 * shape.1 * tl.tw;
-    let scratch = 16 * (ci + co) * max_tiles + 8 * (tl.tw + 1);
+    let scratch = 16 * (ci + co) * max_tiles + (8 * (tl.tw + 1)).max(input_buf(&tl, shape.1));
     let part = 16 * co * ci;
     let par = super::conv::inner_threads(items);
     let mut partials = vec![T::zero(); items * part];
@@ -322,9 +322,20 @@ fn transform_grad<T: Float>(
     }
 }
 
+/// Scratch elements [`transform_input`] needs for blocks of `rows` tile rows.
+fn input_buf(tl: &Tiling, rows: usize) -> usize {
+    8 * (rows + 1) * tl.tw + 2 * (tl.tw + 1)
+}
+
 /// `V = B^T d B` for every tile of the block and input channel: matrix `xi` of `v` is
-/// `ci x nt`, tile `t = (image * rows + row) * tw + column`. `buf` holds 8 rows of
-/// `tw + 1`.
+/// `ci x nt`, tile `t = (image * rows + row) * tw + column`. `buf` holds [`input_buf`].
+///
+/// Per image and channel, the block's input rows are split once into eight planes of
+/// `(rows + 1) x tw`: even and odd padded rows, each as the even columns from 0 (`e0`) and
+/// from 1 (`e1`) and the odd columns from 0 (`o0`) and from 1 (`o1`), so that every
+/// operand of the transform over all the block's tiles of that image is one contiguous run
+/// of `rows * tw` elements (a tile row's input row `2 ty + i` is plane row `ty + i / 2` of
+/// parity `i % 2`), and the loops run over whole blocks instead of 16-tile rows.
 #[inline(always)]
 fn transform_input<T: Float>(
     g: &Geom,
@@ -339,71 +350,80 @@ fn transform_input<T: Float>(
     let nt = at.count(tl);
     let cn = g.ci * nt;
     let n = tw + 1;
-    // The four input rows of a tile row, split into even and odd padded columns: column
-    // `2 * tx + j - p` of the input is `e[tx + j / 2]` for even j, `o[tx + j / 2]` for odd.
-    let eo = &mut buf[..8 * n];
+    let len = (rows + 1) * tw;
+    let (planes, eo) = buf[..input_buf(tl, rows)].split_at_mut(8 * len);
+    let (e, o) = eo.split_at_mut(n);
     for b in at.b0..at.b1 {
+        let t0 = (b - at.b0) * rows * tw;
         for c in 0..g.ci {
             let plane = &x[(b * g.ci + c) * h * w..][..h * w];
-            for ty in at.r0..at.r1 {
-                for i in 0..4 {
-                    let (e, o) = eo[2 * i * n..(2 * i + 2) * n].split_at_mut(n);
-                    let ih = (2 * ty + i) as isize - p as isize;
+            for j in 0..=rows {
+                for par in 0..2 {
+                    let ih = (2 * (at.r0 + j) + par) as isize - p as isize;
                     if ih < 0 || ih >= h as isize {
                         e.fill(T::zero());
                         o.fill(T::zero());
-                        continue;
+                    } else {
+                        deinterleave(&plane[ih as usize * w..][..w], p, e, o);
                     }
-                    deinterleave(&plane[ih as usize * w..][..w], p, e, o);
+                    let at = |k: usize| (4 * par + k) * len + j * tw;
+                    planes[at(0)..at(0) + tw].copy_from_slice(&e[..tw]);
+                    planes[at(1)..at(1) + tw].copy_from_slice(&e[1..]);
+                    planes[at(2)..at(2) + tw].copy_from_slice(&o[..tw]);
+                    planes[at(3)..at(3) + tw].copy_from_slice(&o[1..]);
                 }
-                let t0 = ((b - at.b0) * rows + (ty - at.r0)) * tw;
-                let base = c * nt + t0;
-                // d B for each of the four rows: [d0 - d2, d1 + d2, d2 - d1, d1 - d3], then
-                // B^T over the rows.
-                let row = |i: usize| -> Row<'_, T> {
-                    let e = &eo[2 * i * n..(2 * i + 1) * n];
-                    let o = &eo[(2 * i + 1) * n..(2 * i + 2) * n];
-                    (&e[..tw], &e[1..], &o[..tw], &o[1..])
-                };
-                let rws = [row(0), row(1), row(2), row(3)];
-                rows_to_v(&rws, v, base, cn, tw, 0, |(e0, e1, _, _), tx| {
-                    e0[tx] - e1[tx]
-                });
-                rows_to_v(&rws, v, base, cn, tw, 1, |(_, e1, o0, _), tx| {
-                    o0[tx] + e1[tx]
-                });
-                rows_to_v(&rws, v, base, cn, tw, 2, |(_, e1, o0, _), tx| {
-                    e1[tx] - o0[tx]
-                });
-                rows_to_v(&rws, v, base, cn, tw, 3, |(_, _, o0, o1), tx| {
-                    o0[tx] - o1[tx]
-                });
             }
+            let run = rows * tw;
+            // Input row `i` of every tile: (e0, e1, o0, o1) over the block's tiles.
+            let row = |i: usize| -> Row<'_, T> {
+                let at = |k: usize| (4 * (i % 2) + k) * len + (i / 2) * tw;
+                let pick = |k: usize| &planes[at(k)..at(k) + run];
+                (pick(0), pick(1), pick(2), pick(3))
+            };
+            let rws = [row(0), row(1), row(2), row(3)];
+            let base = c * nt + t0;
+            rows_to_v(&rws, v, base, cn, run, 0, |(e0, e1, _, _), tx| {
+                e0[tx] - e1[tx]
+            });
+            rows_to_v(&rws, v, base, cn, run, 1, |(_, e1, o0, _), tx| {
+                o0[tx] + e1[tx]
+            });
+            rows_to_v(&rws, v, base, cn, run, 2, |(_, e1, o0, _), tx| {
+                e1[tx] - o0[tx]
+            });
+            rows_to_v(&rws, v, base, cn, run, 3, |(_, _, o0, o1), tx| {
+                o0[tx] - o1[tx]
+            });
         }
     }
 }
 
-/// One padded input row split for the transform: even columns from 0 and from 1, odd
-/// columns from 0 and from 1.
+/// One input row of every tile of a block, split for the transform: even columns from 0 and
+/// from 1, odd columns from 0 and from 1.
 type Row<'a, T> = (&'a [T], &'a [T], &'a [T], &'a [T]);
 
 /// Column `j` of `d B` for the four rows (`pick`), then `B^T` over the rows: writes
-/// `V[4a + j]` for the `tw` tiles from `base`.
+/// `V[4a + j]` for the `run` tiles from `base`.
 #[inline(always)]
 fn rows_to_v<T: Float>(
     rws: &[Row<'_, T>; 4],
     v: &mut [T],
     base: usize,
     cn: usize,
-    tw: usize,
+    run: usize,
     j: usize,
     pick: impl Fn(Row<'_, T>, usize) -> T,
 ) {
     let (v0, rest) = v[base + j * cn..].split_at_mut(4 * cn);
     let (v1, rest) = rest.split_at_mut(4 * cn);
     let (v2, v3) = rest.split_at_mut(4 * cn);
-    let (v0, v1, v2, v3) = (&mut v0[..tw], &mut v1[..tw], &mut v2[..tw], &mut v3[..tw]);
-    for tx in 0..tw {
+    let (v0, v1, v2, v3) = (
+        &mut v0[..run],
+        &mut v1[..run],
+        &mut v2[..run],
+        &mut v3[..run],
+    );
+    for tx in 0..run {
         let (q0, q1, q2, q3) = (
             pick(rws[0], tx),
             pick(rws[1], tx),
