@@ -161,7 +161,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
     let shape = tl.blocking(budget, g.b.div_ceil(MIN_ITEMS).max(1));
     let (images, rows) = shape;
     let max_tiles = images * rows * tl.tw;
-    let scratch = 16 * (ci + co) * max_tiles + (12 * (tl.tw + 1)).max(input_buf(&tl, rows));
+    let scratch = 16 * (ci + co) * max_tiles + (12 * rows * tl.tw).max(input_buf(&tl, rows));
     let par = super::conv::inner_threads(g.b.div_ceil(images));
     par_new(
         g.b * co * ohw,
@@ -467,7 +467,7 @@ fn deinterleave<T: Float>(row: &[T], p: usize, e: &mut [T], o: &mut [T]) {
 
 /// `Y = A^T M A` for every tile of the block and output channel, written into the
 /// block's images of `y` (`yi` holds the item's images, the first being image `at.b0`).
-/// `buf` holds 12 rows of `tw`.
+/// `buf` holds `12 * rows * tw` elements.
 #[inline(always)]
 fn transform_output<T: Float>(
     g: &Geom,
@@ -481,52 +481,56 @@ fn transform_output<T: Float>(
     let rows = at.r1 - at.r0;
     let nt = at.count(tl);
     let cn = g.co * nt;
-    let (out, cols) = buf[..12 * tw].split_at_mut(4 * tw);
-    let cols = &mut cols[..8 * tw];
+    // Every operand over one image and channel's tiles in the block is one contiguous run.
+    let run = rows * tw;
+    let (out, cols) = buf[..12 * run].split_at_mut(4 * run);
     for (bi, yb) in yi.chunks_mut(g.co * oh * ow).enumerate() {
         for o in 0..g.co {
             let plane = &mut yb[o * oh * ow..][..oh * ow];
+            let base = o * nt + bi * run;
+            let mm = |xi: usize| &m[xi * cn + base..][..run];
+            let (y00, rest) = out.split_at_mut(run);
+            let (y01, rest) = rest.split_at_mut(run);
+            let (y10, y11) = rest.split_at_mut(run);
+            // A^T over the rows of M: [m0 + m1 + m2, m1 - m2 - m3] for each column j, then A
+            // over the columns. One column at a time, so that every loop reads four slices
+            // of equal length and vectorises.
+            let (s00, rest) = cols.split_at_mut(run);
+            let (s01, rest) = rest.split_at_mut(run);
+            let (s02, rest) = rest.split_at_mut(run);
+            let (s03, rest) = rest.split_at_mut(run);
+            let (s10, rest) = rest.split_at_mut(run);
+            let (s11, rest) = rest.split_at_mut(run);
+            let (s12, s13) = rest.split_at_mut(run);
+            for (j, (s0, s1)) in [
+                (&mut *s00, &mut *s10),
+                (&mut *s01, &mut *s11),
+                (&mut *s02, &mut *s12),
+                (&mut *s03, &mut *s13),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let (m0, m1, m2, m3) = (mm(j), mm(4 + j), mm(8 + j), mm(12 + j));
+                for t in 0..run {
+                    s0[t] = m0[t] + m1[t] + m2[t];
+                    s1[t] = m1[t] - m2[t] - m3[t];
+                }
+            }
+            for t in 0..run {
+                y00[t] = s00[t] + s01[t] + s02[t];
+                y01[t] = s01[t] - s02[t] - s03[t];
+                y10[t] = s10[t] + s11[t] + s12[t];
+                y11[t] = s11[t] - s12[t] - s13[t];
+            }
             for ty in at.r0..at.r1 {
-                let base = o * nt + ((bi * rows) + (ty - at.r0)) * tw;
-                let mm = |xi: usize| &m[xi * cn + base..][..tw];
-                let (y00, rest) = out.split_at_mut(tw);
-                let (y01, rest) = rest.split_at_mut(tw);
-                let (y10, y11) = rest.split_at_mut(tw);
-                // A^T over the rows of M: [m0 + m1 + m2, m1 - m2 - m3] for each column j,
-                // then A over the columns. One column at a time, so that every loop reads four
-                // slices of equal length and vectorises.
-                let (s00, rest) = cols.split_at_mut(tw);
-                let (s01, rest) = rest.split_at_mut(tw);
-                let (s02, rest) = rest.split_at_mut(tw);
-                let (s03, rest) = rest.split_at_mut(tw);
-                let (s10, rest) = rest.split_at_mut(tw);
-                let (s11, rest) = rest.split_at_mut(tw);
-                let (s12, s13) = rest.split_at_mut(tw);
-                for (j, (s0, s1)) in [
-                    (&mut *s00, &mut *s10),
-                    (&mut *s01, &mut *s11),
-                    (&mut *s02, &mut *s12),
-                    (&mut *s03, &mut *s13),
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    let (m0, m1, m2, m3) = (mm(j), mm(4 + j), mm(8 + j), mm(12 + j));
-                    for tx in 0..tw {
-                        s0[tx] = m0[tx] + m1[tx] + m2[tx];
-                        s1[tx] = m1[tx] - m2[tx] - m3[tx];
-                    }
-                }
-                for tx in 0..tw {
-                    y00[tx] = s00[tx] + s01[tx] + s02[tx];
-                    y01[tx] = s01[tx] - s02[tx] - s03[tx];
-                    y10[tx] = s10[tx] + s11[tx] + s12[tx];
-                    y11[tx] = s11[tx] - s12[tx] - s13[tx];
-                }
+                let k = (ty - at.r0) * tw;
                 let r = 2 * ty;
-                interleave(&y00[..], &y01[..], &mut plane[r * ow..(r + 1) * ow]);
+                let (e, od) = (&y00[k..k + tw], &y01[k..k + tw]);
+                interleave(e, od, &mut plane[r * ow..(r + 1) * ow]);
                 if r + 1 < oh {
-                    interleave(&y10[..], &y11[..], &mut plane[(r + 1) * ow..(r + 2) * ow]);
+                    let (e, od) = (&y10[k..k + tw], &y11[k..k + tw]);
+                    interleave(e, od, &mut plane[(r + 1) * ow..(r + 2) * ow]);
                 }
             }
         }
