@@ -219,7 +219,7 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
     let items = g.b.div_ceil(item_images);
     let shape = tl.blocking(GRAD_TILES, item_images);
     let max_tiles = shape.0 * shape.1 * tl.tw;
-    let scratch = 16 * (ci + co) * max_tiles + (8 * (tl.tw + 1)).max(input_buf(&tl, shape.1));
+    let scratch = 16 * (ci + co) * max_tiles + (4 * shape.1 * tl.tw).max(input_buf(&tl, shape.1));
     let part = 16 * co * ci;
     let par = super::conv::inner_threads(items);
     let mut partials = vec![T::zero(); items * part];
@@ -280,41 +280,46 @@ fn transform_grad<T: Float>(
     let rows = at.r1 - at.r0;
     let nt = at.count(tl);
     let cn = g.co * nt;
-    let eo = &mut buf[..4 * (tw + 1)];
+    // An image and channel's rows of `dy` split once into four planes of `rows x tw`: even
+    // and odd columns of the even and of the odd rows, so that each operand over the block's
+    // tiles is one contiguous run.
+    let run = rows * tw;
+    let planes = &mut buf[..4 * run];
     for b in at.b0..at.b1 {
         for o in 0..g.co {
             let plane = &dy[(b * g.co + o) * oh * ow..][..oh * ow];
             for ty in at.r0..at.r1 {
+                let k = (ty - at.r0) * tw;
                 for r in 0..2 {
-                    let (e, od) = eo[2 * r * (tw + 1)..(2 * r + 2) * (tw + 1)].split_at_mut(tw + 1);
+                    let (e, od) = planes[2 * r * run..(2 * r + 2) * run].split_at_mut(run);
+                    let (e, od) = (&mut e[k..k + tw], &mut od[k..k + tw]);
                     let row = 2 * ty + r;
                     if row < oh {
-                        deinterleave(&plane[row * ow..][..ow], 0, &mut e[..tw], &mut od[..tw]);
+                        deinterleave(&plane[row * ow..][..ow], 0, e, od);
                     } else {
                         e.fill(T::zero());
                         od.fill(T::zero());
                     }
                 }
-                let base = o * nt + ((b - at.b0) * rows + (ty - at.r0)) * tw;
-                let n = tw + 1;
-                let (d00, d01) = (&eo[..tw], &eo[n..n + tw]);
-                let (d10, d11) = (&eo[2 * n..2 * n + tw], &eo[3 * n..3 * n + tw]);
-                // A dY A^T: the rows combined as [r0, r0 + r1, r0 - r1, -r1], then the
-                // (even, odd) columns the same way.
-                let mix = |k: usize, u: T, v: T| match k {
-                    0 => u,
-                    1 => u + v,
-                    2 => u - v,
-                    _ => -v,
-                };
-                for a in 0..4 {
-                    for bb in 0..4 {
-                        let out = &mut d[(4 * a + bb) * cn + base..][..tw];
-                        for (tx, v) in out.iter_mut().enumerate() {
-                            let c0 = mix(a, d00[tx], d10[tx]);
-                            let c1 = mix(a, d01[tx], d11[tx]);
-                            *v = mix(bb, c0, c1);
-                        }
+            }
+            let base = o * nt + (b - at.b0) * run;
+            let (d00, d01) = (&planes[..run], &planes[run..2 * run]);
+            let (d10, d11) = (&planes[2 * run..3 * run], &planes[3 * run..4 * run]);
+            // A dY A^T: the rows combined as [r0, r0 + r1, r0 - r1, -r1], then the (even,
+            // odd) columns the same way.
+            let mix = |k: usize, u: T, v: T| match k {
+                0 => u,
+                1 => u + v,
+                2 => u - v,
+                _ => -v,
+            };
+            for a in 0..4 {
+                for bb in 0..4 {
+                    let out = &mut d[(4 * a + bb) * cn + base..][..run];
+                    for (t, v) in out.iter_mut().enumerate() {
+                        let c0 = mix(a, d00[t], d10[t]);
+                        let c1 = mix(a, d01[t], d11[t]);
+                        *v = mix(bb, c0, c1);
                     }
                 }
             }
