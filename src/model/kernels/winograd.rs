@@ -375,18 +375,18 @@ fn transform_input<T: Float>(
                     } else {
                         deinterleave(&plane[ih as usize * w..][..w], p, e, o);
                     }
-                    let at = |k: usize| (4 * par + k) * len + j * tw;
-                    planes[at(0)..at(0) + tw].copy_from_slice(&e[..tw]);
-                    planes[at(1)..at(1) + tw].copy_from_slice(&e[1..]);
-                    planes[at(2)..at(2) + tw].copy_from_slice(&o[..tw]);
-                    planes[at(3)..at(3) + tw].copy_from_slice(&o[1..]);
+                    let from = |k: usize| (4 * par + k) * len + j * tw;
+                    planes[from(0)..from(0) + tw].copy_from_slice(&e[..tw]);
+                    planes[from(1)..from(1) + tw].copy_from_slice(&e[1..]);
+                    planes[from(2)..from(2) + tw].copy_from_slice(&o[..tw]);
+                    planes[from(3)..from(3) + tw].copy_from_slice(&o[1..]);
                 }
             }
             let run = rows * tw;
             // Input row `i` of every tile: (e0, e1, o0, o1) over the block's tiles.
             let row = |i: usize| -> Row<'_, T> {
-                let at = |k: usize| (4 * (i % 2) + k) * len + (i / 2) * tw;
-                let pick = |k: usize| &planes[at(k)..at(k) + run];
+                let from = |k: usize| (4 * (i % 2) + k) * len + (i / 2) * tw;
+                let pick = |k: usize| &planes[from(k)..from(k) + run];
                 (pick(0), pick(1), pick(2), pick(3))
             };
             let rws = [row(0), row(1), row(2), row(3)];
