@@ -12,7 +12,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 
 use super::geom::{Geom, Pass};
-use super::{par_chunks, par_planes, slice, Float};
+use super::{par_chunks, par_planes, slice, Float, LANES};
 
 /// The phase planes of one padded input plane.
 #[derive(Clone, Copy)]
@@ -188,9 +188,6 @@ fn weight_grad_plane<T: Float>(
         }
     }
 }
-
-/// Lanes of the weight gradient's dot products: one AVX-512 register of f32.
-const LANES: usize = 16;
 
 fn forward<T: Float>(g: &Geom, x: &[T], k: &[T]) -> Result<Vec<T>> {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);

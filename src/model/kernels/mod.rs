@@ -582,6 +582,10 @@ pub(crate) fn par_planes<T: Float>(
 /// Elements a work item of [`par_planes`] covers at least.
 const MIN_PLANE_ITEM: usize = 2048;
 
+/// Lanes of the kernels' vectorised sums (batch norm's channel sums, the depthwise weight
+/// gradient): one AVX-512 register of f32.
+pub(crate) const LANES: usize = 16;
+
 /// Adds the consecutive `len`-element partial results in `parts` into the first, in order
 /// (so the sum is the same whatever thread computed each part), and returns it.
 pub(crate) fn add_in_order<T: Float>(parts: &mut [T], len: usize) -> &[T] {

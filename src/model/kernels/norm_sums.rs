@@ -3,7 +3,7 @@
 //! the data type over blocks of 256 elements, and across blocks in f64.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, WithDType};
 
-use super::{par_chunks, par_planes, slice, Act, Activation, Float};
+use super::{par_chunks, par_planes, slice, Act, Activation, Float, LANES};
 
 /// `(b, c, inner)` of a tensor with at least two dimensions.
 pub(super) fn split(shape: &Shape) -> Result<(usize, usize, usize)> {
@@ -43,8 +43,6 @@ fn lane_sums<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> (T, T)) -> (f64, f6
     (sa, sb)
 }
 
-/// Lanes of [`lane_sums`]: one AVX-512 register of f32.
-const LANES: usize = 16;
 /// Elements [`lane_sums`] adds in `T` (16 to a lane) before adding them into f64.
 const BLOCK: usize = 256;
 

@@ -165,7 +165,7 @@ pub(crate) fn forward<T: Float>(g: &Geom, x: &[T], weight: &[T]) -> Result<Vec<T
     let shape = tl.blocking(budget, g.b.div_ceil(MIN_ITEMS).max(1));
     let (images, rows) = shape;
     let max_tiles = images * rows * tl.tw;
-    let scratch = 16 * (ci + co) * max_tiles + (12 * rows * tl.tw).max(input_buf(&tl, rows));
+    let scratch = 16 * (ci + co) * max_tiles + transform_buf(&tl, rows);
     let par = super::conv::inner_threads(g.b.div_ceil(images));
     par_new(
         g.b * co * ohw,
@@ -223,7 +223,7 @@ pub(crate) fn weight_grad<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Result<Vec<T
     let items = g.b.div_ceil(item_images);
     let shape = tl.blocking(GRAD_TILES, item_images);
     let max_tiles = shape.0 * shape.1 * tl.tw;
-    let scratch = 16 * (ci + co) * max_tiles + (4 * shape.1 * tl.tw).max(input_buf(&tl, shape.1));
+    let scratch = 16 * (ci + co) * max_tiles + transform_buf(&tl, shape.1);
     let part = 16 * co * ci;
     let par = super::conv::inner_threads(items);
     let mut partials = vec![T::zero(); items * part];
@@ -334,6 +334,13 @@ fn transform_grad<T: Float>(
 /// Scratch elements [`transform_input`] needs for blocks of `rows` tile rows.
 fn input_buf(tl: &Tiling, rows: usize) -> usize {
     8 * (rows + 1) * tl.tw + 2 * (tl.tw + 1)
+}
+
+/// Scratch elements that any of the three transforms needs for blocks of `rows` tile rows:
+/// [`transform_input`]'s, [`transform_output`]'s `12 * rows * tw` and [`transform_grad`]'s
+/// `4 * rows * tw`.
+fn transform_buf(tl: &Tiling, rows: usize) -> usize {
+    input_buf(tl, rows).max(12 * rows * tl.tw)
 }
 
 /// `V = B^T d B` for every tile of the block and input channel: matrix `xi` of `v` is

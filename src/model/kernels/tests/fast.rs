@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::BatchNorm;
 
-use super::{check_grads, compare, rand_tensor, rel_diff, set_fast_path, FastPath};
+use super::{check_grads, compare, rand_tensor, rel_diff, run_path, set_fast_path, FastPath};
 use crate::model::ops::{self, Activation};
 
 #[test]
@@ -383,7 +383,6 @@ fn dropout_matches_reference() {
 #[test]
 fn simd_levels_agree_bit_for_bit() {
     use crate::model::kernels::{set_direct, set_simd, Simd};
-    use candle_core::Var;
     struct Restore;
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -403,43 +402,31 @@ fn simd_levels_agree_bit_for_bit() {
         f32(&[64], 65),
         f32(&[10, 64], 66),
     ];
-    let run = |level: Simd| -> Vec<Vec<f32>> {
+    let net = |t: &[Tensor]| -> candle_core::Result<Tensor> {
         use rand::SeedableRng;
+        let bn = |seed: u32| -> candle_core::Result<BatchNorm> {
+            Ok(norm(&(&t[4] * f64::from(seed))?, &t[5]))
+        };
+        let x = ops::conv2d(&t[0], &t[1], None, 1, 1)?;
+        let x = ops::batch_norm(&x, &bn(2)?, true, Activation::Silu)?;
+        // 64 -> 64 channels, 3x3, 16x16: Winograd's shape.
+        let y = ops::conv2d(&x, &t[2], None, 1, 1)?;
+        let y = ops::batch_norm(&y, &bn(3)?, true, Activation::Relu6)?;
+        let y = ops::add_relu(&x, &y)?;
+        let y = ops::depthwise_conv2d(&y, &t[3], Some(&t[5]), 2, 2)?;
+        let y = ops::batch_norm(&y, &bn(4)?, true, Activation::Relu)?;
+        let y = ops::silu(&ops::max_pool2d(&y, 3, 2, 1)?)?;
+        let y = crate::model::layers::dropout(&y, 0.25, &mut rand::rngs::StdRng::seed_from_u64(7))?;
+        let y = ops::avg_pool_global(&y)?;
+        ops::linear(&y, &candle_nn::Linear::new(t[6].clone(), None))
+    };
+    // The output and every input's gradient, as f32 values.
+    let run = |level: Simd| -> Vec<Vec<f32>> {
         set_simd(level);
-        let vars: Vec<Var> = inputs
+        run_path(true, &inputs, &net)
             .iter()
-            .map(|t| Var::from_tensor(t).unwrap())
-            .collect();
-        let t: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-        let loss = (|| -> candle_core::Result<Tensor> {
-            let bn = |seed: u32| -> candle_core::Result<BatchNorm> {
-                Ok(norm(&(&t[4] * f64::from(seed))?, &t[5]))
-            };
-            let x = ops::conv2d(&t[0], &t[1], None, 1, 1)?;
-            let x = ops::batch_norm(&x, &bn(2)?, true, Activation::Silu)?;
-            // 64 -> 64 channels, 3x3, 16x16: Winograd's shape.
-            let y = ops::conv2d(&x, &t[2], None, 1, 1)?;
-            let y = ops::batch_norm(&y, &bn(3)?, true, Activation::Relu6)?;
-            let y = ops::add_relu(&x, &y)?;
-            let y = ops::depthwise_conv2d(&y, &t[3], Some(&t[5]), 2, 2)?;
-            let y = ops::batch_norm(&y, &bn(4)?, true, Activation::Relu)?;
-            let y = ops::silu(&ops::max_pool2d(&y, 3, 2, 1)?)?;
-            let y =
-                crate::model::layers::dropout(&y, 0.25, &mut rand::rngs::StdRng::seed_from_u64(7))?;
-            let y = ops::avg_pool_global(&y)?;
-            let head = candle_nn::Linear::new(t[6].clone(), None);
-            (ops::linear(&y, &head)? * &f32(&[2, 10], 67))?.sum_all()
-        })()
-        .unwrap();
-        let grads = loss.backward().unwrap();
-        let mut out = vec![loss.flatten_all().unwrap().to_vec1::<f32>().unwrap()];
-        for v in &vars {
-            let g = grads
-                .get(v.as_tensor())
-                .expect("every input has a gradient");
-            out.push(g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-        }
-        out
+            .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
     };
     let baseline = run(Simd::Baseline);
     for level in [Simd::Avx2, Simd::Avx512] {
